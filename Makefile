@@ -1,0 +1,69 @@
+# Every target bootstraps what it needs; a second run with nothing changed does nothing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+RASA_VENV := .venv-rasa
+HOTLINE := $(VENV)/bin/hotline
+RASA := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bin/rasa
+RASA_DATA := --domain bot --data data/nlu data/stories data/rules --config config.yml
+
+.PHONY: help setup run test train eval bench shell lint release redis chromium validate stories pytest
+
+help:
+	@echo "make run     install what is missing, train if needed, start the hotline"
+	@echo "make test    the same set-up, then every test"
+	@echo "make train   train the model when config.yml, bot/ or data/ changed"
+	@echo "make shell   chat with the bot in the terminal (LANG=pt|en|fr|sw)"
+	@echo "make eval    intent, language and risk figures on the held-out sets"
+	@echo "make bench   load benchmark against Rasa's own REST channel"
+
+$(VENV)/.installed: pyproject.toml
+	@py=$$(scripts/find-python 3.11) && $$py -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+$(RASA_VENV)/.installed: requirements-rasa.txt
+	@py=$$(scripts/find-python 3.10) && $$py -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install -q --upgrade pip
+	$(RASA_VENV)/bin/pip install -q -r requirements-rasa.txt
+	@touch $@
+
+redis:
+	@command -v redis-server >/dev/null || scripts/apt-install redis-server
+
+chromium:
+	@command -v chromium >/dev/null || scripts/apt-install chromium
+
+setup: $(VENV)/.installed $(RASA_VENV)/.installed redis
+
+train: setup
+	@$(HOTLINE) train
+
+run: setup train
+	@$(HOTLINE) run
+
+shell: setup train
+	@$(HOTLINE) shell --language $(or $(filter pt en fr sw,$(LANG)),pt)
+
+validate: setup
+	$(RASA) data validate $(RASA_DATA) --fail-on-warnings
+
+stories: train
+	$(RASA) test core --model models/hotline.tar.gz --stories tests/stories \
+		--fail-on-prediction-errors --out var/results/stories
+
+pytest: setup chromium train
+	$(VENV)/bin/python -m pytest -q
+
+test: setup chromium train validate stories pytest
+
+eval: setup train
+	@$(HOTLINE) eval
+
+bench: setup train
+	@$(HOTLINE) bench
+
+lint: setup
+	$(VENV)/bin/ruff check hotline actions channels referral tests

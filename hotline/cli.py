@@ -1,0 +1,100 @@
+"""The `hotline` command: run, train, triage, shell, eval, bench, and operator tasks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hotline.launcher import run
+
+    return run()
+
+
+def _train(args: argparse.Namespace) -> int:
+    from hotline.training import train
+
+    train(force=args.force)
+    return 0
+
+
+def _triage(args: argparse.Namespace) -> int:
+    from hotline.triage import main
+
+    return main(sys.stdin, sys.stdout)
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from hotline.shell import main
+
+    return main(args.language)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from hotline.evaluation import main
+
+    return main()
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from hotline.benchmark import main
+
+    return main()
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from channels import dlq
+    from hotline.settings import get_settings
+    from hotline.store import connect
+
+    db = connect(get_settings())
+    if args.action == "list":
+        for entry in dlq.list_dead(db):
+            print(entry)
+        return 0
+    print(f"replayed {dlq.replay(db, args.entry)} message(s)")
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from referral.privacy import purge
+    from hotline.settings import get_settings
+    from hotline.store import connect
+
+    units = {"d": 86400, "h": 3600}
+    seconds = int(args.older_than[:-1]) * units[args.older_than[-1]]
+    print(f"purged {purge(connect(get_settings()), seconds)} closed case(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start every service (what `make run` calls)").set_defaults(func=_run)
+    train = commands.add_parser("train", help="train the model if its inputs changed")
+    train.add_argument("--force", action="store_true")
+    train.set_defaults(func=_train)
+    commands.add_parser("triage", help="JSON lines in, language/intent/risk out").set_defaults(func=_triage)
+    shell = commands.add_parser("shell", help="chat with the bot in the terminal")
+    shell.add_argument("--language", choices=["pt", "en", "fr", "sw"], default="pt")
+    shell.set_defaults(func=_shell)
+    commands.add_parser("eval", help="figures on the held-out sets").set_defaults(func=_eval)
+    commands.add_parser("bench", help="load benchmark").set_defaults(func=_bench)
+    dlq = commands.add_parser("dlq", help="dead-letter messages: list or replay")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("entry", nargs="?", help="replay only this entry id")
+    dlq.set_defaults(func=_dlq)
+    purge = commands.add_parser("purge", help="erase closed cases past retention")
+    purge.add_argument("--older-than", default="90d", help="e.g. 90d or 12h")
+    purge.set_defaults(func=_purge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

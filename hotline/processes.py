@@ -1,0 +1,87 @@
+"""How each service is started, shared by the launcher, the triage command and the tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from hotline.settings import PROJECT_ROOT, Settings
+
+RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
+MODEL = PROJECT_ROOT / "models" / "hotline.tar.gz"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_answers(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def wait_http(url: str, timeout: float, ok: tuple[int, ...] = (200,)) -> bool:
+    """Poll until the URL answers with an expected status, or give up after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2.0).status_code in ok:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def redis_command(port: int, data_dir: Path) -> list[str]:
+    """A loopback-only Redis with the append-only file on, so cases survive a restart."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+        "--protected-mode", "yes", "--loglevel", "warning",
+    ]
+
+
+def rasa_environment(settings: Settings, action_port: int) -> dict[str, str]:
+    """endpoints.yml reads these: where the action server and Redis are."""
+    url = urlparse(settings.redis_url)
+    return {
+        **os.environ,
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "REDIS_HOST": url.hostname or "127.0.0.1",
+        "REDIS_PORT": str(url.port or 6379),
+        "REDIS_DB": (url.path or "/0").lstrip("/") or "0",
+        # Rasa's own telemetry would try to reach the internet.
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+def rasa_command(settings: Settings, port: int, model: Path = MODEL) -> list[str]:
+    (PROJECT_ROOT / "var" / "log").mkdir(parents=True, exist_ok=True)
+    command = [
+        str(RASA_BIN), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port),
+        "--model", str(model), "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+        "--credentials", str(PROJECT_ROOT / "credentials.yml"),
+        "--log-file", str(PROJECT_ROOT / "var" / "log" / "rasa.log"),
+    ]
+    token = settings.rasa_token.get_secret_value()
+    return command + ["--auth-token", token] if token else command
+
+
+def actions_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+
+
+def python_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]

@@ -1,0 +1,71 @@
+"""A small client for the Rasa server's HTTP API: the REST channel, parse, and events.
+
+Rasa is reached like a database, over HTTP; no project code imports rasa.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from hotline.settings import Settings
+
+
+class RasaUnavailable(Exception):
+    """Rasa did not answer (down, restarting or overloaded); the caller retries later."""
+
+
+class RasaClient:
+    """Async client; one per process, sharing a connection pool."""
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+        self._base = settings.rasa_url.rstrip("/")
+        self._token = settings.rasa_token.get_secret_value()
+        self._http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=3.0))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        params = kwargs.pop("params", {}) or {}
+        if self._token:
+            params["token"] = self._token
+        try:
+            response = await self._http.request(method, self._base + path, params=params, **kwargs)
+        except httpx.HTTPError as error:
+            raise RasaUnavailable(type(error).__name__) from error
+        if response.status_code >= 500 or response.status_code == 409:
+            # 409: the conversation is locked by another message; try again shortly.
+            raise RasaUnavailable(f"HTTP {response.status_code}")
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
+        """One user message through the REST channel; returns the bot's messages."""
+        body = {"sender": sender, "message": text, "metadata": metadata}
+        return await self._call("POST", "/webhooks/rest/webhook", json=body) or []
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        """NLU only: intent ranking for a text, without touching any tracker."""
+        return await self._call("POST", "/model/parse", json={"text": text})
+
+    async def tracker(self, sender: str) -> dict[str, Any]:
+        return await self._call("GET", f"/conversations/{sender}/tracker")
+
+    async def append_events(self, sender: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        return await self._call("POST", f"/conversations/{sender}/tracker/events", json=events)
+
+    async def execute(self, sender: str, action: str) -> list[dict[str, Any]]:
+        """Run one action (e.g. a response) in the conversation; returns what the bot said."""
+        result = await self._call(
+            "POST", f"/conversations/{sender}/execute", json={"name": action}
+        )
+        return (result or {}).get("messages", [])
+
+    async def healthy(self) -> bool:
+        try:
+            response = await self._http.get(self._base + "/", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200

@@ -1,0 +1,33 @@
+"""The Redis connection every component shares, and the key names they agree on."""
+
+from __future__ import annotations
+
+import redis
+
+from hotline.settings import Settings
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client that retries briefly, so a Redis restart is a pause, not a crash."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
+
+
+def connect_async(settings: Settings) -> redis.asyncio.Redis:
+    """The asyncio flavour, for the FastAPI apps."""
+    import redis.asyncio as aioredis
+
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
