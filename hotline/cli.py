@@ -68,6 +68,35 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counsellor(args: argparse.Namespace) -> int:
+    from hotline.settings import get_settings
+    from hotline.store import connect
+    from referral import accounts
+
+    db = connect(get_settings())
+    try:
+        if args.action == "add":
+            if not args.name:
+                raise accounts.AccountError("give the new counsellor's NAME")
+            # A password piped in is used as given; on a terminal one is generated.
+            given = sys.stdin.readline().strip() if not sys.stdin.isatty() else ""
+            password = given or accounts.generate_password()
+            accounts.add(db, args.name, args.role, password, args.language)
+            if not given:
+                print(f"password for {args.name.lower()} (shown once): {password}")
+            print(f"added {args.role} {args.name.lower()}")
+        elif args.action == "list":
+            for c in accounts.all_counsellors(db):
+                print(f"{c.name:<20} {c.role:<11} {'active' if c.active else 'disabled'}")
+        elif args.action in ("disable", "enable"):
+            accounts.set_active(db, args.name, args.action == "enable")
+            print(f"{args.action}d {args.name}")
+    except accounts.AccountError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     purge = commands.add_parser("purge", help="erase closed cases past retention")
     purge.add_argument("--older-than", default="90d", help="e.g. 90d or 12h")
     purge.set_defaults(func=_purge)
+    counsellor = commands.add_parser("counsellor", help="counsellor accounts")
+    counsellor.add_argument("action", choices=["add", "list", "disable", "enable"])
+    counsellor.add_argument("name", nargs="?")
+    counsellor.add_argument("--role", choices=["counsellor", "supervisor"], default="counsellor")
+    counsellor.add_argument("--language", choices=["pt", "en"], default="pt")
+    counsellor.set_defaults(func=_counsellor)
     return parser
 
 

@@ -1,0 +1,49 @@
+"""action_list_services reads the directory and answers in the person's language."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import directory
+from actions.services import ActionListServices, services_reply
+from hotline.sms import segment_count
+from tests.actions.snapshots import tracker, user
+
+
+def run(text: str, language: str) -> list[dict]:
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionListServices().run(dispatcher, tracker([user(text, "ask_services")], {"language": language}), {}))
+    return dispatcher.messages
+
+
+def test_every_service_in_the_directory_is_complete() -> None:
+    for service in directory.load():
+        assert service.type in directory.SERVICE_TYPES
+        assert set(service.name) >= {"pt", "en", "fr", "sw"}
+        assert service.phone or service.short_code
+
+
+def test_the_list_is_introduced_and_in_the_persons_language() -> None:
+    messages = run("where is the IOM office in Maputo?", "en")
+    assert messages[0]["response"] == "utter_services_intro"
+    assert "+258 21 310 779" in messages[1]["text"]
+    english = next(s for s in directory.load() if s.id == "iom-maputo").name["en"]
+    assert english in messages[1]["text"]
+
+
+def test_asking_for_the_police_gives_the_police_number() -> None:
+    reply = services_reply("qual é o numero da policia?", "pt")
+    assert reply is not None and "119" in reply and "1458" not in reply
+
+
+def test_asking_for_a_kind_of_service_we_do_not_list_says_so() -> None:
+    messages = run("preciso de um abrigo em Nampula", "pt")
+    assert [m["response"] for m in messages] == ["utter_no_services"]
+
+
+def test_the_full_list_fits_in_three_segments() -> None:
+    for language in ("pt", "en", "fr", "sw"):
+        reply = services_reply("onde encontro ajuda?", language)
+        assert reply is not None and segment_count(reply) <= 3, (language, reply)
