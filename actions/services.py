@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import directory
+from actions.texts import text
 
 
 def services_reply(question: str, language: str, types: tuple[str, ...] = ()) -> str | None:
@@ -26,8 +27,7 @@ class ActionListServices(Action):
         language = tracker.get_slot("language") or "pt"
         reply = services_reply(tracker.latest_message.get("text") or "", language)
         if reply is None:
-            dispatcher.utter_message(response="utter_no_services")
+            dispatcher.utter_message(text=text("utter_no_services", language))
         else:
-            dispatcher.utter_message(response="utter_services_intro")
-            dispatcher.utter_message(text=reply)
+            dispatcher.utter_message(text=text("utter_services_intro", language) + "\n" + reply)
         return []

@@ -11,9 +11,10 @@ from hotline.settings import PROJECT_ROOT
 
 @lru_cache(maxsize=1)
 def responses() -> dict[str, dict[str, str]]:
-    """{response name: {language: text}}; the unconditioned variation is Portuguese."""
+    """{response name: {language: text}} from bot/ and the action server's data/handoff.yml;
+    the unconditioned variation is Portuguese."""
     found: dict[str, dict[str, str]] = {}
-    for path in sorted((PROJECT_ROOT / "bot").glob("*.yml")):
+    for path in [*sorted((PROJECT_ROOT / "bot").glob("*.yml")), PROJECT_ROOT / "data" / "handoff.yml"]:
         data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
         for name, variations in (data.get("responses") or {}).items():
             for variation in variations:

@@ -44,8 +44,8 @@ def test_a_custom_action_runs_through_the_real_servers(rasa_stack) -> None:
     """ask_services is answered by action_list_services on the action server."""
     texts = say(rasa_stack["rasa_url"], f"c{uuid.uuid4().hex[:31]}", "where is the IOM office in Maputo?",
                 {"language": "en", "channel": "whatsapp"})
-    assert texts[0] == responses()["utter_services_intro"]["en"]
-    assert "+258 21 310 779" in texts[1]
+    assert texts[0].startswith(responses()["utter_services_intro"]["en"])
+    assert "+258 21 310 779" in texts[0]
 
 
 def test_the_language_carries_over_to_a_short_reply(rasa_stack) -> None:
