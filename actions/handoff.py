@@ -1,0 +1,223 @@
+"""The handoff actions: offer a counsellor, open a case and pause the bot, respect a refusal."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import risk
+from actions.conversation import latest_metadata, user_messages, window
+from hotline import conversations, store
+from hotline.settings import get_settings
+from referral import rota
+from referral.queue import Priority, Referrals
+
+log = logging.getLogger(__name__)
+
+# Which kinds of service (data/services.yml types) help with which indicator.
+SERVICES_FOR_INDICATOR = {
+    "minor": ("child_helpline",),
+    "danger_now": ("police",),
+    "threats_or_violence": ("police", "helpline"),
+    "sexual_exploitation": ("health", "helpline"),
+    "wages_withheld": ("legal_aid",),
+    "debt_bondage": ("legal_aid",),
+    "deception": ("legal_aid",),
+    "excessive_hours": ("legal_aid",),
+    "documents_confiscated": ("office", "helpline"),
+    "not_free_to_leave": ("helpline", "police"),
+    "isolation": ("helpline",),
+}
+DEFAULT_SERVICES = ("office", "helpline")
+
+
+def _latest_intent(tracker: Tracker) -> tuple[str | None, float]:
+    intent = (tracker.latest_message or {}).get("intent") or {}
+    return intent.get("name"), float(intent.get("confidence") or 0.0)
+
+
+def _language(tracker: Tracker) -> str:
+    chosen = tracker.get_slot("language") or latest_metadata(tracker).get("language")
+    return chosen if chosen in risk.LANGUAGES else "pt"
+
+
+def case_priority(intent: str | None, confidence: float, assessment: risk.Assessment) -> Priority:
+    """Emergency, high (disclosure, someone else at risk, a child alone) or a plain request."""
+    if assessment.level == "emergency" or (intent == "emergency" and confidence >= risk.EMERGENCY_CONFIDENCE):
+        return "emergency"
+    if assessment.level == "high" or intent in risk.DISCLOSURE_INTENTS:
+        return "high"
+    return "request"
+
+
+def consent_for(tracker: Tracker, intent: str | None, priority: Priority) -> str:
+    """How the person agreed: yes to the offer, asked themselves, or not asked (danger, a child)."""
+    if priority == "emergency" or intent == "child_alone":
+        return "not_asked"
+    if intent == "affirm" and _offered_just_before(tracker):
+        return "given"
+    return "requested"
+
+
+def _offered_just_before(tracker: Tracker) -> bool:
+    events = tracker.events or []
+    seen_user = False
+    for event in reversed(events):
+        if event.get("event") == "user":
+            if seen_user:
+                return False
+            seen_user = True
+        elif event.get("event") == "action" and seen_user and event.get("name") != "action_listen":
+            return event.get("name") == "action_offer_counsellor"
+    return False
+
+
+def bot_transcript(events: list[dict[str, Any]]) -> list[tuple[float, str, str]]:
+    """(when, person|bot, text) of the conversation so far, for the counsellor."""
+    lines = []
+    for event in events:
+        kind = event.get("event")
+        if kind in ("user", "bot") and event.get("text"):
+            author = "person" if kind == "user" else "bot"
+            lines.append((float(event.get("timestamp") or 0.0), author, event["text"]))
+    return lines
+
+
+def services_for(indicators: list[str], language: str) -> str | None:
+    """Directory lines for what the person disclosed, or None when the directory has none."""
+    try:
+        from actions.services import services_reply
+    except ImportError:  # the directory is optional for the handoff path
+        return None
+    kinds: list[str] = []
+    for name in indicators:
+        kinds += [k for k in SERVICES_FOR_INDICATOR.get(name, ()) if k not in kinds]
+    return services_reply("", language, tuple(kinds or DEFAULT_SERVICES))
+
+
+_db: redis.Redis | None = None
+
+
+def _default_db() -> redis.Redis:
+    global _db
+    if _db is None:
+        _db = store.connect(get_settings())
+    return _db
+
+
+class ActionOfferCounsellor(Action):
+    """High risk: acknowledge, one safety sentence, ask consent to connect with a counsellor."""
+
+    def name(self) -> str:
+        return "action_offer_counsellor"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        assessment = risk.assess(user_messages(window(tracker)))
+        intent, _ = _latest_intent(tracker)
+        if intent == "report_third_party" or (intent != "report_exploitation" and assessment.about_other):
+            dispatcher.utter_message(response="utter_acknowledge_third_party")
+        else:
+            dispatcher.utter_message(response="utter_acknowledge_disclosure")
+        dispatcher.utter_message(response="utter_safety_tip")
+        dispatcher.utter_message(response="utter_ask_consent")
+        return []
+
+
+class ActionOpenCase(Action):
+    """Opens (or updates) the conversation's case and pauses the bot; counsellors take over."""
+
+    def __init__(self, db: redis.Redis | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._clock = clock
+
+    def name(self) -> str:
+        return "action_open_case"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        events = window(tracker)
+        assessment = risk.assess(user_messages(events))
+        intent, confidence = _latest_intent(tracker)
+        priority = case_priority(intent, confidence, assessment)
+        language = _language(tracker)
+        child = intent == "child_alone"
+        urgent = priority in ("emergency", "high")
+        now = self._clock()
+        db = self._db or _default_db()
+        try:
+            channel = latest_metadata(tracker).get("channel") or conversations.state(db, tracker.sender_id).get(
+                "channel", "sms"
+            )
+            Referrals(db, clock=self._clock).open_case(
+                tracker.sender_id,
+                priority=priority,
+                channel=channel,
+                language=language,
+                risk_level=assessment.level,
+                indicators=[
+                    {"name": i.name, "message_index": i.message_index, "phrase": i.phrase}
+                    for i in assessment.indicators
+                ],
+                summary=assessment.summary(language),
+                about_other=assessment.about_other,
+                consent=consent_for(tracker, intent, priority),  # type: ignore[arg-type]
+                trigger=intent or "",
+                transcript=bot_transcript(events),
+            )
+            staffed = rota.on_duty(db, now)
+        except redis.RedisError as error:
+            # No case could be opened: give the numbers and keep the bot talking.
+            log.error("could not open a case (%s)", type(error).__name__)
+            shift = rota.next_shift(now, language)
+            dispatcher.utter_message(response="utter_emergency" if priority == "emergency" else
+                                     "utter_nobody_on_duty_urgent", next_shift=shift)
+            return [SlotSet("next_shift", shift)]
+
+        result: list[dict[str, Any]] = []
+        if priority == "emergency":
+            dispatcher.utter_message(response="utter_emergency")
+        elif child:
+            dispatcher.utter_message(response="utter_child_protection")
+        else:
+            dispatcher.utter_message(response="utter_case_opened")
+        if not staffed:
+            shift = rota.next_shift(now, language)
+            # The emergency reply already carries the numbers; the others need them when at risk.
+            needs_numbers = urgent and priority != "emergency"
+            dispatcher.utter_message(
+                response="utter_nobody_on_duty_urgent" if needs_numbers else "utter_nobody_on_duty",
+                next_shift=shift,
+            )
+            result.append(SlotSet("next_shift", shift))
+        result.append(ConversationPaused())
+        return result
+
+
+class ActionDeclineCounsellor(Action):
+    """No to the offer: respect it, give matching services and how to ask for a person later."""
+
+    def name(self) -> str:
+        return "action_decline_counsellor"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        assessment = risk.assess(user_messages(window(tracker)))
+        language = _language(tracker)
+        dispatcher.utter_message(response="utter_consent_declined")
+        names = list(dict.fromkeys(i.name for i in assessment.indicators))
+        listing = services_for(names, language)
+        if listing:
+            dispatcher.utter_message(response="utter_services_intro")
+            dispatcher.utter_message(text=listing)
+        return []

@@ -1,0 +1,76 @@
+"""Dependencies every console route uses: settings, Redis, the signed-in counsellor, CSRF.
+
+Permissions are decided here and in permissions.py, in one place, not route by route.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis
+from fastapi import Depends, HTTPException, Request, status
+
+from hotline.settings import Settings, get_settings
+from hotline.store import connect
+from referral import accounts
+from referral.accounts import Counsellor
+from referral.console import sessions
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def settings_dep() -> Settings:
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
+
+
+def db_dep(settings: SettingsDep) -> redis.Redis:
+    client = _clients.get(settings.redis_url)
+    if client is None:
+        client = _clients[settings.redis_url] = connect(settings)
+    return client
+
+
+DbDep = Annotated[redis.Redis, Depends(db_dep)]
+
+
+class SignInRequired(Exception):
+    """Raised for an anonymous page request; the app turns it into a redirect to /login."""
+
+
+def _session(request: Request, db: DbDep) -> dict[str, str] | None:
+    return sessions.load(db, request.cookies.get(sessions.COOKIE))
+
+
+async def current_counsellor(request: Request, db: DbDep) -> Counsellor:
+    session = _session(request, db)
+    counsellor = accounts.get(db, session["counsellor"]) if session else None
+    if counsellor is None or not counsellor.active:
+        if request.url.path.startswith("/api/"):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
+        raise SignInRequired()
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        # Forms send the token as a field, the JSON API and HTMX as a header.
+        offered = request.headers.get("x-csrf-token")
+        if offered is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            offered = (await request.form()).get("csrf_token")
+        if not sessions.csrf_ok(session, offered):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+    request.state.csrf = session["csrf"]
+    return counsellor
+
+
+CounsellorDep = Annotated[Counsellor, Depends(current_counsellor)]
+
+
+def supervisor(counsellor: CounsellorDep) -> Counsellor:
+    if not counsellor.is_supervisor:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors only")
+    return counsellor
+
+
+SupervisorDep = Annotated[Counsellor, Depends(supervisor)]

@@ -1,0 +1,220 @@
+"""Erasure: a person's texts and number leave the tracker, the streams and the cases.
+
+On request (DELETE, APAGAR, SUPPRIMER, FUTA, confirmed) and, for closed cases, after the
+retention period (`hotline purge --older-than 90d`). What stays is an anonymous case record
+(channel, language, priority, risk level, indicator names, outcome, times, audit trail) for
+statistics: no conversation id, no message text, no number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import httpx
+import redis
+
+from hotline import conversations
+from hotline.ids import unseal
+from hotline.rasa import RasaClient, RasaUnavailable
+from hotline.settings import get_settings
+from referral.queue import (
+    ANONYMOUS,
+    CLOSED,
+    Referrals,
+    audit_key,
+    case_key,
+    conversation_cases_key,
+    messages_key,
+    open_key,
+)
+
+log = logging.getLogger(__name__)
+
+# Rasa 3.6's RedisTrackerStore keys a tracker as <key_prefix>:tracker:<sender id>; endpoints.yml
+# sets key_prefix "rasa". The bare default prefix is listed too in case the prefix is dropped.
+TRACKER_KEYS = ("rasa:tracker:{cid}", "tracker:{cid}")
+STREAMS = (conversations.INBOUND_STREAM, conversations.OUTBOUND_STREAM, conversations.DEAD_LETTER_STREAM)
+# The sealed number outlives an erasure by this long, so the sender can still deliver the
+# confirmation ("your data was deleted") that the worker queues; then Redis expires it.
+ADDRESS_GRACE_SECONDS = 600
+_BATCH = 500
+
+
+class ErasureIncomplete(Exception):
+    """Rasa still returns the conversation's messages after its tracker key was deleted."""
+
+
+@dataclass(frozen=True)
+class Erasure:
+    cases: int
+    stream_entries: int
+    tracker_deleted: bool
+
+
+def _address(db: redis.Redis, conversation_id: str, fernet_key: str | None) -> str | None:
+    sealed = db.hget(conversations.key(conversation_id), "address")
+    if not sealed:
+        return None
+    key = fernet_key if fernet_key is not None else get_settings().fernet_key.get_secret_value()
+    try:
+        return unseal(sealed, key)
+    except ValueError:
+        log.warning("cannot open the sealed address; stream entries are matched by conversation id only")
+        return None
+
+
+def _address_forms(address: str) -> set[str]:
+    bare = address.removeprefix("whatsapp:")
+    return {address, bare, f"whatsapp:{bare}"}
+
+
+def anonymise_case(db: redis.Redis, case_id: str, now: float | None = None) -> None:
+    """Keep the case for statistics, without its transcript, conversation id or quoted words."""
+    raw = db.hgetall(case_key(case_id))
+    if not raw or raw.get("erased_at"):
+        return
+    now = time.time() if now is None else now
+    names = [
+        {"name": item.get("name"), "message_index": item.get("message_index")}
+        for item in json.loads(raw.get("indicators") or "[]")
+    ]
+    with db.pipeline(transaction=True) as pipe:
+        pipe.delete(messages_key(case_id))
+        pipe.hdel(case_key(case_id), "conversation_id", "transcript_until")
+        pipe.hset(case_key(case_id), mapping={"indicators": json.dumps(names), "erased_at": f"{now:.6f}"})
+        pipe.zrem(CLOSED, case_id)
+        pipe.zadd(ANONYMOUS, {case_id: float(raw.get("closed_at") or now)})
+        pipe.xadd(audit_key(case_id), {"at": f"{now:.6f}", "actor": "privacy", "action": "erased", "detail": "{}"})
+        pipe.execute()
+
+
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _not_yet_sent(db: redis.Redis, stream: str):
+    """Entries some consumer group has not acknowledged: the sender still needs them."""
+    try:
+        groups = db.xinfo_groups(stream)
+    except redis.ResponseError:
+        return lambda entry_id: False
+    delivered, pending = [], set()
+    for group in groups:
+        delivered.append(_stream_id(group["last-delivered-id"]))
+        if group.get("pending"):
+            for item in db.xpending_range(stream, group["name"], "-", "+", group["pending"]):
+                pending.add(item["message_id"])
+    return lambda entry_id: entry_id in pending or any(_stream_id(entry_id) > d for d in delivered)
+
+
+def erase_from_streams(db: redis.Redis, conversation_ids: set[str], addresses: set[str]) -> int:
+    """Delete stream entries of these conversations (by id, or by number in the gateway's entries).
+
+    Outgoing messages the sender has not handled yet are left to it, so a confirmation queued
+    just before the erasure still goes out.
+    """
+    numbers = set().union(*(_address_forms(a) for a in addresses)) if addresses else set()
+    deleted = 0
+    for stream in STREAMS:
+        keep = _not_yet_sent(db, stream) if stream == conversations.OUTBOUND_STREAM else (lambda entry_id: False)
+        start = "-"
+        while True:
+            entries = db.xrange(stream, min=start, max="+", count=_BATCH)
+            doomed = [
+                entry_id
+                for entry_id, fields in entries
+                if (fields.get("conversation_id") in conversation_ids or numbers & set(fields.values()))
+                and not keep(entry_id)
+            ]
+            if doomed:
+                deleted += db.xdel(stream, *doomed)
+            if len(entries) < _BATCH:
+                break
+            start = "(" + entries[-1][0]
+    return deleted
+
+
+def _delete_tracker(db: redis.Redis, conversation_id: str) -> bool:
+    return db.delete(*(k.format(cid=conversation_id) for k in TRACKER_KEYS)) > 0
+
+
+def _forget_conversation(db: redis.Redis, conversation_id: str) -> None:
+    """Drop what the channels keep about the conversation; the sealed number only after a grace."""
+    key = conversations.key(conversation_id)
+    fields = db.hkeys(key)
+    if "address" not in fields:
+        db.delete(key)
+        return
+    with db.pipeline(transaction=True) as pipe:
+        extra = [f for f in fields if f not in ("address", "channel")]
+        if extra:
+            pipe.hdel(key, *extra)
+        pipe.expire(key, ADDRESS_GRACE_SECONDS)
+        pipe.execute()
+
+
+async def _confirm_tracker_gone(rasa: RasaClient, conversation_id: str) -> None:
+    try:
+        tracker = await rasa.tracker(conversation_id)
+    except (RasaUnavailable, httpx.HTTPError):
+        log.warning("Rasa did not answer; the tracker key was deleted but not confirmed gone")
+        return
+    if any(event.get("event") == "user" for event in (tracker or {}).get("events") or []):
+        raise ErasureIncomplete("Rasa still has this conversation's messages; check the tracker key prefix")
+
+
+async def erase_conversation(
+    db: redis.Redis, rasa: RasaClient, conversation_id: str, *, fernet_key: str | None = None
+) -> Erasure:
+    """Erase one person's conversation everywhere; an open case is closed as declined."""
+    referrals = Referrals(db)
+    address = _address(db, conversation_id, fernet_key)
+    case_ids = referrals.cases_of(conversation_id)
+    for case_id in case_ids:
+        if referrals.get(case_id, transcript=False).is_open:
+            referrals.close(case_id, "person", "declined")
+        anonymise_case(db, case_id)
+    db.delete(open_key(conversation_id), conversation_cases_key(conversation_id))
+    tracker_deleted = _delete_tracker(db, conversation_id)
+    entries = erase_from_streams(db, {conversation_id}, {address} if address else set())
+    _forget_conversation(db, conversation_id)
+    await _confirm_tracker_gone(rasa, conversation_id)
+    log.info("conversation erased: %d case(s), %d stream entries", len(case_ids), entries)
+    return Erasure(len(case_ids), entries, tracker_deleted)
+
+
+def purge(db: redis.Redis, older_than_seconds: float, *, now: float | None = None, fernet_key: str | None = None) -> int:
+    """Anonymise cases closed longer ago than the retention period; returns how many.
+
+    A conversation quiet since before the cut-off loses its tracker, stream entries and number
+    too; one the person still uses keeps them (only the old case is emptied).
+    """
+    now = time.time() if now is None else now
+    cutoff = now - older_than_seconds
+    referrals = Referrals(db)
+    quiet: set[str] = set()
+    addresses: set[str] = set()
+    case_ids = db.zrangebyscore(CLOSED, "-inf", cutoff)
+    for case_id in case_ids:
+        conversation_id = db.hget(case_key(case_id), "conversation_id")
+        if conversation_id and conversation_id not in quiet:
+            last_seen = float(conversations.state(db, conversation_id).get("last_inbound") or 0)
+            if last_seen < cutoff and not referrals.open_case_id(conversation_id):
+                quiet.add(conversation_id)
+                address = _address(db, conversation_id, fernet_key)
+                if address:
+                    addresses.add(address)
+        anonymise_case(db, case_id, now)
+        if conversation_id:
+            db.srem(conversation_cases_key(conversation_id), case_id)
+    for conversation_id in quiet:
+        _delete_tracker(db, conversation_id)
+        db.delete(conversations.key(conversation_id))
+    if quiet:
+        erase_from_streams(db, quiet, addresses)
+    log.info("purged %d closed case(s), %d quiet conversation(s)", len(case_ids), len(quiet))
+    return len(case_ids)

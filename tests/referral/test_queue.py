@@ -1,0 +1,253 @@
+"""The referral queue against a real Redis: one case per conversation, atomic claims, order, audit."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+
+from hotline.conversations import OUTBOUND_STREAM
+from referral.queue import (
+    OUTCOMES,
+    AlreadyClaimed,
+    CaseClosed,
+    CaseNotFound,
+    NotYourCase,
+    ReferralError,
+    Referrals,
+)
+
+
+class Clock:
+    """A clock the test moves, so 'oldest first' does not depend on the machine's speed."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now += 1.0
+            return self.now
+
+
+@pytest.fixture
+def referrals(db: redis.Redis) -> Referrals:
+    return Referrals(db, clock=Clock())
+
+
+def open_case(referrals: Referrals, cid: str, priority: str = "high", **kw):
+    defaults = {"channel": "sms", "language": "pt", "risk_level": "high", "consent": "given"}
+    return referrals.open_case(cid, priority=priority, **{**defaults, **kw})
+
+
+def test_opening_twice_updates_the_open_case_and_never_makes_a_twin(referrals: Referrals) -> None:
+    first = open_case(referrals, "c1", "request", risk_level="none", consent="requested")
+    second = open_case(referrals, "c1", "emergency", risk_level="emergency", consent="not_asked")
+    assert first.created and not second.created
+    assert second.case_id == first.case_id
+    case = referrals.get(first.case_id)
+    assert case.priority == "emergency"  # raised
+    assert case.risk_level == "emergency"
+    assert [c.id for c in referrals.list_waiting()] == [first.case_id]
+    # A later, lesser trigger never lowers the priority.
+    third = open_case(referrals, "c1", "request", risk_level="none")
+    assert third.priority == "emergency"
+    assert referrals.get(first.case_id).priority == "emergency"
+
+
+def test_200_concurrent_opens_for_50_conversations_make_exactly_50_cases(
+    db: redis.Redis, referrals: Referrals
+) -> None:
+    conversations = [f"c{n:02d}" for n in range(50)]
+    jobs = [conversations[n % 50] for n in range(200)]
+    priorities = ["request", "high", "emergency", "high"]
+
+    def opener(index_and_cid: tuple[int, str]):
+        index, cid = index_and_cid
+        # Each thread its own client, as separate workers would have.
+        mine = Referrals(redis.Redis.from_url(_url(db), decode_responses=True))
+        return open_case(mine, cid, priorities[index % 4])
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(opener, enumerate(jobs)))
+
+    created = [r for r in results if r.created]
+    assert len(created) == 50
+    per_conversation = {}
+    for cid, result in zip(jobs, results):
+        per_conversation.setdefault(cid, set()).add(result.case_id)
+    assert all(len(ids) == 1 for ids in per_conversation.values())
+    assert len(referrals.list_waiting()) == 50
+    assert len(db.keys("referral:case:R*[0-9]")) == 50
+
+
+def _url(db: redis.Redis) -> str:
+    kwargs = db.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def test_20_concurrent_claims_have_one_winner_and_the_others_are_told_who(
+    db: redis.Redis, referrals: Referrals
+) -> None:
+    case_id = open_case(referrals, "c1").case_id
+    barrier = threading.Barrier(20)
+
+    def claim(n: int) -> str:
+        mine = Referrals(redis.Redis.from_url(_url(db), decode_responses=True))
+        barrier.wait()
+        try:
+            mine.claim(case_id, f"counsellor{n}")
+            return "won"
+        except AlreadyClaimed as lost:
+            return f"lost to {lost.claimed_by}"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(claim, range(20)))
+    assert outcomes.count("won") == 1
+    winner = referrals.get(case_id).claimed_by
+    assert Counter(outcomes)[f"lost to {winner}"] == 19
+    assert [e.action for e in referrals.audit(case_id)].count("claimed") == 1
+
+
+def test_waiting_cases_come_emergency_then_high_then_requests_oldest_first(referrals: Referrals) -> None:
+    request_old = open_case(referrals, "a", "request").case_id
+    high_old = open_case(referrals, "b", "high").case_id
+    emergency = open_case(referrals, "c", "emergency").case_id
+    high_new = open_case(referrals, "d", "high").case_id
+    request_new = open_case(referrals, "e", "request").case_id
+    # A request that becomes an emergency moves up, keeping its place by age.
+    raised = open_case(referrals, "a", "emergency").case_id
+    assert raised == request_old
+    assert [c.id for c in referrals.list_waiting()] == [request_old, emergency, high_old, high_new, request_new]
+
+    referrals.claim(emergency, "ana")
+    assert [c.id for c in referrals.list_waiting()] == [request_old, high_old, high_new, request_new]
+    assert [c.id for c in referrals.list_open()][-1] == emergency
+    assert [c.id for c in referrals.list_mine("ana")] == [emergency]
+
+
+def test_the_same_counsellor_claiming_again_is_not_an_error(referrals: Referrals) -> None:
+    case_id = open_case(referrals, "c1").case_id
+    referrals.claim(case_id, "ana")
+    assert referrals.claim(case_id, "ana").claimed_by == "ana"
+
+
+def test_relay_reply_note_transfer_and_close_with_a_full_audit_trail(db: redis.Redis, referrals: Referrals) -> None:
+    opened = referrals.open_case(
+        "c1", priority="high", channel="whatsapp", language="sw", risk_level="high",
+        indicators=[{"name": "documents_confiscated", "message_index": 1, "phrase": "ameshika pasipoti yangu"}],
+        summary="hati zimechukuliwa", consent="given", trigger="affirm",
+        transcript=[(10.0, "person", "habari"), (11.0, "bot", "Habari!"),
+                    (12.0, "person", "bosi ameshika pasipoti yangu")],
+    )
+    case_id = opened.case_id
+    assert referrals.open_case_id("c1") == case_id
+    referrals.append_message(case_id, author="person", text="niko Pretoria", actor="person")
+
+    with pytest.raises(NotYourCase, match="claim it first"):
+        referrals.reply(case_id, "ana", "Habari, mimi ni Ana")
+    referrals.claim(case_id, "ana")
+    with pytest.raises(NotYourCase, match="claimed by ana"):
+        referrals.reply(case_id, "ben", "hello")
+    referrals.reply(case_id, "ana", "Habari, mimi ni Ana. Uko salama sasa?")
+    referrals.note(case_id, "ana", "asked about safety first")
+    referrals.transfer(case_id, "ana", "ben")
+    assert referrals.get(case_id).claimed_by == "ben"
+    assert referrals.list_mine("ana") == []
+    referrals.transfer(case_id, "ben", None)  # back to the queue
+    assert [c.id for c in referrals.list_waiting()] == [case_id]
+    referrals.claim(case_id, "carla")
+    closed = referrals.close(case_id, "carla", "referred_legal", note="gave the legal aid number")
+
+    assert closed.status == "closed" and closed.outcome == "referred_legal" and closed.closed_by == "carla"
+    assert referrals.open_case_id("c1") is None  # the next message goes to the bot
+    assert referrals.list_open() == []
+    case = referrals.get(case_id)
+    assert [(m.author, m.kind, m.text) for m in case.transcript] == [
+        ("person", "message", "habari"),
+        ("bot", "message", "Habari!"),
+        ("person", "message", "bosi ameshika pasipoti yangu"),
+        ("person", "message", "niko Pretoria"),
+        ("counsellor", "message", "Habari, mimi ni Ana. Uko salama sasa?"),
+        ("counsellor", "note", "asked about safety first"),
+        ("counsellor", "note", "gave the legal aid number"),
+    ]
+    assert case.consent == "given" and case.indicators[0]["name"] == "documents_confiscated"
+
+    trail = referrals.audit(case_id)
+    assert [(e.actor, e.action) for e in trail] == [
+        ("bot", "opened"), ("person", "message_received"), ("ana", "claimed"), ("ana", "replied"),
+        ("ana", "noted"), ("ana", "transferred"), ("ben", "transferred"), ("carla", "claimed"),
+        ("carla", "closed"),
+    ]
+    assert trail[0].detail["consent"] == "given"
+    assert trail[5].detail == {"from": "ana", "to": "ben"}
+    assert trail[-1].detail["outcome"] == "referred_legal"
+    assert all(later.at > earlier.at for earlier, later in itertools.pairwise(trail))
+
+    # Only the reply went out, on the person's conversation, marked as the counsellor's.
+    sent = db.xrange(OUTBOUND_STREAM)
+    assert [(f["conversation_id"], f["text"], f["source"], f["case_id"]) for _, f in sent] == [
+        ("c1", "Habari, mimi ni Ana. Uko salama sasa?", "counsellor", case_id)
+    ]
+
+
+def test_a_closed_case_takes_no_more_messages_and_cannot_be_closed_twice(referrals: Referrals) -> None:
+    case_id = open_case(referrals, "c1").case_id
+    referrals.close(case_id, "ana", "information_given")
+    with pytest.raises(CaseClosed):
+        referrals.append_message(case_id, text="still there?")
+    with pytest.raises(CaseClosed):
+        referrals.close(case_id, "ana", "declined")
+    with pytest.raises(CaseClosed):
+        referrals.claim(case_id, "ben")
+    # After the close, a new trigger opens a new case.
+    again = open_case(referrals, "c1", "request")
+    assert again.created and again.case_id != case_id
+    assert referrals.cases_of("c1") == [case_id, again.case_id]
+
+
+def test_outcome_codes_are_checked(referrals: Referrals) -> None:
+    case_id = open_case(referrals, "c1").case_id
+    with pytest.raises(ReferralError, match="outcome must be one of"):
+        referrals.close(case_id, "ana", "solved")
+    assert len(OUTCOMES) == 10
+    with pytest.raises(CaseNotFound):
+        referrals.claim("R999", "ana")
+
+
+def test_a_second_trigger_adds_only_the_new_part_of_the_transcript(referrals: Referrals) -> None:
+    open_case(referrals, "c1", transcript=[(1.0, "person", "ola"), (2.0, "bot", "Olá!")])
+    case_id = open_case(
+        referrals, "c1", "emergency",
+        transcript=[(1.0, "person", "ola"), (2.0, "bot", "Olá!"), (3.0, "person", "socorro")],
+    ).case_id
+    assert [m.text for m in referrals.get(case_id).transcript] == ["ola", "Olá!", "socorro"]
+
+
+def test_every_state_survives_a_redis_restart(redis_server, db: redis.Redis, referrals: Referrals) -> None:
+    waiting = open_case(referrals, "w", "request", transcript=[(1.0, "person", "preciso de ajuda")]).case_id
+    claimed = open_case(referrals, "c", "emergency").case_id
+    referrals.claim(claimed, "ana")
+    referrals.reply(claimed, "ana", "Estou aqui")
+    closed = open_case(referrals, "x", "high").case_id
+    referrals.claim(closed, "ben")
+    referrals.close(closed, "ben", "referred_shelter")
+    before = {case_id: referrals.get(case_id) for case_id in (waiting, claimed, closed)}
+    trails = {case_id: referrals.audit(case_id) for case_id in before}
+
+    redis_server.restart()
+
+    after = Referrals(redis.Redis.from_url(redis_server.url, decode_responses=True))
+    assert {case_id: after.get(case_id) for case_id in before} == before
+    assert {case_id: after.audit(case_id) for case_id in before} == trails
+    assert [c.id for c in after.list_waiting()] == [waiting]
+    assert [c.id for c in after.list_mine("ana")] == [claimed]
+    assert after.open_case_id("c") == claimed and after.open_case_id("x") is None
+    # Ids keep counting after the restart: no case is ever overwritten.
+    assert int(open_case(after, "new").case_id[1:]) > max(int(c[1:]) for c in before)

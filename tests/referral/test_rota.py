@@ -1,0 +1,83 @@
+"""Who is on duty: rota hours and console heartbeats; what a person is told when nobody is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+
+from referral import rota
+
+MAPUTO = ZoneInfo("Africa/Maputo")
+ROTA = rota.parse_rota({
+    "timezone": "Africa/Maputo",
+    "presence_seconds": 90,
+    "shifts": {day: ["06:00-21:00"] for day in rota.DAYS} | {"sunday": []},
+})
+
+
+def at(text: str) -> float:
+    """Epoch seconds of a Maputo wall-clock time, e.g. 'Mon 2024-05-06 10:00'."""
+    return datetime.strptime(text[4:], "%Y-%m-%d %H:%M").replace(tzinfo=MAPUTO).timestamp()
+
+
+def test_the_project_rota_is_every_day_six_to_nine() -> None:
+    project = rota.load_rota()
+    assert all(project.shifts[day] == [(datetime(2024, 1, 1, 6).time(), datetime(2024, 1, 1, 21).time())]
+               for day in range(7))
+    assert project.timezone.key == "Africa/Maputo"
+
+
+def test_on_duty_needs_rota_hours_and_a_present_counsellor(db: redis.Redis) -> None:
+    monday_morning = at("Mon 2024-05-06 10:00")
+    assert not rota.on_duty(db, monday_morning, ROTA)  # nobody has the console open
+    rota.heartbeat(db, "ana", now=monday_morning - 30, rota=ROTA)
+    assert rota.on_duty(db, monday_morning, ROTA)
+    assert rota.present(db, monday_morning) == ["ana"]
+    # The heartbeat lapses when the console closes without signing out.
+    assert not rota.on_duty(db, monday_morning + 120, ROTA)
+    # A console left open at night does not make anyone on duty.
+    rota.heartbeat(db, "ana", now=at("Mon 2024-05-06 23:00"), rota=ROTA)
+    assert not rota.on_duty(db, at("Mon 2024-05-06 23:00"), ROTA)
+    rota.leave(db, "ana")
+    # Signing out ends presence at once.
+    rota.heartbeat(db, "ben", now=monday_morning, rota=ROTA)
+    assert rota.on_duty(db, monday_morning, ROTA)
+    rota.leave(db, "ben")
+    assert not rota.on_duty(db, monday_morning, ROTA)
+
+
+@pytest.mark.parametrize(
+    ("now", "language", "expected"),
+    [
+        ("Mon 2024-05-06 03:00", "pt", "hoje às 06:00"),
+        ("Mon 2024-05-06 22:00", "pt", "amanhã às 06:00"),
+        ("Mon 2024-05-06 22:00", "en", "tomorrow at 06:00"),
+        ("Mon 2024-05-06 22:00", "fr", "demain à 06:00"),
+        ("Mon 2024-05-06 22:00", "sw", "kesho saa 06:00"),
+        # Sunday is off in this rota: from Saturday night the next shift is Monday.
+        ("Sat 2024-05-11 22:00", "pt", "segunda-feira às 06:00"),
+        ("Sat 2024-05-11 22:00", "en", "Monday at 06:00"),
+        ("Sat 2024-05-11 22:00", "fr", "lundi à 06:00"),
+        ("Sat 2024-05-11 22:00", "sw", "Jumatatu saa 06:00"),
+        # During a shift with nobody present, the promise is the next start, never sooner.
+        ("Mon 2024-05-06 12:00", "en", "tomorrow at 06:00"),
+    ],
+)
+def test_next_shift_says_plainly_when_someone_will_answer(now: str, language: str, expected: str) -> None:
+    assert rota.next_shift(at(now), language, ROTA) == expected
+
+
+def test_an_empty_rota_promises_no_time() -> None:
+    empty = rota.parse_rota({"shifts": {}})
+    assert rota.next_shift(at("Mon 2024-05-06 12:00"), "en", empty) == "the next shift"
+    assert not rota.in_hours(at("Mon 2024-05-06 12:00"), empty)
+
+
+def test_a_night_shift_is_two_ranges() -> None:
+    night = rota.parse_rota({"shifts": {"monday": ["22:00-24:00"], "tuesday": ["00:00-06:00"]}})
+    assert rota.in_hours(at("Mon 2024-05-06 23:30"), night)
+    assert rota.in_hours(at("Tue 2024-05-07 05:59"), night)
+    assert not rota.in_hours(at("Tue 2024-05-07 06:00"), night)
