@@ -14,6 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import risk
 from actions.conversation import latest_metadata, user_messages, window
+from actions.texts import text
 from hotline import conversations, store
 from hotline.settings import get_settings
 from referral import rota
@@ -123,12 +124,13 @@ class ActionOfferCounsellor(Action):
     ) -> list[dict[str, Any]]:
         assessment = risk.assess(user_messages(window(tracker)))
         intent, _ = _latest_intent(tracker)
+        language = _language(tracker)
         if intent == "report_third_party" or (intent != "report_exploitation" and assessment.about_other):
-            dispatcher.utter_message(response="utter_acknowledge_third_party")
+            dispatcher.utter_message(text=text("utter_acknowledge_third_party", language))
         else:
-            dispatcher.utter_message(response="utter_acknowledge_disclosure")
-        dispatcher.utter_message(response="utter_safety_tip")
-        dispatcher.utter_message(response="utter_ask_consent")
+            dispatcher.utter_message(text=text("utter_acknowledge_disclosure", language))
+        dispatcher.utter_message(text=text("utter_safety_tip", language))
+        dispatcher.utter_message(text=text("utter_ask_consent", language))
         return []
 
 
@@ -179,25 +181,23 @@ class ActionOpenCase(Action):
             # No case could be opened: give the numbers and keep the bot talking.
             log.error("could not open a case (%s)", type(error).__name__)
             shift = rota.next_shift(now, language)
-            dispatcher.utter_message(response="utter_emergency" if priority == "emergency" else
-                                     "utter_nobody_on_duty_urgent", next_shift=shift)
+            name = "utter_emergency" if priority == "emergency" else "utter_nobody_on_duty_urgent"
+            dispatcher.utter_message(text=text(name, language, next_shift=shift))
             return [SlotSet("next_shift", shift)]
 
         result: list[dict[str, Any]] = []
         if priority == "emergency":
-            dispatcher.utter_message(response="utter_emergency")
+            dispatcher.utter_message(text=text("utter_emergency", language))
         elif child:
-            dispatcher.utter_message(response="utter_child_protection")
+            dispatcher.utter_message(text=text("utter_child_protection", language))
         else:
-            dispatcher.utter_message(response="utter_case_opened")
+            dispatcher.utter_message(text=text("utter_case_opened", language))
         if not staffed:
             shift = rota.next_shift(now, language)
             # The emergency reply already carries the numbers; the others need them when at risk.
             needs_numbers = urgent and priority != "emergency"
-            dispatcher.utter_message(
-                response="utter_nobody_on_duty_urgent" if needs_numbers else "utter_nobody_on_duty",
-                next_shift=shift,
-            )
+            name = "utter_nobody_on_duty_urgent" if needs_numbers else "utter_nobody_on_duty"
+            dispatcher.utter_message(text=text(name, language, next_shift=shift))
             result.append(SlotSet("next_shift", shift))
         result.append(ConversationPaused())
         return result
@@ -214,10 +214,9 @@ class ActionDeclineCounsellor(Action):
     ) -> list[dict[str, Any]]:
         assessment = risk.assess(user_messages(window(tracker)))
         language = _language(tracker)
-        dispatcher.utter_message(response="utter_consent_declined")
+        dispatcher.utter_message(text=text("utter_consent_declined", language))
         names = list(dict.fromkeys(i.name for i in assessment.indicators))
         listing = services_for(names, language)
         if listing:
-            dispatcher.utter_message(response="utter_services_intro")
-            dispatcher.utter_message(text=listing)
+            dispatcher.utter_message(text=text("utter_services_intro", language) + "\n" + listing)
         return []

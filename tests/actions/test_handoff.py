@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -23,21 +24,26 @@ NIGHT = datetime(2024, 5, 6, 23, 0, tzinfo=MAPUTO).timestamp()
 
 
 def said(messages: list[dict], language: str) -> list[str]:
-    """What the person reads: each response in their language, {next_shift} filled in."""
-    texts = []
-    for message in messages:
-        if message.get("response"):
-            text = responses()[message["response"]][language]
-            texts.append(text.replace("{next_shift}", message.get("next_shift") or "{next_shift}"))
-        else:
-            texts.append(message["text"])
-    return texts
+    """What the person reads."""
+    return [message["text"] for message in messages]
+
+
+def response_name(text: str, language: str) -> str:
+    """Which response of data/handoff.yml a text is, in that language ({next_shift} filled in,
+    a service list after the intro line)."""
+    for name, variants in responses().items():
+        pattern = re.escape(variants.get(language, "\0")).replace(re.escape("{next_shift}"), ".+")
+        if re.fullmatch(pattern, text) or re.fullmatch(pattern + r"\n.+", text, re.DOTALL):
+            return name
+    raise AssertionError(f"not a {language} response: {text!r}")
 
 
 def run(action, events: list[dict], slots: dict | None = None) -> tuple[list[str], list[dict], list[dict]]:
     dispatcher = CollectingDispatcher()
-    result = asyncio.run(action.run(dispatcher, tracker(events, slots or {"language": "pt"}), {}))
-    return [m.get("response") or "text" for m in dispatcher.messages], result, dispatcher.messages
+    slots = slots or {"language": "pt"}
+    result = asyncio.run(action.run(dispatcher, tracker(events, slots), {}))
+    names = [response_name(m["text"], slots.get("language") or "pt") for m in dispatcher.messages]
+    return names, result, dispatcher.messages
 
 
 def open_case(db: redis.Redis, events: list[dict], language: str = "pt", now: float = DAYTIME, present: bool = True):
@@ -170,7 +176,7 @@ def test_a_refusal_is_respected_and_the_matching_services_are_given(db: redis.Re
     events = [user("tenho 15 anos e o patrão bate-me", "report_exploitation"), action("action_offer_counsellor"),
               user("não", "deny")]
     names, result, messages = run(ActionDeclineCounsellor(), events)
-    assert names == ["utter_consent_declined", "utter_services_intro", "text"]
+    assert names == ["utter_consent_declined", "utter_services_intro"]
     listing = messages[-1]["text"]
     assert "116" in listing and "119" in listing  # child helpline and police
     assert "PESSOA" in said(messages[:1], "pt")[0]  # how to ask for a person later
