@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     purge = commands.add_parser("purge", help="erase closed cases past retention")
     purge.add_argument("--older-than", default="90d", help="e.g. 90d or 12h")
     purge.set_defaults(func=_purge)
+    from hotline import content
+
+    content.register(commands)
     counsellor = commands.add_parser("counsellor", help="counsellor accounts")
     counsellor.add_argument("action", choices=["add", "list", "disable", "enable"])
     counsellor.add_argument("name", nargs="?")

@@ -104,9 +104,27 @@ def announce() -> None:
             print(f"{name} did not become healthy; see the lines above", flush=True)
             sys.exit(1)
         lines.append(f"  {name:<14} {shown}")
-    print(f"hotline ready in {time.monotonic() - started:.1f}s:", *lines, "Ctrl-C stops everything.", sep="\n", flush=True)
+    print(f"hotline ready in {time.monotonic() - started:.1f}s:", *lines, sep="\n", flush=True)
+    first_supervisor(settings)
+    print("Ctrl-C stops everything.", flush=True)
     while True:
         time.sleep(3600)
+
+
+def first_supervisor(settings: Settings) -> None:
+    """In dev mode, the first run makes one supervisor account and shows its password once."""
+    if not settings.dev_mode:
+        return
+    from hotline.store import connect
+    from referral import accounts
+
+    db = connect(settings)
+    if accounts.all_counsellors(db):
+        return
+    password = accounts.generate_password()
+    accounts.add(db, "supervisor", "supervisor", password, "en")
+    print(f"  console login  supervisor / {password}  (shown once; add more with "
+          "`.venv/bin/hotline counsellor add NAME`)", flush=True)
 
 
 def run() -> int:

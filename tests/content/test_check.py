@@ -1,0 +1,468 @@
+"""`hotline content check` finds each kind of broken content and says where and how to fix it."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import pytest
+
+from hotline import content as content_cli
+from hotline.content.check import Problem, check, print_problems
+from hotline.settings import PROJECT_ROOT
+
+LANGUAGES = ("pt", "en", "fr", "sw")
+WORDS = {"pt": "olá", "en": "hello", "fr": "bonjour", "sw": "habari"}
+HELP = {"pt": "socorro", "en": "help me", "fr": "aidez-moi", "sw": "nisaidie"}
+
+CORE = """\
+version: "3.1"
+intents:
+- greet
+- report_exploitation
+slots:
+  language:
+    type: categorical
+    values: [pt, en, fr, sw]
+    mappings:
+    - type: custom
+  next_shift:
+    type: text
+    mappings:
+    - type: custom
+actions:
+- action_open_case
+"""
+
+GENERAL = """\
+version: "3.1"
+responses:
+  utter_greet:
+  - text: "Olá! Em que posso ajudar?"
+  - text: "Hello! How can I help?"
+    condition:
+    - type: slot
+      name: language
+      value: en
+  - text: "Bonjour ! Comment puis-je aider ?"
+    condition:
+    - type: slot
+      name: language
+      value: fr
+  - text: "Habari! Nikusaidie vipi?"
+    condition:
+    - type: slot
+      name: language
+      value: sw
+
+  utter_nobody_on_duty:
+  - text: "Ninguém está de serviço. Voltamos {next_shift}."
+  - text: "Nobody is on duty. We are back {next_shift}."
+    condition:
+    - type: slot
+      name: language
+      value: en
+  - text: "Personne n'est de service. Retour {next_shift}."
+    condition:
+    - type: slot
+      name: language
+      value: fr
+  - text: "Hakuna aliye zamu. Tunarudi {next_shift}."
+    condition:
+    - type: slot
+      name: language
+      value: sw
+"""
+
+RULES = """\
+version: "3.1"
+rules:
+- rule: greet
+  steps:
+  - intent: greet
+  - action: utter_greet
+- rule: disclosure
+  steps:
+  - intent: report_exploitation
+  - action: action_open_case
+"""
+
+SERVICES = """\
+services:
+- id: linha-verde
+  type: helpline
+  province: national
+  name: {pt: "Linha Verde", en: "Linha Verde", fr: "Linha Verde", sw: "Linha Verde"}
+  short_code: "1458"
+  source: "called by Ana on 2024-05-02"
+  verified: true
+- id: office
+  type: office
+  province: Maputo Cidade
+  name: {pt: "Escritório", en: "Office", fr: "Bureau", sw: "Ofisi"}
+  phone: "+25821310779"
+  source: "called by Ana on 2024-05-02"
+  verified: true
+"""
+
+INDICATORS = """\
+groups:
+- id: documents_taken
+  level: high
+  phrases:
+    pt: ["tiraram o meu passaporte"]
+    en: ["took my passport"]
+    fr: ["pris mon passeport"]
+    sw: ["wamechukua pasipoti yangu"]
+"""
+
+KEYWORDS = """\
+keywords:
+  stop:
+    pt: [PARAR]
+    en: [STOP]
+    fr: [ARRET]
+    sw: [ACHA]
+texts:
+  stopped:
+    pt: "Não vai receber mais mensagens."
+    en: "You will get no more messages."
+    fr: "Vous ne recevrez plus de messages."
+    sw: "Hutapokea ujumbe tena."
+"""
+
+CANNED = """\
+canned_replies:
+- id: closing
+  title: {pt: "Despedida", en: "Closing", fr: "Clôture", sw: "Kuaga"}
+  text:
+    pt: "Obrigado por falar connosco."
+    en: "Thank you for talking with us."
+    fr: "Merci de nous avoir écrit."
+    sw: "Asante kwa kuzungumza nasi."
+"""
+
+
+def nlu(language: str) -> str:
+    greet = "".join(f"    - {WORDS[language]} {i}\n" for i in range(12))
+    report = "".join(f"    - {HELP[language]} {i}\n" for i in range(25))
+    return (
+        f'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n{greet}'
+        f"- intent: report_exploitation\n  examples: |\n{report}"
+    )
+
+
+def base_files() -> dict[str, str]:
+    files = {
+        "bot/core.yml": CORE,
+        "bot/general.yml": GENERAL,
+        "data/rules/rules.yml": RULES,
+        "data/services.yml": SERVICES,
+        "data/risk/indicators.yml": INDICATORS,
+        "data/keywords.yml": KEYWORDS,
+        "data/canned_replies.yml": CANNED,
+    }
+    for language in LANGUAGES:
+        files[f"data/nlu/{language}/nlu.yml"] = nlu(language)
+    return files
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def broken(tmp_path: Path, rel: str, old: str, new: str) -> list[Problem]:
+    """Check a good tree in which one file has `old` replaced by `new`."""
+    files = base_files()
+    assert old in files[rel], f"test setup: {old!r} not in {rel}"
+    files[rel] = files[rel].replace(old, new, 1)
+    return check(write_tree(tmp_path, files))
+
+
+def errors(problems: list[Problem]) -> list[str]:
+    return [str(p) for p in problems if p.severity == "error"]
+
+
+def line_of(tmp_path: Path, rel: str, needle: str) -> int:
+    lines = (tmp_path / rel).read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
+
+
+def only_error(problems: list[Problem]) -> str:
+    found = errors(problems)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_complete_tree_has_no_errors_and_no_warnings(tmp_path: Path) -> None:
+    assert check(write_tree(tmp_path, base_files())) == []
+
+
+def test_a_response_without_a_language_is_named_with_the_way_to_add_it(tmp_path: Path) -> None:
+    fr = (
+        '  - text: "Bonjour ! Comment puis-je aider ?"\n    condition:\n    - type: slot\n'
+        "      name: language\n      value: fr\n"
+    )
+    message = only_error(broken(tmp_path, "bot/general.yml", fr, ""))
+    assert message.startswith(
+        f"bot/general.yml:{line_of(tmp_path, 'bot/general.yml', 'utter_greet:')}: "
+    )
+    assert "utter_greet has no French (fr) text" in message
+    assert "value: fr" in message
+
+
+def test_an_empty_text_is_an_error_on_its_line(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "bot/general.yml", '"Hello! How can I help?"', '""')
+    line = line_of(tmp_path, "bot/general.yml", '- text: ""')
+    assert only_error(problems) == (
+        f"bot/general.yml:{line}: utter_greet [en] is empty; write the English text"
+    )
+
+
+def test_too_few_examples_says_how_many_more(tmp_path: Path) -> None:
+    files = base_files()
+    files["data/nlu/sw/nlu.yml"] = files["data/nlu/sw/nlu.yml"].replace("    - habari 11\n", "")
+    message = only_error(check(write_tree(tmp_path, files)))
+    assert message.startswith("data/nlu/sw/nlu.yml:5: ")
+    assert "intent greet has 11 Swahili examples; it needs at least 12: add 1 more" in message
+
+
+def test_safety_intents_need_25_examples(tmp_path: Path) -> None:
+    files = base_files()
+    files["data/nlu/pt/nlu.yml"] = files["data/nlu/pt/nlu.yml"].replace("    - socorro 24\n", "")
+    assert (
+        "intent report_exploitation has 24 Portuguese examples; it needs at least 25"
+        in only_error(check(write_tree(tmp_path, files)))
+    )
+
+
+def test_the_same_example_under_two_intents_points_at_both(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/nlu/en/nlu.yml", "    - help me 3\n", "    - Hello 0!\n")
+    found = errors(problems)
+    line = line_of(tmp_path, "data/nlu/en/nlu.yml", "- Hello 0!")
+    assert any(
+        p.startswith(
+            f"data/nlu/en/nlu.yml:{line}: example 'Hello 0!' is under "
+            "report_exploitation here and under greet at data/nlu/en/nlu.yml:5"
+        )
+        for p in found
+    ), found
+    # The duplicate no longer counts, so the intent is now one short, which is also said.
+    assert any("report_exploitation has 24 English examples" in p for p in found)
+
+
+def test_too_long_names_the_character_that_forces_ucs2(tmp_path: Path) -> None:
+    long_pt = "Não " + "a" * 200
+    problems = broken(tmp_path, "bot/general.yml", "Olá! Em que posso ajudar?", long_pt)
+    line = line_of(tmp_path, "bot/general.yml", long_pt)
+    message = only_error(problems)
+    assert message.startswith(
+        f"bot/general.yml:{line}: utter_greet [pt] needs 4 SMS segments (UCS-2 because of 'ã')"
+    )
+    assert "shorten it to 201 characters or fewer" in message
+
+
+def test_too_long_in_gsm7_allows_459_characters(tmp_path: Path) -> None:
+    ok = "a" * 459
+    assert errors(broken(tmp_path, "bot/general.yml", "Hello! How can I help?", ok)) == []
+    message = only_error(broken(tmp_path, "bot/general.yml", "Hello! How can I help?", ok + "a"))
+    assert "utter_greet [en] needs 4 SMS segments (GSM-7)" in message
+    assert "459 characters or fewer" in message
+
+
+def test_placeholders_must_match_the_portuguese(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "bot/general.yml", "Retour {next_shift}.", "Retour {prochain}.")
+    found = errors(problems)
+    line = line_of(tmp_path, "bot/general.yml", "{prochain}")
+    assert any(
+        p.startswith(
+            f"bot/general.yml:{line}: utter_nobody_on_duty [fr] has "
+            "placeholders {prochain} but the Portuguese text has {next_shift}"
+        )
+        for p in found
+    ), found
+    assert any("there is no slot 'prochain'" in p for p in found)
+
+
+def test_a_service_without_a_province_is_an_error(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/services.yml", "  province: Maputo Cidade\n", "")
+    assert only_error(problems) == (
+        "data/services.yml:9: service office has no province; add `province: ...`"
+    )
+
+
+def test_a_phone_not_in_e164_is_an_error_with_an_example(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/services.yml", '"+25821310779"', '"21 310 779"')
+    message = only_error(problems)
+    assert message.startswith(
+        f"data/services.yml:{line_of(tmp_path, 'data/services.yml', '21 310')}: "
+        "service office: phone '21 310 779' is not in E.164"
+    )
+    assert "+25821310779" in message
+
+
+def test_a_short_code_in_the_phone_field_is_pointed_to_short_code(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/services.yml", '"+25821310779"', '"116"')
+    assert "a short number like 116 goes in `short_code:`" in only_error(problems)
+
+
+def test_a_service_with_no_number_at_all_is_an_error(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/services.yml", '  short_code: "1458"\n', "")
+    assert "service linha-verde has no phone" in only_error(problems)
+
+
+def test_unverified_services_are_warnings_only(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/services.yml", "verified: true", "verified: false")
+    assert errors(problems) == []
+    assert [str(p) for p in problems] == [
+        (
+            "data/services.yml:8: warning: service linha-verde is not verified; before launch call "
+            "it, confirm the hours, then set `verified: true` and write who checked it and when in "
+            "`source:`"
+        )
+    ]
+
+
+def test_untranslated_text_is_a_warning(tmp_path: Path) -> None:
+    problems = broken(
+        tmp_path, "bot/general.yml", "Habari! Nikusaidie vipi?", "Olá! Em que posso ajudar?"
+    )
+    assert errors(problems) == []
+    assert len(problems) == 1
+    assert "utter_greet [sw] is the same as the Portuguese text; translate it into Swahili" in str(
+        problems[0]
+    )
+
+
+def test_an_indicator_without_a_language_is_an_error(tmp_path: Path) -> None:
+    problems = broken(
+        tmp_path, "data/risk/indicators.yml", '    sw: ["wamechukua pasipoti yangu"]\n', ""
+    )
+    message = only_error(problems)
+    assert message.startswith("data/risk/indicators.yml:")
+    assert "documents_taken" in message and "no Swahili (sw) examples" in message
+
+
+def test_an_indicator_with_an_empty_language_is_an_error(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/risk/indicators.yml", '["pris mon passeport"]', "[]")
+    assert "no French (fr) examples" in only_error(problems)
+
+
+def test_a_keyword_set_without_a_language_is_an_error(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/keywords.yml", "    fr: [ARRET]\n", "")
+    assert "stop has no French (fr) entry" in only_error(problems)
+
+
+def test_a_channel_text_longer_than_three_sms_is_an_error(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/keywords.yml", "Hutapokea ujumbe tena.", "ujumbe " * 70)
+    assert "stopped [sw] needs 4 SMS segments" in only_error(problems)
+
+
+def test_a_canned_reply_without_a_language_is_an_error(tmp_path: Path) -> None:
+    problems = broken(
+        tmp_path, "data/canned_replies.yml", '    sw: "Asante kwa kuzungumza nasi."\n', ""
+    )
+    assert only_error(problems) == (
+        "data/canned_replies.yml:2: canned reply closing has no Swahili (sw) text; add `sw: ...`"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "  - intent: greet\n",
+            "  - intent: greeting\n",
+            "names intent greeting, which does not exist",
+        ),
+        (
+            "  - action: action_open_case\n",
+            "  - action: action_open_file\n",
+            "names action_open_file, which does not exist; add it to `actions:` in bot/core.yml",
+        ),
+        (
+            "  - action: utter_greet\n",
+            "  - action: utter_hello\n",
+            "names utter_hello, which does not exist; write that response in a bot/*.yml file",
+        ),
+    ],
+)
+def test_a_rule_naming_something_unknown_is_an_error(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    problems = broken(tmp_path, "data/rules/rules.yml", old, new)
+    message = only_error(problems)
+    assert message.startswith(
+        f"data/rules/rules.yml:{line_of(tmp_path, 'data/rules/rules.yml', new.strip())}: "
+    )
+    assert expected in message
+
+
+def test_a_test_story_naming_an_unknown_intent_is_an_error(tmp_path: Path) -> None:
+    files = base_files()
+    files["tests/stories/story.yml"] = (
+        'version: "3.1"\nstories:\n- story: ask\n  steps:\n  - user: |\n      hi\n'
+        "    intent: say_hi\n  - action: utter_greet\n"
+    )
+    message = only_error(check(write_tree(tmp_path, files)))
+    assert message.startswith("tests/stories/story.yml:5: 'ask' names intent say_hi")
+
+
+def test_nlu_fallback_is_a_known_intent(tmp_path: Path) -> None:
+    problems = broken(
+        tmp_path, "data/rules/rules.yml", "  - intent: greet\n", "  - intent: nlu_fallback\n"
+    )
+    assert errors(problems) == []
+
+
+def test_a_yaml_syntax_error_gives_its_line(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/services.yml", "  type: office\n", "  type: [office\n")
+    assert any(
+        p.startswith("data/services.yml:") and "cannot be read" in p for p in errors(problems)
+    )
+
+
+def run_cli(root: Path) -> tuple[int, str]:
+    parser = argparse.ArgumentParser(prog="hotline")
+    content_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["content", "--root", str(root), "check"])
+    out = io.StringIO()
+    from contextlib import redirect_stdout
+
+    with redirect_stdout(out):
+        status = args.func(args)
+    return status, out.getvalue()
+
+
+def test_the_command_exits_1_on_errors_and_0_on_warnings_only(tmp_path: Path) -> None:
+    files = base_files()
+    files["data/services.yml"] = files["data/services.yml"].replace(
+        "verified: true", "verified: false"
+    )
+    good = write_tree(tmp_path / "good", files)
+    status, output = run_cli(good)
+    assert status == 0
+    assert "warning: service linha-verde is not verified" in output
+    assert "content check passed (2 warning(s))" in output
+
+    files["bot/general.yml"] = files["bot/general.yml"].replace('"Hello! How can I help?"', '""')
+    status, output = run_cli(write_tree(tmp_path / "bad", files))
+    assert status == 1
+    assert "content check failed: 1 error(s), 2 warning(s)" in output
+
+
+def test_print_problems_puts_one_problem_per_line() -> None:
+    out = io.StringIO()
+    status = print_problems([Problem("bot/a.yml", 3, "x is wrong; fix it")], out)
+    assert status == 1
+    assert out.getvalue().splitlines()[0] == "bot/a.yml:3: x is wrong; fix it"
+
+
+def test_the_real_content_has_no_errors() -> None:
+    found = errors(check(PROJECT_ROOT))
+    assert found == [], "\n".join(found)
