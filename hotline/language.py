@@ -1,8 +1,12 @@
 """Which of the hotline's four languages a text is in, with the conversation's last language as prior.
 
-langdetect alone guesses wildly on the one- to three-word messages people send most
-("sim", "ok", "asante sana"), so a lexicon of short, unambiguous words decides those, and
-the previous language stands unless the evidence for a switch is clear.
+Most messages people send are one to three words ("sim", "ok", "asante sana"), where
+character statistics guess wildly, so a lexicon of words that belong to one language only
+decides those. Longer texts go to langdetect, limited to our four languages and seeded so
+the same text always gets the same answer, and the lexicon has to agree before the
+answer counts as confident. The previous language stands unless the evidence is clear:
+answering a Portuguese speaker in English because they wrote "sorry" is worse than
+staying in Portuguese.
 """
 
 from __future__ import annotations
@@ -12,128 +16,279 @@ import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+
+from langdetect.detector_factory import DetectorFactory
+from langdetect.lang_detect_exception import LangDetectException
 
 LANGUAGES: tuple[str, ...] = ("pt", "en", "fr", "sw")
+DEFAULT_LANGUAGE = "pt"
 
-# Words that, written by a migrant in SMS, almost always mean one language. Accent-free and
-# lower case. Words shared by two languages ("no", "me", "de", "que", "mais", "na") and
-# words everybody uses ("ok", "boss", "hello", "help", "taxi") are left out on purpose.
-_LEXICON: dict[str, str] = {}
-for _language, _words in {
-    "pt": """sim nao obrigado obrigada obg brigado brigada ola oi bom boa dia tarde noite sou estou tou
-        voce vc vcs pq porque quero queria preciso ajuda ajudar ajudem casa voltar regressar patrao
-        patroa trabalho trabalhar meu minha meus minhas tambem tb muito muita onde como quando tenho
-        temos anos sozinho sozinha pessoa falar com pra esta estao isso aqui agora dinheiro passaporte
-        documento documentos favor pfv pf socorro tudo bem ainda sair deixa ficou ele eles elas filho
-        filha irmao irma menor crianca fronteira escola comida machamba fazenda obra empregada batendo
-        bater querem posso pode podem fazer tou ta sei nada fala obrigadu valeu mano mana senhora
-        senhor conselheiro apagar parar comecar""",
-    "en": """yes yeah yep nope thanks thank you u ur pls please plz want need my i im the and to how what
-        where when can cant dont go home work took money good morning evening night alone years old
-        talk person back job agent they he she we not have got am are with from sorry bye goodbye
-        sure is it this that there here now please someone somebody took keeps lady madam afternoon
-        wanna gonna pay paid stuck lost""",
-    "fr": """oui merci bonjour bonsoir salut slt bjr stp svp je suis moi mon mes vous tu est cest pas veux
-        voudrais besoin aide aidez aider rentrer chez maison travail travaille patron papiers comment
-        quoi avec pour dans il elle ils nous enfant seul seule ans parler personne frontiere argent
-        passeport au aux du des les une un et bien tres beaucoup bcp daccord frappe frappent secours
-        enferme mineur maintenant vite jai ai mais ici aussi rien sais peux faire merci""",
-    "sw": """ndiyo ndio hapana asante asanteni habari mambo poa sawa jambo hujambo sijambo shikamoo karibu
-        nataka nina niko mimi wewe yeye sisi nyumbani kurudi kazi msaada nisaidie nisaidieni tafadhali
-        pesa bosi tajiri wakala pasipoti kitambulisho mtoto miaka peke yangu yako wangu kwa ni sana
-        lakini hii huyu sasa hivi kuongea mtu hapa wapi vipi gani nimepata salama afrika kusini
-        msumbiji hospitali polisi usiku leo jana kesho ndugu dada kaka baba rafiki samahani kwaheri
-        nimechoka nimefungiwa wananipiga nifanye naomba msaidie mkubwa nzuri vizuri""",
-}.items():
-    for _word in _words.split():
-        _LEXICON[_word] = _language
+# Texts of this many words or fewer are judged by the lexicon: langdetect needs more.
+SHORT_TEXT_WORDS = 3
+# langdetect's restricted probability needed, with the lexicon agreeing, on a longer text.
+CONFIDENT_PROBABILITY = 0.90
 
-_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
-_PROFILES = Path(__import__("langdetect").__file__).parent / "profiles"
+# Words that, written in an SMS by someone in or from Mozambique, almost always mean one
+# language: greetings, yes and no, thanks, pronouns, function words, SMS spellings and the
+# vocabulary of this hotline. Lower case, without accents. A word listed under two
+# languages counts for neither.
+_WORDS: dict[str, str] = {
+    "pt": """
+        sim simm nao naum nops obrigado obrigada obg obgd obgdo obrigadao obrigadu brigado brigada
+        valeu ola oi bom boa bons boas dia dias tarde tardes noite noites tudo td bem beleza blz
+        fixe eu ele ela eles elas voce vc vcs voces meu minha meus minhas seu sua dele dela nosso
+        estou tou tas estas esta estao estamos sou somos tenho tens temos quero keru queria
+        queremos preciso precisamos posso pode podes podem consigo sei sabe sabes ajuda ajudar
+        ajude ajudem ajudar socorro favor pfv pf pff voltar regressar volta casa terra trabalho
+        trabalhar trabalhei emprego patrao patroa dinheiro mola salario passaporte documento
+        documentos sozinho sozinha crianca criancas filho filha filhos filhas mae pai irmao irma
+        irmaos amigo amiga vizinho vizinha anos medo perigo policia fronteira falar fala alguem
+        pessoa onde como quando porque quanto quem qual ainda agora aqui hoje ontem amanha
+        depois dps agr hj mto muito muita muitos maningue bue tambem tb tbm mas para pra pro com
+        sem em do dos das um uma isso isto esse essa aquele nada coisa epa mano mana xau tchau
+        adeus ate logo abraco bjs beijos desculpa desculpe licenca senhor senhora machamba
+        machimbombo txopela chapa fazenda obra empregada bater batendo bateu trancado trancada
+        fechado pagou pagam paga pagar divida fugir sair deixa deixam ficou fiquei cheguei
+        chegar vim fui foi levou levaram tiraram tirou ficar estava estive tava tem vai vou
+        conselheiro apagar parar comecar entendi percebi
+    """,
+    "en": """
+        yes yeah yep yup nope nah thanks thank thanx thnx thx tnx tanx tnks ty u ur r pls plz
+        pliz please hi hey hw wat wht wen whr gd mrng morning evening afternoon nite night bye
+        cya later l8r 2day 2moro tmrw tomorrow today now im i my mine we our us they them he she
+        his her it its is are was were am be been have has had do does did dont doesnt didnt
+        cant wont not the and or but for of in at with from about this that these there here
+        what where when why who how which can could would should will want wanna gonna need go
+        going come get got give take took keep keeps kept work working job money pay paid salary
+        home house back family children child kids wife husband brother sister friend alone
+        years old scared afraid sorry good fine well sure agree much many lot so very too also
+        still just only someone somebody anyone anybody person people talk speak call phone
+        number office stuck lost stolen papers border lady madam sir mam employer agree you your
+        yours owe locked hurt beat beating please
+    """,
+    "fr": """
+        oui ouais ouai non merci mrc mci bcp bjr bsr slt stp svp bonjour bonsoir salut coucou
+        revoir bientot bonne bon nuit jour soir matin je jsuis jsui chui chuis jsp jveux jpeux
+        moi toi vous nous il elle ils elles mon mes ton tes votre vos notre nos leur est cest
+        sont suis sommes etes avez avons ont jai avoir etre fait faire dit veux veut voudrais
+        peux peut dois doit faut besoin aide aidez aider rentrer retourner chez maison pays
+        travail boulot taf patron papiers passeport argent seul seule enfant enfants famille
+        frere soeur mere pere mari femme ami amie voisin peur frappe frappent frapper enferme
+        enfermee paye payer dette sortir quoi koi qui ki quand comment cmt pourquoi pkoi
+        combien ou ici aussi encore rien jamais toujours tjrs trop bien beaucoup maintenant mtn
+        vite demain hier aujourdhui le les un une des du au aux et pas dans pour avec sans sur
+        chaque quelquun qqn quelque chose personne parler appeler mineur secours daccord dacc
+        dac frontiere probleme desole excusez
+    """,
+    "sw": """
+        ndiyo ndio hapana hapna asante asanteni ahsante asnte shukrani habari mambo vipi poa
+        safi freshi shwari salama nzuri njema sawa sawasawa haya jambo hujambo sijambo shikamoo
+        marahaba karibu kwaheri tutaonana usiku mwema asubuhi mchana jioni leo kesho jana sasa
+        sasahivi bado tena pia sana kidogo nataka sitaki ninataka naomba nahitaji nisaidie
+        nisaidieni tusaidie msaada saidia tafadhali tafadhari samahani pole nina sina niko nipo
+        uko upo yuko tuko mimi mie wewe yeye ninyi wao yangu yako yake yetu wangu wako wake
+        changu chako langu lako kwangu kwetu kwa ni wa za cha katika kwenye hii hiyo huyu huyo
+        hapa pale huko kule wapi lini nini nani gani ngapi kwanini kama lakini kwamba kuna
+        hakuna kazi kufanya nyumbani nyumba kurudi nirudi rudi pesa hela mshahara bosi tajiri
+        mwajiri wakala pasipoti kitambulisho cheti mtoto watoto mwanangu ndugu dada kaka rafiki
+        jirani peke miaka polisi hospitali hatari haraka sijui najua sielewi naelewa ongea
+        kuongea kuzungumza mtu watu mpaka gari lori njaa chakula maji nimechoka naogopa
+        ninaogopa nimefungiwa wamechukua amechukua ameniibia nimepigwa wananipiga ananipiga
+        sijalipwa hawanilipi nimepotea mgonjwa naumwa nimepata msumbiji afrika kusini
+    """,
+}
+
+# Words people use whatever language they write in, or that two of our languages share;
+# they count for nothing even if someone later adds them to a list above.
+AMBIGUOUS = frozenset(
+    """
+    ok okay okey oki k kk boss hello helo hallo allo alo help taxi sms whatsapp mama papa baba
+    sisi bro baby police urgent stop start info no me de da la na ya yah ja si se a e o y tu nos
+    ou pq pk q qd c n g ta as ai on son so mes pays mal tres partir que mais bebe comment age
+    place document documents bus transport id
+    """.split()
+)
+
+# Half a vote, too weak to switch language alone: loanwords heard in every language around
+# here, and short Swahili words that Changana, Shona or Zulu share ("ni", "wangu", "kwa").
+_WEAK = frozenset(
+    """
+    hi hey bye sorry please pls plz pliz
+    ni wa za cha kwa wangu wako wake yangu yako yake kwangu
+    """.split()
+)
+
+
+def _squeeze(word: str) -> str:
+    """'siiim', 'asanteee' and 'merciii' are how people stress a word, not new words."""
+    return re.sub(r"(.)\1+", r"\1", word)
+
+
+def _build_lexicon() -> tuple[dict[str, str], dict[str, str]]:
+    owners: dict[str, set[str]] = {}
+    for language, words in _WORDS.items():
+        for word in words.split():
+            owners.setdefault(word, set()).add(language)
+    exact = {w: langs.pop() for w, langs in owners.items() if len(langs) == 1 and w not in AMBIGUOUS}
+    squeezed_owners: dict[str, set[str]] = {}
+    for word, language in exact.items():
+        squeezed_owners.setdefault(_squeeze(word), set()).add(language)
+    squeezed = {
+        w: langs.pop()
+        for w, langs in squeezed_owners.items()
+        if len(langs) == 1 and w not in AMBIGUOUS
+    }
+    return exact, squeezed
+
+
+_LEXICON, _SQUEEZED_LEXICON = _build_lexicon()
+_WEAK_SQUEEZED = frozenset(_squeeze(word) for word in _WEAK)
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_APOSTROPHES = re.compile(r"['’`´]")
 
 
 @dataclass(frozen=True)
 class Detection:
+    """The most likely language (None when nothing points anywhere) and how sure we are."""
+
     language: str | None
     probability: float
     confident: bool
 
 
-def _plain(text: str) -> str:
+def _tokens(text: str) -> list[str]:
+    """Lower case, accents and apostrophes removed ("c'est" -> "cest"), punctuation dropped."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _TOKEN.findall(_APOSTROPHES.sub("", plain))
 
 
-def _words(text: str) -> list[str]:
-    return [w.replace("'", "") for w in _WORD.findall(_plain(text))]
+def _lexicon_entry(word: str) -> tuple[str, bool] | None:
+    """The word's language and whether it is only half a vote, or None when it is no sign."""
+    if word in AMBIGUOUS:
+        return None
+    if word in _LEXICON:
+        return _LEXICON[word], word in _WEAK
+    key = _squeeze(word)
+    if key in _SQUEEZED_LEXICON:
+        return _SQUEEZED_LEXICON[key], key in _WEAK_SQUEEZED
+    return None
 
 
-class _Detector:
-    """langdetect limited to our four languages, seeded so a text always gets the same answer."""
+def _lexicon_votes(words: list[str]) -> tuple[Counter[str], Counter[str]]:
+    """Votes per language (a weak word is half a vote), and how many of them are whole votes."""
+    votes: Counter[str] = Counter()
+    strong: Counter[str] = Counter()
+    for word in words:
+        entry = _lexicon_entry(word)
+        if entry is None:
+            continue
+        language, weak = entry
+        votes[language] += 0.5 if weak else 1.0
+        if not weak:
+            strong[language] += 1
+    return votes, strong
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._factory = None
 
-    def probabilities(self, text: str) -> dict[str, float]:
-        from langdetect.detector_factory import DetectorFactory
-        from langdetect.lang_detect_exception import LangDetectException
+_factory: DetectorFactory | None = None
+_factory_lock = threading.Lock()
 
-        with self._lock:
-            if self._factory is None:
+
+def _restricted_factory() -> DetectorFactory:
+    """A langdetect factory that knows only our four languages, built once on first use."""
+    global _factory
+    if _factory is None:
+        with _factory_lock:
+            if _factory is None:
+                profiles = resources.files("langdetect") / "profiles"
                 factory = DetectorFactory()
                 factory.load_json_profile(
-                    [(_PROFILES / lang).read_text(encoding="utf-8") for lang in LANGUAGES]
+                    [(profiles / language).read_text(encoding="utf-8") for language in LANGUAGES]
                 )
                 factory.set_seed(0)
-                self._factory = factory
-            detector = self._factory.create()
-            detector.append(text)
-            try:
-                return {p.lang: p.prob for p in detector.get_probabilities()}
-            except LangDetectException:
-                return {}
+                _factory = factory
+    return _factory
 
 
-_detector = _Detector()
+def _langdetect_probabilities(text: str) -> dict[str, float]:
+    """langdetect's probability per language; empty when the text has nothing to go on."""
+    # Each detector has its own seeded random generator, so no lock is needed here.
+    detector = _restricted_factory().create()
+    # The profiles come from mostly lower-case prose; SMS in capitals would look foreign.
+    detector.append(text.lower())
+    try:
+        return {p.lang: p.prob for p in detector.get_probabilities()}
+    except LangDetectException:
+        return {}
+
+
+def _best(scores: dict[str, float], among: list[str] | None = None) -> str:
+    candidates = among or list(LANGUAGES)
+    return max(candidates, key=lambda language: (scores.get(language, 0.0), -LANGUAGES.index(language)))
 
 
 def detect(text: str) -> Detection:
-    """The most likely language and whether the evidence is strong enough to switch to it."""
-    words = _words(text)
+    """The most likely of the four languages and whether the evidence is clear enough to switch."""
+    tokens = _tokens(text)
+    # Numbers, emoji and words everybody uses carry no sign of a language.
+    words = [t for t in tokens if not t.isdigit() and t not in AMBIGUOUS]
     if not words:
         return Detection(None, 0.0, False)
-    votes = Counter(_LEXICON[w] for w in words if w in _LEXICON)
-    lexicon_best, lexicon_count = votes.most_common(1)[0] if votes else (None, 0)
-    lexicon_share = lexicon_count / sum(votes.values()) if votes else 0.0
+    votes, strong = _lexicon_votes(words)
+    total_votes = sum(votes.values())
 
-    if len(words) <= 3:
-        # Too short for character statistics: the lexicon alone decides.
-        if lexicon_best and lexicon_share == 1.0:
-            return Detection(lexicon_best, 0.9, True)
-        return Detection(lexicon_best, 0.5 if lexicon_best else 0.0, False)
+    if len(words) <= SHORT_TEXT_WORDS:
+        if not votes:
+            # Unknown words only: langdetect's guess is better than nothing, never confident.
+            guess = _langdetect_probabilities(" ".join(words))
+            if not guess:
+                return Detection(None, 0.0, False)
+            language = _best(guess)
+            return Detection(language, round(guess[language], 3), False)
+        top = max(votes.values())
+        leaders = [language for language, count in votes.items() if count == top]
+        if len(leaders) > 1:
+            language = _best(_langdetect_probabilities(text), among=leaders)
+        else:
+            language = leaders[0]
+        share = votes[language] / total_votes
+        # One language only, and more than a loanword ("hi", "sorry") to go on.
+        confident = share == 1.0 and strong[language] >= 1
+        return Detection(language, round(share, 3), confident)
 
-    probabilities = _detector.probabilities(text)
+    detected = _langdetect_probabilities(text)
+    # The lexicon weighs as much as its coverage of the text: a long text with one known
+    # word is langdetect's call, a text made of known words is the lexicon's as much.
+    coverage = total_votes / len(words)
     scores = {
-        lang: probabilities.get(lang, 0.0) + 0.15 * votes.get(lang, 0) / len(words) * 4
-        for lang in LANGUAGES
+        language: (detected.get(language, 0.0) + coverage * votes[language] / total_votes)
+        / (1 + coverage)
+        if total_votes
+        else detected.get(language, 0.0)
+        for language in LANGUAGES
     }
-    best = max(scores, key=scores.get)
-    probability = probabilities.get(best, 0.0)
-    confident = (probability >= 0.9 and lexicon_best in (None, best)) or (
-        lexicon_best == best and lexicon_count >= 2 and lexicon_share >= 0.6
+    language = _best(scores)
+    share = votes[language] / total_votes if total_votes else 0.0
+    known = strong[language] / len(words)
+    # langdetect limited to four languages is sure of itself even on Changana or Shona, so a
+    # high probability counts only when a fair part of the words are known in that language.
+    statistics_agree = (
+        detected.get(language, 0.0) >= CONFIDENT_PROBABILITY and share >= 0.5 and known >= 0.25
     )
-    return Detection(best, probability, confident)
+    lexicon_clear = strong[language] >= 3 and share >= 0.8 and known >= 0.4
+    confident = statistics_agree or lexicon_clear
+    return Detection(language, round(scores[language], 3), confident)
 
 
 def choose_language(text: str, previous: str | None, explicit: str | None = None) -> str:
     """Explicit choice > confident detection > the conversation's language > best guess > pt."""
-    if explicit in LANGUAGES:
-        return explicit
+    if explicit and explicit.lower() in LANGUAGES:
+        return explicit.lower()
     detection = detect(text)
     if detection.confident and detection.language:
         return detection.language
     if previous in LANGUAGES:
         return previous
-    return detection.language or "pt"
+    return detection.language or DEFAULT_LANGUAGE

@@ -11,7 +11,6 @@ import secrets
 import shlex
 import sys
 import time
-from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,7 +21,7 @@ from hotline.settings import PROJECT_ROOT, Settings
 
 VAR = PROJECT_ROOT / "var"
 DEV_ENV = VAR / "dev.env"
-ACTION_PORT, RASA_PORT, GATEWAY_PORT, CONSOLE_PORT, SANDBOX_PORT = 5055, 5005, 8000, 8080, 8025
+ACTION_PORT, RASA_PORT, GATEWAY_PORT, SANDBOX_PORT = 5055, 5005, 8000, 8025
 
 
 def dev_secrets() -> dict[str, str]:
@@ -65,16 +64,9 @@ def services(settings: Settings, env: dict[str, str]) -> list[tuple[str, list[st
     if not processes.port_answers(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
         planned.append(("redis", processes.redis_command(redis_url.port or 6379, VAR / "redis"), env))
     planned += [
-        ("actions", processes.actions_command(ACTION_PORT), env),
+        ("actions", processes.actions_command(ACTION_PORT), processes.actions_environment(env)),
         ("rasa", processes.rasa_command(settings, RASA_PORT), {**processes.rasa_environment(settings, ACTION_PORT), **{k: v for k, v in env.items() if k.startswith("RASA")}}),
-        ("gateway", uvicorn + ["--port", str(GATEWAY_PORT), "channels.gateway:app"], env),
-        ("worker", [py, "-m", "channels.worker"], env),
-        ("sender", [py, "-m", "channels.sender"], env),
     ]
-    if find_spec("referral.console") is not None:
-        planned.append(("console", uvicorn + ["--port", str(CONSOLE_PORT), "referral.console:app"], env))
-    if settings.dev_mode:
-        planned.append(("sandbox", uvicorn + ["--port", str(SANDBOX_PORT), "channels.sandbox:app"], env))
     planned.append(("ready", [py, "-m", "hotline.launcher", "announce"], env))
     return planned
 
@@ -85,12 +77,7 @@ def health_urls(settings: Settings) -> list[tuple[str, str, str]]:
     urls = [
         ("action server", f"http://127.0.0.1:{ACTION_PORT}/health", f"http://127.0.0.1:{ACTION_PORT} (internal)"),
         ("Rasa", f"http://127.0.0.1:{RASA_PORT}/status?token={token}", f"http://127.0.0.1:{RASA_PORT} (internal, token in var/dev.env)"),
-        ("gateway", f"http://127.0.0.1:{GATEWAY_PORT}/healthz", f"{settings.public_url}/twilio/messages (Twilio webhook)"),
     ]
-    if find_spec("referral.console") is not None:
-        urls.append(("console", f"http://127.0.0.1:{CONSOLE_PORT}/healthz", f"http://127.0.0.1:{CONSOLE_PORT}/ (counsellors)"))
-    if settings.dev_mode:
-        urls.append(("sandbox phone", f"{settings.sandbox_url}/healthz", f"{settings.sandbox_url}/ (try the hotline here)"))
     return urls
 
 
@@ -105,7 +92,7 @@ def announce() -> None:
             sys.exit(1)
         lines.append(f"  {name:<14} {shown}")
     print(f"hotline ready in {time.monotonic() - started:.1f}s:", *lines, sep="\n", flush=True)
-    first_supervisor(settings)
+    print("  chat with the bot in a terminal: make shell LANG=pt|en|fr|sw", flush=True)
     print("Ctrl-C stops everything.", flush=True)
     while True:
         time.sleep(3600)

@@ -79,6 +79,11 @@ def rasa_command(settings: Settings, port: int, model: Path = MODEL) -> list[str
     return command + ["--auth-token", token] if token else command
 
 
+def actions_environment(env: dict[str, str]) -> dict[str, str]:
+    """The action server is internal: rasa-sdk reads its bind address from SANIC_HOST."""
+    return {**env, "SANIC_HOST": "127.0.0.1"}
+
+
 def actions_command(port: int) -> list[str]:
     return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
 

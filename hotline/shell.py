@@ -32,7 +32,7 @@ def _private_rasa(stack: ExitStack) -> str:
            "RASA_TOKEN": ""}
     settings = Settings(REDIS_URL=env["REDIS_URL"], RASA_TOKEN="")
     _start(stack, processes.redis_command(redis_port, folder), env)
-    _start(stack, processes.actions_command(action_port), env)
+    _start(stack, processes.actions_command(action_port), processes.actions_environment(env))
     _start(stack, processes.rasa_command(settings, rasa_port), processes.rasa_environment(settings, action_port))
     print("starting the bot (about a minute)…")
     url = f"http://127.0.0.1:{rasa_port}"

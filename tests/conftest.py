@@ -144,7 +144,8 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
     action_port, rasa_port = processes.free_port(), processes.free_port()
     env = {**os.environ, "REDIS_URL": redis_server.url, "HOTLINE_ENV": "test",
            "HOTLINE_SECRET": SECRET, "HOTLINE_FERNET_KEY": FERNET_KEY}
-    actions = Service("actions", processes.actions_command(action_port), env, logs / "actions.log")
+    actions = Service("actions", processes.actions_command(action_port), processes.actions_environment(env),
+                      logs / "actions.log")
     rasa = Service(
         "rasa",
         processes.rasa_command(settings, rasa_port),
