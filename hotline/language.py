@@ -1,4 +1,4 @@
-"""Which of the hotline's four languages a text is in, with the conversation's last language as prior.
+"""Which of the four languages a text is in, with the conversation's last language as prior.
 
 Most messages people send are one to three words ("sim", "ok", "asante sana"), where
 character statistics guess wildly, so a lexicon of words that belong to one language only
@@ -26,6 +26,8 @@ DEFAULT_LANGUAGE = "pt"
 
 # Texts of this many words or fewer are judged by the lexicon: langdetect needs more.
 SHORT_TEXT_WORDS = 3
+# From this many words on, langdetect counts fully; below, it weighs in proportion.
+LONG_TEXT_WORDS = 10
 # langdetect's restricted probability needed, with the lexicon agreeing, on a longer text.
 CONFIDENT_PROBABILITY = 0.90
 
@@ -52,6 +54,11 @@ _WORDS: dict[str, str] = {
         fechado pagou pagam paga pagar divida fugir sair deixa deixam ficou fiquei cheguei
         chegar vim fui foi levou levaram tiraram tirou ficar estava estive tava tem vai vou
         conselheiro apagar parar comecar entendi percebi
+        traficante traficantes trafico raparigas meninas meninos rapazes jovem jovens
+        estrangeiro contrato oferta seguro roubaram roubou embaixada deportado preso presa
+        cadeia advogado direitos abrigo conselheira dizer disse diz acho ver vi gosto amo fazer
+        faz fiz encontrar sinto deixar deixou moro vivo mandar mandou comprar trazer entendo
+        esperar espera perguntar tentar
     """,
     "en": """
         yes yeah yep yup nope nah thanks thank thanx thnx thx tnx tanx tnks ty u ur r pls plz
@@ -66,6 +73,11 @@ _WORDS: dict[str, str] = {
         still just only someone somebody anyone anybody person people talk speak call phone
         number office stuck lost stolen papers border lady madam sir mam employer agree you your
         yours owe locked hurt beat beating please
+        passport trafficking traffickers trafficked smuggler girls boys women men young abroad
+        contract offer safe unsafe stole embassy deported detained arrested jail lawyer rights
+        wages unpaid shelter counsellor counselor tell say said told know think see look like
+        love make find feel leave left live stay send sent buy bring understand mean wait ask
+        try let put run
     """,
     "fr": """
         oui ouais ouai non merci mrc mci bcp bjr bsr slt stp svp bonjour bonsoir salut coucou
@@ -80,6 +92,10 @@ _WORDS: dict[str, str] = {
         vite demain hier aujourdhui le les un une des du au aux et pas dans pour avec sans sur
         chaque quelquun qqn quelque chose personne parler appeler mineur secours daccord dacc
         dac frontiere probleme desole excusez
+        trafic trafiquant trafiquants filles garcons jeunes etranger contrat offre vole
+        ambassade expulse arrete avocat droits salaire conseiller conseillere dire sais pense
+        voir vu aime trouver laisser habite rester envoyer acheter apporter comprends attendre
+        attends demander essayer
     """,
     "sw": """
         ndiyo ndio hapana hapna asante asanteni ahsante asnte shukrani habari mambo vipi poa
@@ -96,27 +112,35 @@ _WORDS: dict[str, str] = {
         kuongea kuzungumza mtu watu mpaka gari lori njaa chakula maji nimechoka naogopa
         ninaogopa nimefungiwa wamechukua amechukua ameniibia nimepigwa wananipiga ananipiga
         sijalipwa hawanilipi nimepotea mgonjwa naumwa nimepata msumbiji afrika kusini
+        usafirishaji wasichana wavulana vijana nje mkataba ubalozi kufukuzwa kukamatwa gerezani
+        jela mwanasheria wakili haki mshauri ameiba wameiba imeibiwa sema alisema fikiri ona
+        napenda tafuta kaa naishi tuma nunua leta elewa subiri ngoja uliza jaribu
     """,
 }
 
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
 # Words people use whatever language they write in, or that two of our languages share;
 # they count for nothing even if someone later adds them to a list above.
-AMBIGUOUS = frozenset(
+AMBIGUOUS = _word_set(
     """
     ok okay okey oki k kk boss hello helo hallo allo alo help taxi sms whatsapp mama papa baba
     sisi bro baby police urgent stop start info no me de da la na ya yah ja si se a e o y tu nos
     ou pq pk q qd c n g ta as ai on son so mes pays mal tres partir que mais bebe comment age
     place document documents bus transport id
-    """.split()
+    """
 )
 
 # Half a vote, too weak to switch language alone: loanwords heard in every language around
 # here, and short Swahili words that Changana, Shona or Zulu share ("ni", "wangu", "kwa").
-_WEAK = frozenset(
+_WEAK = _word_set(
     """
     hi hey bye sorry please pls plz pliz
     ni wa za cha kwa wangu wako wake yangu yako yake kwangu
-    """.split()
+    """
 )
 
 
@@ -126,18 +150,23 @@ def _squeeze(word: str) -> str:
 
 
 def _build_lexicon() -> tuple[dict[str, str], dict[str, str]]:
+    """Word -> language, and the same keyed by squeezed spelling, without any shared word."""
     owners: dict[str, set[str]] = {}
     for language, words in _WORDS.items():
         for word in words.split():
             owners.setdefault(word, set()).add(language)
-    exact = {w: langs.pop() for w, langs in owners.items() if len(langs) == 1 and w not in AMBIGUOUS}
+    exact = {
+        word: langs.pop()
+        for word, langs in owners.items()
+        if len(langs) == 1 and word not in AMBIGUOUS
+    }
     squeezed_owners: dict[str, set[str]] = {}
     for word, language in exact.items():
         squeezed_owners.setdefault(_squeeze(word), set()).add(language)
     squeezed = {
-        w: langs.pop()
-        for w, langs in squeezed_owners.items()
-        if len(langs) == 1 and w not in AMBIGUOUS
+        key: langs.pop()
+        for key, langs in squeezed_owners.items()
+        if len(langs) == 1 and key not in AMBIGUOUS
     }
     return exact, squeezed
 
@@ -151,7 +180,8 @@ _APOSTROPHES = re.compile(r"['’`´]")
 
 @dataclass(frozen=True)
 class Detection:
-    """The most likely language (None when nothing points anywhere) and how sure we are."""
+    """The most likely language (None when nothing points to any), the share of the evidence
+    for it (0 to 1), and whether that evidence is clear enough to switch a conversation to it."""
 
     language: str | None
     probability: float
@@ -226,60 +256,66 @@ def _langdetect_probabilities(text: str) -> dict[str, float]:
 
 def _best(scores: dict[str, float], among: list[str] | None = None) -> str:
     candidates = among or list(LANGUAGES)
-    return max(candidates, key=lambda language: (scores.get(language, 0.0), -LANGUAGES.index(language)))
+    # Ties go to the language listed first, so the answer never depends on dict order.
+    return max(candidates, key=lambda lang: (scores.get(lang, 0.0), -LANGUAGES.index(lang)))
 
 
 def detect(text: str) -> Detection:
     """The most likely of the four languages and whether the evidence is clear enough to switch."""
-    tokens = _tokens(text)
     # Numbers, emoji and words everybody uses carry no sign of a language.
-    words = [t for t in tokens if not t.isdigit() and t not in AMBIGUOUS]
+    words = [token for token in _tokens(text) if not token.isdigit() and token not in AMBIGUOUS]
     if not words:
         return Detection(None, 0.0, False)
-    votes, strong = _lexicon_votes(words)
-    total_votes = sum(votes.values())
-
     if len(words) <= SHORT_TEXT_WORDS:
-        if not votes:
-            # Unknown words only: langdetect's guess is better than nothing, never confident.
-            guess = _langdetect_probabilities(" ".join(words))
-            if not guess:
-                return Detection(None, 0.0, False)
-            language = _best(guess)
-            return Detection(language, round(guess[language], 3), False)
-        top = max(votes.values())
-        leaders = [language for language, count in votes.items() if count == top]
-        if len(leaders) > 1:
-            language = _best(_langdetect_probabilities(text), among=leaders)
-        else:
-            language = leaders[0]
-        share = votes[language] / total_votes
-        # One language only, and more than a loanword ("hi", "sorry") to go on.
-        confident = share == 1.0 and strong[language] >= 1
-        return Detection(language, round(share, 3), confident)
+        return _detect_short(text, words)
+    return _detect_long(text, words)
 
+
+def _detect_short(text: str, words: list[str]) -> Detection:
+    """One to three words: too few for character statistics, so the lexicon decides."""
+    votes, strong = _lexicon_votes(words)
+    if not votes:
+        # Unknown words only: langdetect's guess is better than nothing, never confident.
+        guess = _langdetect_probabilities(" ".join(words))
+        if not guess:
+            return Detection(None, 0.0, False)
+        language = _best(guess)
+        return Detection(language, round(guess[language], 3), False)
+    top = max(votes.values())
+    leaders = [language for language, count in votes.items() if count == top]
+    language = leaders[0] if len(leaders) == 1 else _best(_langdetect_probabilities(text), leaders)
+    share = votes[language] / sum(votes.values())
+    # One language only, and more than a loanword ("hi", "sorry") to go on.
+    confident = share == 1.0 and strong[language] >= 1
+    return Detection(language, round(share, 3), confident)
+
+
+def _detect_long(text: str, words: list[str]) -> Detection:
+    """Four words or more: langdetect and the lexicon together."""
+    votes, strong = _lexicon_votes(words)
     detected = _langdetect_probabilities(text)
-    # The lexicon weighs as much as its coverage of the text: a long text with one known
-    # word is langdetect's call, a text made of known words is the lexicon's as much.
-    coverage = total_votes / len(words)
+    # Character statistics grow reliable with length, and the lexicon weighs as much as the
+    # share of words it knows: a long text with one known word is langdetect's call, five
+    # words of which three are known are mostly the lexicon's.
+    statistics_weight = min(1.0, len(words) / LONG_TEXT_WORDS)
+    coverage = sum(votes.values()) / len(words)
     scores = {
-        language: (detected.get(language, 0.0) + coverage * votes[language] / total_votes)
-        / (1 + coverage)
-        if total_votes
-        else detected.get(language, 0.0)
+        language: (statistics_weight * detected.get(language, 0.0) + votes[language] / len(words))
+        / (statistics_weight + coverage)
         for language in LANGUAGES
     }
     language = _best(scores)
-    share = votes[language] / total_votes if total_votes else 0.0
+    if scores[language] == 0.0:
+        return Detection(None, 0.0, False)
+    share = votes[language] / sum(votes.values()) if votes else 0.0
     known = strong[language] / len(words)
     # langdetect limited to four languages is sure of itself even on Changana or Shona, so a
     # high probability counts only when a fair part of the words are known in that language.
     statistics_agree = (
-        detected.get(language, 0.0) >= CONFIDENT_PROBABILITY and share >= 0.5 and known >= 0.25
+        detected.get(language, 0.0) >= CONFIDENT_PROBABILITY and share >= 0.5 and known >= 0.2
     )
     lexicon_clear = strong[language] >= 3 and share >= 0.8 and known >= 0.4
-    confident = statistics_agree or lexicon_clear
-    return Detection(language, round(scores[language], 3), confident)
+    return Detection(language, round(scores[language], 3), statistics_agree or lexicon_clear)
 
 
 def choose_language(text: str, previous: str | None, explicit: str | None = None) -> str:
