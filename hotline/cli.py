@@ -58,9 +58,9 @@ def _dlq(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from referral.privacy import purge
     from hotline.settings import get_settings
     from hotline.store import connect
+    from referral.privacy import purge
 
     units = {"d": 86400, "h": 3600}
     seconds = int(args.older_than[:-1]) * units[args.older_than[-1]]

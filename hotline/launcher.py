@@ -11,7 +11,6 @@ import secrets
 import shlex
 import sys
 import time
-from pathlib import Path
 from urllib.parse import urlparse
 
 from cryptography.fernet import Fernet
@@ -58,7 +57,6 @@ def environment() -> dict[str, str]:
 def services(settings: Settings, env: dict[str, str]) -> list[tuple[str, list[str], dict[str, str]]]:
     """(name, command, environment) for each process to supervise."""
     py = sys.executable
-    uvicorn = [py, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
     planned: list[tuple[str, list[str], dict[str, str]]] = []
     redis_url = urlparse(settings.redis_url)
     if not processes.port_answers(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
