@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -41,7 +43,12 @@ def rasa_parser(settings: Settings) -> Iterator[httpx.Client]:
         "--port", str(port), "--model", str(processes.MODEL),
     ]
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Rasa reads endpoints.yml from its working folder when present; ours names the
+    # tracker store and action server, which parsing does not need. Start it elsewhere.
+    workdir = tempfile.mkdtemp(prefix="hotline-triage-")
+    server = subprocess.Popen(
+        command, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         if not processes.wait_http(f"http://127.0.0.1:{port}/status", 300):
             raise RuntimeError("Rasa did not start; is the model trained (make train)?")
@@ -50,6 +57,7 @@ def rasa_parser(settings: Settings) -> Iterator[httpx.Client]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def triage_conversation(client: httpx.Client, messages: list[str]) -> dict[str, Any]:
