@@ -8,7 +8,7 @@ HOTLINE := $(VENV)/bin/hotline
 RASA := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bin/rasa
 RASA_DATA := --domain bot --data data/nlu data/stories data/rules --config config.yml
 
-.PHONY: help setup run test train eval bench shell lint release redis chromium validate stories pytest
+.PHONY: help setup run test train eval bench shell lint release redis chromium validate stories pytest content-check
 
 help:
 	@echo "make run     install what is missing, train if needed, start the hotline"
@@ -17,6 +17,7 @@ help:
 	@echo "make shell   chat with the bot in the terminal (LANG=pt|en|fr|sw)"
 	@echo "make eval    intent, language and risk figures on the held-out sets"
 	@echo "make bench   load benchmark against Rasa's own REST channel"
+	@echo "make release content check, validate, train, story tests, summary of changes"
 
 $(VENV)/.installed: pyproject.toml
 	@py=$$(scripts/find-python 3.11) && $$py -m venv $(VENV)
@@ -57,7 +58,13 @@ stories: train
 pytest: setup chromium train
 	$(VENV)/bin/python -m pytest -q
 
-test: setup chromium train validate stories pytest
+content-check: setup
+	$(HOTLINE) content check
+
+test: setup chromium content-check train validate stories pytest
+
+release: content-check train validate stories
+	$(HOTLINE) content release --mark
 
 eval: setup train
 	@$(HOTLINE) eval

@@ -57,6 +57,7 @@ def environment() -> dict[str, str]:
 def services(settings: Settings, env: dict[str, str]) -> list[tuple[str, list[str], dict[str, str]]]:
     """(name, command, environment) for each process to supervise."""
     py = sys.executable
+    uvicorn = [py, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
     planned: list[tuple[str, list[str], dict[str, str]]] = []
     redis_url = urlparse(settings.redis_url)
     if not processes.port_answers(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
@@ -64,7 +65,12 @@ def services(settings: Settings, env: dict[str, str]) -> list[tuple[str, list[st
     planned += [
         ("actions", processes.actions_command(ACTION_PORT), processes.actions_environment(env)),
         ("rasa", processes.rasa_command(settings, RASA_PORT), {**processes.rasa_environment(settings, ACTION_PORT), **{k: v for k, v in env.items() if k.startswith("RASA")}}),
+        ("gateway", uvicorn + ["--port", str(GATEWAY_PORT), "channels.gateway:app"], env),
+        ("worker", [py, "-m", "channels.worker"], env),
+        ("sender", [py, "-m", "channels.sender"], env),
     ]
+    if settings.dev_mode:
+        planned.append(("sandbox", uvicorn + ["--port", str(SANDBOX_PORT), "channels.sandbox:app"], env))
     planned.append(("ready", [py, "-m", "hotline.launcher", "announce"], env))
     return planned
 
@@ -75,7 +81,10 @@ def health_urls(settings: Settings) -> list[tuple[str, str, str]]:
     urls = [
         ("action server", f"http://127.0.0.1:{ACTION_PORT}/health", f"http://127.0.0.1:{ACTION_PORT} (internal)"),
         ("Rasa", f"http://127.0.0.1:{RASA_PORT}/status?token={token}", f"http://127.0.0.1:{RASA_PORT} (internal, token in var/dev.env)"),
+        ("gateway", f"http://127.0.0.1:{GATEWAY_PORT}/healthz", f"{settings.public_url}/twilio/messages (Twilio webhook)"),
     ]
+    if settings.dev_mode:
+        urls.append(("sandbox phone", f"{settings.sandbox_url}/healthz", f"{settings.sandbox_url}/ (text the hotline here)"))
     return urls
 
 

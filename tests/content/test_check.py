@@ -107,14 +107,27 @@ services:
 """
 
 INDICATORS = """\
+version: 1
 groups:
 - id: documents_taken
-  level: high
+  weight: 1
+  label: {pt: "documentos retidos", en: "documents taken", fr: "papiers pris", sw: "hati"}
   phrases:
-    pt: ["tiraram o meu passaporte"]
-    en: ["took my passport"]
-    fr: ["pris mon passeport"]
-    sw: ["wamechukua pasipoti yangu"]
+    pt: ["tiraram ... passaporte"]
+    en: ["took ... passport"]
+    fr: ["pris ... passeport"]
+    sw: ["wamechukua ... pasipoti"]
+  examples:
+    pt: ["o patrão tirou o meu passaporte"]
+    en: ["my boss took my passport"]
+    fr: ["le patron a pris mon passeport"]
+    sw: ["bosi wamechukua pasipoti yangu"]
+context:
+  negations:
+    pt: [nao]
+    en: [not]
+    fr: [pas]
+    sw: [si]
 """
 
 KEYWORDS = """\
@@ -339,23 +352,70 @@ def test_untranslated_text_is_a_warning(tmp_path: Path) -> None:
     )
 
 
-def test_an_indicator_without_a_language_is_an_error(tmp_path: Path) -> None:
+def test_an_indicator_without_examples_in_a_language_is_an_error(tmp_path: Path) -> None:
     problems = broken(
-        tmp_path, "data/risk/indicators.yml", '    sw: ["wamechukua pasipoti yangu"]\n', ""
+        tmp_path, "data/risk/indicators.yml", '    sw: ["bosi wamechukua pasipoti yangu"]\n', ""
     )
     message = only_error(problems)
-    assert message.startswith("data/risk/indicators.yml:")
-    assert "documents_taken" in message and "no Swahili (sw) examples" in message
+    line = line_of(tmp_path, "data/risk/indicators.yml", "  examples:")
+    assert message.startswith(
+        f"data/risk/indicators.yml:{line}: indicator group documents_taken has no Swahili (sw) "
+        "examples; add `sw:` under `examples:`"
+    )
 
 
-def test_an_indicator_with_an_empty_language_is_an_error(tmp_path: Path) -> None:
-    problems = broken(tmp_path, "data/risk/indicators.yml", '["pris mon passeport"]', "[]")
-    assert "no French (fr) examples" in only_error(problems)
+def test_an_indicator_with_empty_phrases_in_a_language_is_an_error(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/risk/indicators.yml", '["pris ... passeport"]', "[]")
+    line = line_of(tmp_path, "data/risk/indicators.yml", "    fr: []")
+    assert only_error(problems).startswith(
+        f"data/risk/indicators.yml:{line}: indicator group documents_taken has no French (fr) "
+        "phrases"
+    )
+
+
+def test_an_indicator_group_without_examples_is_an_error(tmp_path: Path) -> None:
+    files = base_files()
+    text = files["data/risk/indicators.yml"]
+    start, end = text.index("  examples:\n"), text.index("context:")
+    files["data/risk/indicators.yml"] = text[:start] + text[end:]
+    message = only_error(check(write_tree(tmp_path, files)))
+    assert message.startswith(
+        "data/risk/indicators.yml:3: indicator group documents_taken has no examples"
+    )
+
+
+def test_missing_context_words_are_a_warning(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/risk/indicators.yml", "    sw: [si]\n", "")
+    assert errors(problems) == []
+    assert "context negations has no Swahili (sw) words" in str(problems[0])
 
 
 def test_a_keyword_set_without_a_language_is_an_error(tmp_path: Path) -> None:
     problems = broken(tmp_path, "data/keywords.yml", "    fr: [ARRET]\n", "")
     assert "stop has no French (fr) entry" in only_error(problems)
+
+
+def test_a_keyword_under_two_sets_is_an_error(tmp_path: Path) -> None:
+    files = base_files()
+    files["data/keywords.yml"] = files["data/keywords.yml"].replace(
+        "texts:\n",
+        "  start:\n    pt: [Parar]\n    en: [START]\n    fr: [START]\n    sw: [ANZA]\ntexts:\n",
+    )
+    message = only_error(check(write_tree(tmp_path, files)))
+    assert message.startswith(
+        "data/keywords.yml:8: keyword 'Parar' is under start here and under stop"
+    )
+
+
+def test_the_same_example_in_capitals_is_a_different_example(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/nlu/en/nlu.yml", "    - hello 1\n", "    - HELLO 0\n")
+    assert problems == []
+
+
+def test_an_exact_repeat_under_one_intent_is_a_warning_and_counts_once(tmp_path: Path) -> None:
+    problems = broken(tmp_path, "data/nlu/en/nlu.yml", "    - hello 1\n", "    - hello 0\n")
+    assert "example 'hello 0' of greet is already at data/nlu/en/nlu.yml:5" in str(problems[-1])
+    assert "intent greet has 11 English examples" in only_error(problems)
 
 
 def test_a_channel_text_longer_than_three_sms_is_an_error(tmp_path: Path) -> None:
@@ -401,6 +461,24 @@ def test_a_rule_naming_something_unknown_is_an_error(
         f"data/rules/rules.yml:{line_of(tmp_path, 'data/rules/rules.yml', new.strip())}: "
     )
     assert expected in message
+
+
+def test_texts_the_action_server_says_are_checked_too(tmp_path: Path) -> None:
+    files = base_files()
+    files["data/handoff.yml"] = GENERAL.replace("utter_greet", "utter_case_opened").replace(
+        "  utter_nobody_on_duty:", "  utter_waiting:"
+    )
+    files["data/handoff.yml"] = files["data/handoff.yml"].replace("Habari! Nikusaidie vipi?", "")
+    files["data/rules/rules.yml"] = RULES.replace(
+        "action: action_open_case", "action: utter_case_opened"
+    )
+    found = errors(check(write_tree(tmp_path, files)))
+    assert len(found) == 2, found
+    assert found[0].startswith("data/handoff.yml:15: utter_case_opened [sw] is empty")
+    assert found[1].startswith(
+        "data/rules/rules.yml:10: 'disclosure' names utter_case_opened, which does not exist; "
+        "the action server says it (it is in data/handoff.yml), not Rasa"
+    )
 
 
 def test_a_test_story_naming_an_unknown_intent_is_an_error(tmp_path: Path) -> None:

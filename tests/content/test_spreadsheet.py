@@ -54,7 +54,7 @@ def test_export_then_import_with_no_edits_changes_no_byte(
     sheet = tmp_path / name
     count = export(tree, sheet)
     content = load(tree)
-    assert count == len(content.domain.responses) + len(content.canned)
+    assert count == len(content.responses) + len(content.canned)
     out = io.StringIO()
     main_import(tree, sheet, out)
     assert "0 text(s) changed in 0 file(s)" in out.getvalue()
@@ -68,13 +68,13 @@ def test_the_csv_has_one_row_per_response_and_a_column_per_language(
     export(tree, sheet)
     rows = read_csv(sheet)
     assert list(rows[0]) == ["file", "response", "pt", "en", "fr", "sw"]
-    first = load(tree).domain.responses[0]
+    first = load(tree).responses[0]
     assert rows[0]["file"] == first.path and rows[0]["response"] == first.name
     assert rows[0]["en"] == first.texts["en"].text
 
 
 def test_an_edited_cell_lands_in_its_file_and_line_only(tree: Path, tmp_path: Path) -> None:
-    target = load(tree).domain.responses[-1]
+    target = load(tree).responses[-1]
     line = target.texts["fr"].line
     sheet = tmp_path / "responses.csv"
     export(tree, sheet)
@@ -94,7 +94,7 @@ def test_an_edited_cell_lands_in_its_file_and_line_only(tree: Path, tmp_path: Pa
     diff = changed_lines(before[target.path], after[target.path])
     assert diff == [(line, f'  - text: "{new_text}"')]
     assert f"{target.path}:{line}: {target.name} [fr] changed" in out.getvalue()
-    assert load(tree).domain.responses[-1].texts["fr"].text == new_text
+    assert load(tree).responses[-1].texts["fr"].text == new_text
 
 
 def test_an_edited_xlsx_cell_lands_in_the_canned_replies(tree: Path, tmp_path: Path) -> None:
@@ -124,14 +124,14 @@ def test_an_edited_xlsx_cell_lands_in_the_canned_replies(tree: Path, tmp_path: P
 def test_a_missing_translation_filled_in_the_sheet_becomes_a_variation(
     tree: Path, tmp_path: Path
 ) -> None:
-    target = load(tree).domain.responses[0]
+    target = load(tree).responses[0]
     path = tree / target.path
     original = path.read_bytes()
     sw_line = target.texts["sw"].line
     lines = original.decode().splitlines(keepends=True)
     # Remove the Swahili variation: its text line and the 4 condition lines below it.
     path.write_text("".join(lines[: sw_line - 1] + lines[sw_line + 4 :]), encoding="utf-8")
-    assert "sw" not in load(tree).domain.responses[0].texts
+    assert "sw" not in load(tree).responses[0].texts
 
     sheet = tmp_path / "responses.csv"
     rows = [
@@ -148,7 +148,7 @@ def test_a_missing_translation_filled_in_the_sheet_becomes_a_variation(
 
 
 def test_an_empty_cell_never_deletes_a_translation(tree: Path, tmp_path: Path) -> None:
-    target = load(tree).domain.responses[0]
+    target = load(tree).responses[0]
     sheet = tmp_path / "responses.csv"
     write_csv(
         sheet,
@@ -185,7 +185,7 @@ def test_a_renamed_response_is_reported_and_not_written(tree: Path, tmp_path: Pa
 
 
 def test_import_then_runs_the_check(tree: Path, tmp_path: Path) -> None:
-    target = load(tree).domain.responses[0]
+    target = load(tree).responses[0]
     sheet = tmp_path / "responses.csv"
     write_csv(
         sheet,

@@ -1,0 +1,1 @@
+"""The Twilio channel: gateway, workers, sender, dead letters and the dev sandbox."""

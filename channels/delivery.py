@@ -1,0 +1,65 @@
+"""The record of every outgoing message and how far it got (`hotline:msg:{MessageSid}`).
+
+The sender writes the record when Twilio accepts (or refuses) a message; Twilio's status
+callbacks move it forward. Records hold the conversation id, never the number or the text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import redis
+import redis.asyncio
+
+log = logging.getLogger(__name__)
+
+RECORD_TTL = 90 * 24 * 3600  # the same retention as closed cases
+UNDELIVERED = "hotline:undelivered"  # sorted set of record ids an operator should look at
+
+# Twilio's callbacks can arrive out of order ("sent" after "delivered"); a status only moves
+# forward. failed/undelivered sit above sent: a carrier can fail a message it had accepted.
+RANK = {
+    "accepted": 1, "queued": 2, "sending": 3, "sent": 4, "receiving": 4, "received": 4,
+    "failed": 5, "undelivered": 5, "delivered": 6, "read": 7,
+}
+FAILED = ("failed", "undelivered", "rejected")
+
+_ADVANCE = """
+local ranks = cjson.decode(ARGV[5])
+local current = redis.call('HGET', KEYS[1], 'status')
+if current and (ranks[current] or 0) >= (ranks[ARGV[1]] or 0) then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'error_code', ARGV[2]) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+def record_key(record_id: str) -> str:
+    return f"hotline:msg:{record_id}"
+
+
+def record(db: redis.Redis | redis.client.Pipeline, record_id: str, **fields: str) -> None:
+    """Write an outgoing message's record (the sender calls this once per body)."""
+    now = f"{time.time():.3f}"
+    values = {"created_at": now, "updated_at": now, **{k: v for k, v in fields.items() if v is not None}}
+    db.hset(record_key(record_id), mapping=values)
+    db.expire(record_key(record_id), RECORD_TTL)
+    if values.get("status") in FAILED:
+        db.zadd(UNDELIVERED, {record_id: time.time()})
+
+
+async def advance(db: redis.asyncio.Redis, message_sid: str, status: str, error_code: str = "") -> bool:
+    """Apply a status callback; False when it is older news than what the record says."""
+    moved = await db.eval(
+        _ADVANCE, 1, record_key(message_sid),
+        status, error_code, f"{time.time():.3f}", RECORD_TTL, json.dumps(RANK),
+    )
+    if moved and status in FAILED:
+        await db.zadd(UNDELIVERED, {message_sid: time.time()})
+        # An operator sees it in `hotline:undelivered` and in the log; the text is not kept,
+        # so the message is not re-sent blindly (a failed SMS is often a phone that is off).
+        log.warning("message %s was not delivered: %s (Twilio error %s)", message_sid, status, error_code or "none")
+    return bool(moved)

@@ -1,0 +1,394 @@
+"""A stand-in for Twilio in dev mode (port 8025): the Messages REST API and a phone page.
+
+The real `twilio` client sends to it (only its base URL differs from production); it keeps
+the messages in Redis, calls the status callback as Twilio does, and serves a phone at `/`
+that signs and posts webhooks to the gateway exactly like Twilio, showing the replies live.
+It is Twilio's side of the line, so it holds numbers; it never logs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import redis.asyncio
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from channels.sandbox_page import PHONE_PAGE
+from channels.twilio_adapter import parse_form, sign
+from hotline import sms
+from hotline.settings import Settings, get_settings
+from hotline.store import connect_async
+
+log = logging.getLogger(__name__)
+
+API = "/2010-04-01/Accounts/{account_sid}"
+MESSAGES = "sandbox:messages"  # every message's sid, newest first
+EVENTS = "sandbox:events"  # pub/sub: one JSON line per message sent to a phone
+OPTED_OUT = "sandbox:optout"  # numbers Twilio would refuse with 21610
+FAULTS = "sandbox:faults"  # hash: status, remaining — the next N creates fail like Twilio would
+UNREACHABLE = "sandbox:unreachable"  # numbers whose messages end "undelivered" (30003)
+ATTEMPTS = "sandbox:attempts"  # how many creates were asked for, failed ones included
+KEEP = 5000
+_NUMBER = re.compile(r"^(whatsapp:)?\+[1-9]\d{7,14}$")
+# Twilio's magic test numbers: https://www.twilio.com/docs/iam/test-credentials
+_MAGIC = {"+15005550001": 21211, "+15005550009": 21614, "+15005550004": 21610}
+
+
+def message_key(sid: str) -> str:
+    return f"sandbox:msg:{sid}"
+
+
+def thread_key(address: str) -> str:
+    return f"sandbox:thread:{address}"
+
+
+def new_sid() -> str:
+    return "SM" + uuid.uuid4().hex
+
+
+def _now_rfc2822() -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+
+
+def _error(status: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
+        status_code=status,
+    )
+
+
+class Sandbox:
+    def __init__(self, settings: Settings, db: redis.asyncio.Redis, http: httpx.AsyncClient) -> None:
+        self.settings, self.db, self.http = settings, db, http
+        self._tasks: set[asyncio.Task] = set()
+
+    def resource(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A stored message as Twilio's JSON shows it."""
+        sid, account = message["sid"], self.settings.twilio_sid
+        return {
+            "account_sid": account, "api_version": "2010-04-01", "body": message["body"],
+            "date_created": message["date_created"], "date_sent": message.get("date_sent"),
+            "date_updated": message["date_updated"], "direction": message["direction"],
+            "error_code": message.get("error_code"), "error_message": None, "from": message["from"],
+            "messaging_service_sid": None, "num_media": message.get("num_media", "0"),
+            "num_segments": message["num_segments"], "price": None, "price_unit": "USD",
+            "sid": sid, "status": message["status"], "to": message["to"],
+            "subresource_uris": {"media": f"/2010-04-01/Accounts/{account}/Messages/{sid}/Media.json"},
+            "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
+        }
+
+    async def store(self, message: dict[str, Any]) -> None:
+        phone = message["to"] if message["direction"] != "inbound" else message["from"]
+        async with self.db.pipeline(transaction=True) as pipe:
+            pipe.set(message_key(message["sid"]), json.dumps(message))
+            pipe.lpush(MESSAGES, message["sid"])
+            pipe.ltrim(MESSAGES, 0, KEEP - 1)
+            pipe.rpush(thread_key(phone), message["sid"])
+            pipe.ltrim(thread_key(phone), -200, -1)
+            await pipe.execute()
+
+    async def load(self, sid: str) -> dict[str, Any] | None:
+        raw = await self.db.get(message_key(sid))
+        return json.loads(raw) if raw else None
+
+    async def set_status(self, sid: str, status: str) -> dict[str, Any] | None:
+        message = await self.load(sid)
+        if message is None:
+            return None
+        message["status"], message["date_updated"] = status, _now_rfc2822()
+        if status in ("sent", "delivered") and not message.get("date_sent"):
+            message["date_sent"] = message["date_updated"]
+        await self.db.set(message_key(sid), json.dumps(message))
+        return message
+
+    def later(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def report_delivery(self, sid: str, callback: str) -> None:
+        """sent, then delivered, each with a signed status callback, as Twilio does
+        (undelivered with error 30003 for a number marked unreachable)."""
+        stored = await self.load(sid)
+        unreachable = bool(stored) and await self.db.sismember(UNREACHABLE, stored["to"])
+        for status in ("sent", "undelivered" if unreachable else "delivered"):
+            await asyncio.sleep(0.01)
+            message = await self.set_status(sid, status)
+            if not message or not callback:
+                continue
+            form = {
+                "MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+                "AccountSid": self.settings.twilio_sid, "From": message["from"], "To": message["to"],
+                "ApiVersion": "2010-04-01",
+            }
+            if status == "undelivered":
+                form["ErrorCode"] = "30003"  # Unreachable destination handset
+            try:
+                await self.post_signed(callback, form)
+            except httpx.HTTPError as error:
+                log.warning("status callback for %s failed: %s", sid, type(error).__name__)
+
+    async def post_signed(self, url: str, form: dict[str, str]) -> httpx.Response:
+        token = self.settings.twilio_auth_token.get_secret_value()
+        headers = {
+            "X-Twilio-Signature": sign(token, url, form),
+            "I-Twilio-Idempotency-Token": uuid.uuid4().hex,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "TwilioProxy/1.1 (hotline sandbox)",
+        }
+        return await self.http.post(url, content=urlencode(form), headers=headers)
+
+    def authorised(self, request: Request, account_sid: str) -> bool:
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        token = self.settings.twilio_auth_token.get_secret_value()
+        return user == account_sid and password == token
+
+    async def fault(self) -> JSONResponse | None:
+        """A failure the tests asked for (429 or 5xx), as Twilio would answer it."""
+        if not await self.db.exists(FAULTS):
+            return None
+        if int(await self.db.hincrby(FAULTS, "remaining", -1)) < 0:
+            await self.db.delete(FAULTS)
+            return None
+        status = int(await self.db.hget(FAULTS, "status") or 503)
+        return _error(status, 20429 if status == 429 else 20500, "Service unavailable (sandbox fault)")
+
+
+class PhoneMessage(BaseModel):
+    channel: str = "sms"
+    number: str
+    body: str = ""
+    media: bool = False
+
+
+class Thread(BaseModel):
+    channel: str = "sms"
+    number: str
+
+
+class NumberFlag(BaseModel):
+    number: str
+    on: bool = True
+
+
+class Faults(BaseModel):
+    status: int = 503
+    count: int = 1
+
+
+def _address(channel: str, number: str) -> str:
+    number = re.sub(r"[\s\-()]", "", number)
+    return f"whatsapp:{number}" if channel == "whatsapp" else number
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = settings or get_settings()
+        db = connect_async(current)
+        async with httpx.AsyncClient(timeout=10) as http:
+            app.state.sandbox = Sandbox(current, db, http)
+            yield
+        await db.aclose()
+
+    app = FastAPI(title="Twilio sandbox", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    def sandbox(request: Request) -> Sandbox:
+        return request.app.state.sandbox
+
+    @app.post(API + "/Messages.json")
+    async def create_message(account_sid: str, request: Request) -> Response:
+        box = sandbox(request)
+        if not box.authorised(request, account_sid):
+            return _error(401, 20003, "Authenticate")
+        await box.db.incr(ATTEMPTS)
+        failure = await box.fault()
+        if failure is not None:
+            return failure
+        form = parse_form(await request.body())
+        to, sender, body = form.get("To", "").strip(), form.get("From", "").strip(), form.get("Body", "")
+        if not to:
+            return _error(400, 21604, "A 'To' phone number is required.")
+        bare = to.removeprefix("whatsapp:")
+        if bare in _MAGIC:
+            code = _MAGIC[bare]
+            return _error(400, code, "Attempt to send to unsubscribed recipient" if code == 21610
+                          else "The 'To' number is not a valid phone number.")
+        if not _NUMBER.match(to):
+            return _error(400, 21211, "The 'To' number is not a valid phone number.")
+        if not sender:
+            return _error(400, 21603, "A 'From' phone number is required.")
+        if not body and not form.get("MediaUrl"):
+            return _error(400, 21602, "Message body is required.")
+        if len(body) > 1600:
+            return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+        if await box.db.sismember(OPTED_OUT, to):
+            return _error(400, 21610, "Attempt to send to unsubscribed recipient")
+        now = _now_rfc2822()
+        message = {
+            "sid": new_sid(), "to": to, "from": sender, "body": body, "status": "queued",
+            "direction": "outbound-api", "date_created": now, "date_updated": now,
+            "num_segments": str(sms.segment_count(body)), "status_callback": form.get("StatusCallback", ""),
+            "at": time.time(),
+        }
+        await box.store(message)
+        await box.db.publish(EVENTS, json.dumps({"sid": message["sid"], "to": to, "at": message["at"]}))
+        box.later(box.report_delivery(message["sid"], message["status_callback"]))
+        return JSONResponse(box.resource(message), status_code=201)
+
+    @app.get(API + "/Messages.json")
+    async def list_messages(account_sid: str, request: Request) -> Response:
+        box = sandbox(request)
+        if not box.authorised(request, account_sid):
+            return _error(401, 20003, "Authenticate")
+        query = request.query_params
+        size = min(int(query.get("PageSize", 50)), 1000)
+        found = []
+        for sid in await box.db.lrange(MESSAGES, 0, KEEP - 1):
+            message = await box.load(sid)
+            if not message:
+                continue
+            if query.get("To") and message["to"] != query["To"]:
+                continue
+            if query.get("From") and message["from"] != query["From"]:
+                continue
+            found.append(box.resource(message))
+            if len(found) >= size:
+                break
+        uri = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
+        return JSONResponse({
+            "messages": found, "page": 0, "page_size": size, "start": 0, "end": max(0, len(found) - 1),
+            "uri": uri, "first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None,
+        })
+
+    @app.get(API + "/Messages/{message_sid}.json")
+    async def fetch_message(account_sid: str, message_sid: str, request: Request) -> Response:
+        box = sandbox(request)
+        if not box.authorised(request, account_sid):
+            return _error(401, 20003, "Authenticate")
+        message = await box.load(message_sid)
+        if message is None:
+            return _error(404, 20404, "The requested resource was not found")
+        return JSONResponse(box.resource(message))
+
+    # ------------------------------------------------------------- the phone
+
+    @app.get("/", response_class=HTMLResponse)
+    async def phone_page(request: Request) -> str:
+        return PHONE_PAGE
+
+    @app.post("/phone/send")
+    async def phone_send(message: PhoneMessage, request: Request) -> JSONResponse:
+        """What Twilio does when a phone texts the hotline: store, sign, post the webhook."""
+        box = sandbox(request)
+        current = box.settings
+        address = _address(message.channel, message.number)
+        if not _NUMBER.match(address):
+            return JSONResponse({"error": "write the number as +258…"}, status_code=400)
+        hotline_number = current.twilio_whatsapp_from if message.channel == "whatsapp" else current.twilio_sms_from
+        sid = new_sid()
+        form = {
+            "SmsMessageSid": sid, "SmsSid": sid, "MessageSid": sid, "AccountSid": current.twilio_sid,
+            "From": address, "To": hotline_number, "Body": message.body, "SmsStatus": "received",
+            "NumMedia": "1" if message.media else "0", "NumSegments": str(sms.segment_count(message.body)),
+            "ApiVersion": "2010-04-01",
+        }
+        if message.channel == "whatsapp":
+            form |= {"ProfileName": "Sandbox", "WaId": address.removeprefix("whatsapp:+"),
+                     "MessageType": "image" if message.media else "text"}
+        if message.media:
+            form |= {"MediaUrl0": f"{current.sandbox_url.rstrip('/')}/media/photo.gif",
+                     "MediaContentType0": "image/gif"}
+        now = _now_rfc2822()
+        await box.store({
+            "sid": sid, "to": hotline_number, "from": address, "body": message.body, "status": "received",
+            "direction": "inbound", "date_created": now, "date_updated": now, "at": time.time(),
+            "num_segments": form["NumSegments"], "num_media": form["NumMedia"],
+        })
+        url = current.public_url.rstrip("/") + "/twilio/messages"
+        try:
+            reply = await box.post_signed(url, form)
+        except httpx.HTTPError as error:
+            return JSONResponse({"sid": sid, "webhook_status": None, "error": type(error).__name__}, status_code=502)
+        return JSONResponse({"sid": sid, "webhook_status": reply.status_code})
+
+    @app.post("/phone/thread")
+    async def phone_thread(thread: Thread, request: Request) -> JSONResponse:
+        box = sandbox(request)
+        address = _address(thread.channel, thread.number)
+        shown = []
+        for sid in await box.db.lrange(thread_key(address), 0, -1):
+            message = await box.load(sid)
+            if message:
+                shown.append({
+                    "sid": sid, "direction": "in" if message["direction"] == "inbound" else "out",
+                    "body": message["body"], "status": message["status"], "at": message.get("at"),
+                    "media": message.get("num_media", "0") != "0",
+                })
+        return JSONResponse({"messages": shown})
+
+    @app.get("/media/photo.gif")
+    async def photo() -> Response:
+        pixel = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+        return Response(pixel, media_type="image/gif")
+
+    # ------------------------------------------------------------- test controls
+
+    @app.post("/sandbox/optout")
+    async def opt_out(change: NumberFlag, request: Request) -> JSONResponse:
+        """Mark a number as opted out at Twilio (sends then fail with 21610), or undo it."""
+        box = sandbox(request)
+        if change.on:
+            await box.db.sadd(OPTED_OUT, change.number)
+        else:
+            await box.db.srem(OPTED_OUT, change.number)
+        return JSONResponse({"ok": True})
+
+    @app.post("/sandbox/unreachable")
+    async def unreachable(change: NumberFlag, request: Request) -> JSONResponse:
+        """Make messages to a number end undelivered (a phone that is off), or undo it."""
+        box = sandbox(request)
+        if change.on:
+            await box.db.sadd(UNREACHABLE, change.number)
+        else:
+            await box.db.srem(UNREACHABLE, change.number)
+        return JSONResponse({"ok": True})
+
+    @app.post("/sandbox/faults")
+    async def faults(change: Faults, request: Request) -> JSONResponse:
+        """Make the next `count` creates fail with `status` (429 or 5xx)."""
+        box = sandbox(request)
+        await box.db.hset(FAULTS, mapping={"status": change.status, "remaining": change.count})
+        return JSONResponse({"ok": True})
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            ok = bool(await sandbox(request).db.ping())
+        except redis.RedisError:
+            ok = False
+        return JSONResponse({"status": "ok" if ok else "degraded", "redis": ok}, status_code=200 if ok else 503)
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,66 @@
+"""The sandbox answers the real twilio client like Twilio, and its phone page reaches the gateway."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import redis
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+
+from channels.sender import twilio_client
+from hotline.conversations import INBOUND_STREAM
+from tests.channels.conftest import Servers
+
+
+def test_create_list_and_fetch_with_the_real_client(servers: Servers) -> None:
+    client = twilio_client(servers.settings)
+    sms_from = servers.settings.twilio_sms_from
+    first = client.messages.create(to="+258840000501", from_=sms_from, body="Olá")
+    client.messages.create(to="+258840000502", from_=sms_from, body="Olá de novo")
+    client.messages.create(to="whatsapp:+258840000501", from_=servers.settings.twilio_whatsapp_from, body="Hi")
+
+    assert first.sid.startswith("SM") and first.status == "queued" and first.num_segments == "1"
+    assert [m.body for m in client.messages.list(to="+258840000501")] == ["Olá"]
+    assert len(client.messages.list(from_=sms_from)) == 2
+    assert client.messages(first.sid).fetch().to == "+258840000501"
+
+
+@pytest.mark.parametrize(
+    ("to", "body", "code"),
+    [("not-a-number", "hi", 21211), ("+15005550009", "hi", 21614), ("+15005550004", "hi", 21610),
+     ("+258840000503", "", 21602), ("+258840000503", "x" * 1601, 21617)],
+)
+def test_errors_come_back_as_twilio_errors(servers: Servers, to: str, body: str, code: int) -> None:
+    with pytest.raises(TwilioRestException) as error:
+        twilio_client(servers.settings).messages.create(to=to, from_="+15005550006", body=body)
+    assert error.value.code == code and error.value.status == 400
+
+
+def test_a_wrong_auth_token_is_refused(servers: Servers) -> None:
+    client = Client(servers.settings.twilio_sid, "wrong-token")
+    client.api.base_url = servers.sandbox_url
+    with pytest.raises(TwilioRestException) as error:
+        client.messages.create(to="+258840000501", from_="+15005550006", body="hi")
+    assert error.value.status == 401
+
+
+def test_the_phone_page_posts_a_signed_webhook(servers: Servers, db: redis.Redis) -> None:
+    page = httpx.get(servers.sandbox_url + "/")
+    assert page.status_code == 200 and "WhatsApp" in page.text and "/phone/send" in page.text
+    sent = httpx.post(servers.sandbox_url + "/phone/send",
+                      json={"channel": "whatsapp", "number": "+258 84 000 0504", "body": "Olá"}).json()
+    assert sent["webhook_status"] == 200  # the gateway checked the signature and took it
+    assert db.xlen(INBOUND_STREAM) == 1
+    photo = httpx.post(servers.sandbox_url + "/phone/send",
+                       json={"channel": "sms", "number": "+258840000504", "media": True}).json()
+    assert photo["webhook_status"] == 200
+    thread = httpx.post(servers.sandbox_url + "/phone/thread",
+                        json={"channel": "whatsapp", "number": "+258840000504"}).json()["messages"]
+    assert [(m["direction"], m["body"]) for m in thread] == [("in", "Olá")]
+
+
+def test_healthz(servers: Servers) -> None:
+    gateway = httpx.get(servers.gateway_url + "/healthz").json()
+    assert gateway == {"status": "degraded", "redis": True, "rasa": False}  # no Rasa in this test
+    assert httpx.get(servers.sandbox_url + "/healthz").json()["redis"] is True

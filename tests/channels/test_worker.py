@@ -1,0 +1,96 @@
+"""The worker's promises beyond one message: order under parallel workers, reclaiming a
+crashed consumer's messages, and dead letters an operator can list and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import redis
+
+from channels import dlq
+from channels.worker import Worker
+from hotline.conversations import DEAD_LETTER_STREAM, INBOUND_STREAM
+from tests.channels.conftest import BOT_REPLY, FakeRasa, Phone, Servers, run_sender, run_worker
+
+
+def parts(phone: Phone) -> list[str]:
+    return [part for body in phone.received() for part in body.split("\n\n")]
+
+
+def echo(body: dict) -> list[str]:
+    return [f"answer to {body['message']}"]
+
+
+def test_two_workers_keep_each_conversation_in_order(servers: Servers, db: redis.Redis) -> None:
+    """Messages of one conversation go to both workers; each is still answered in order."""
+    settings = servers.settings
+    phones = [Phone(servers, f"+25884000040{i}") for i in range(4)]
+    for round_ in range(5):
+        for index, phone in enumerate(phones):
+            assert phone.send(f"message {round_} of person {index}").status_code == 200
+
+    class SlowRasa(FakeRasa):
+        async def handle_async(self, request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(random.uniform(0.0, 0.05))  # replies overtake one another
+            return self.handler(request)
+
+        def client(self, settings):
+            from hotline.rasa import RasaClient
+
+            transport = httpx.MockTransport(self.handle_async)
+            return RasaClient(settings, client=httpx.AsyncClient(transport=transport))
+
+    rasa = SlowRasa()
+    rasa.replies = echo
+
+    async def both() -> None:
+        # Small reads and one shard each, so the two consumers share every conversation.
+        workers = [
+            Worker(settings, rasa=rasa.client(settings), consumer=f"test-{n}", concurrency=1,
+                   read_count=1, block_ms=20, claim_idle=5)
+            for n in (1, 2)
+        ]
+        await asyncio.gather(*(w.run_until_idle(timeout=30) for w in workers))
+        for worker in workers:
+            worker.close()
+
+    asyncio.run(both())
+    run_sender(settings)
+    for index, phone in enumerate(phones):
+        assert parts(phone) == [f"answer to message {r} of person {index}" for r in range(5)]
+    assert sorted(rasa.texts) == sorted(f"message {r} of person {i}" for r in range(5) for i in range(4))
+
+
+def test_a_message_held_by_a_vanished_worker_elsewhere_is_answered(servers: Servers, db: redis.Redis) -> None:
+    """A consumer on another machine read the message and died: after claim_idle it is ours."""
+    phone = Phone(servers)
+    assert phone.send("Hello, I want to go back home").status_code == 200
+    db.xgroup_create(INBOUND_STREAM, "workers", id="0")
+    assert db.xreadgroup("workers", "otherhost-4242", {INBOUND_STREAM: ">"}, count=10)
+
+    run_worker(servers.settings, FakeRasa(), claim_idle=0.3)
+    run_sender(servers.settings)
+    assert phone.received() == [BOT_REPLY["en"]]
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_then_replayed(servers: Servers, db: redis.Redis) -> None:
+    phone = Phone(servers)
+    assert phone.send("Hello, I want to go back home").status_code == 200
+    broken = FakeRasa()
+    # A 400 is not Rasa being away (that only waits): the message itself is the problem.
+    broken.handler = lambda request: httpx.Response(400, json={"error": "bad"})  # type: ignore[method-assign]
+    run_worker(servers.settings, broken, max_failures=3)
+
+    dead = dlq.list_dead(db)
+    assert len(dead) == 1 and dead[0]["error"].startswith("HTTPStatusError")
+    assert "body" not in dead[0] and "address" not in dead[0]  # an operator's screen shows neither
+    assert db.xlen(INBOUND_STREAM) == 0
+
+    # The operator fixes Rasa and replays: the person gets the answer after all.
+    assert dlq.replay(db) == 1
+    assert db.xlen(DEAD_LETTER_STREAM) == 0
+    run_worker(servers.settings, FakeRasa())
+    run_sender(servers.settings)
+    assert phone.received() == [BOT_REPLY["en"]]
