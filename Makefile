@@ -70,7 +70,7 @@ eval: setup train
 	@$(HOTLINE) eval
 
 bench: setup train
-	@$(HOTLINE) bench
+	@scripts/with-hotline $(VENV)/bin/python bench/load.py
 
 lint: setup
 	$(VENV)/bin/ruff check hotline actions channels referral tests

@@ -1,4 +1,4 @@
-"""The `hotline` command: run, train, triage, shell, eval, bench, and operator tasks."""
+"""The `hotline` command: run, train, triage, shell, eval, content, and operator tasks."""
 
 from __future__ import annotations
 
@@ -33,12 +33,6 @@ def _shell(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from hotline.evaluation import main
-
-    return main()
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from hotline.benchmark import main
 
     return main()
 
@@ -109,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_argument("--language", choices=["pt", "en", "fr", "sw"], default="pt")
     shell.set_defaults(func=_shell)
     commands.add_parser("eval", help="figures on the held-out sets").set_defaults(func=_eval)
-    commands.add_parser("bench", help="load benchmark").set_defaults(func=_bench)
     dlq = commands.add_parser("dlq", help="dead-letter messages: list or replay")
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("entry", nargs="?", help="replay only this entry id")
