@@ -48,9 +48,10 @@ DEFAULT_ACTIONS = {
 # A slot's value is only known at run time; measure the length with a realistic long value.
 PLACEHOLDER_SAMPLES = {
     "next_shift": {
+        # The longest values referral/rota.py writes in each language.
         "pt": "segunda-feira às 06:00",
-        "en": "Monday at 06:00",
-        "fr": "lundi à 06:00",
+        "en": "Wednesday at 06:00",
+        "fr": "la prochaine permanence",
         "sw": "Jumatatu saa 06:00",
     },
 }
@@ -61,6 +62,8 @@ SHORT_CODE = re.compile(r"^\d{3,6}$")
 SERVICE_REQUIRED = ("id", "type", "province", "name")
 
 CANNED_REPLIES = "data/canned_replies.yml"
+# Texts the action server picks at run time: same layout as bot/*.yml, but not Rasa's domain.
+RUNTIME_RESPONSES = "data/handoff.yml"
 SERVICES = "data/services.yml"
 INDICATORS = "data/risk/indicators.yml"
 KEYWORDS = "data/keywords.yml"
@@ -127,11 +130,19 @@ class Content:
     domain: Domain = field(default_factory=Domain)
     examples: list[Example] = field(default_factory=list)
     nlu_languages: set[str] = field(default_factory=set)
+    runtime_responses: list[Response] = field(default_factory=list)
     canned: list[Response] = field(default_factory=list)
     canned_titles: list[Response] = field(default_factory=list)
     services: list[tuple[Any, int]] = field(default_factory=list)
     indicators: Any = None
     keywords: Any = None
+    # (intent, language) -> distinct examples, filled by the NLU check.
+    example_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def responses(self) -> list[Response]:
+        """Every response an editor writes: Rasa's domain, then the action server's texts."""
+        return [*self.domain.responses, *self.runtime_responses]
 
     def files(self, folder: str) -> list[Path]:
         base = self.root / folder
@@ -228,19 +239,32 @@ def _load_domain(content: Content) -> None:
         domain.actions.update(str(a) for a in data.get("actions") or [])
         domain.slots.update(str(s) for s in data.get("slots") or {})
         domain.forms.update(str(f) for f in data.get("forms") or {})
-        responses = data.get("responses") or {}
-        for name, variations in responses.items():
-            where = f"{rel}:{line_of(responses, name)}"
-            if name in seen_responses:
-                content.error(
-                    rel,
-                    line_of(responses, name),
-                    f"{name} is also defined at {seen_responses[name]}; "
-                    "keep one and delete the other",
-                )
-                continue
-            seen_responses[name] = where
-            domain.responses.append(_load_response(content, rel, responses, name, variations))
+        domain.responses.extend(_load_responses(content, rel, data, seen_responses))
+    if (content.root / RUNTIME_RESPONSES).exists():
+        data = load_yaml(content, RUNTIME_RESPONSES)
+        if isinstance(data, dict):
+            content.runtime_responses.extend(
+                _load_responses(content, RUNTIME_RESPONSES, data, seen_responses)
+            )
+
+
+def _load_responses(
+    content: Content, rel: str, data: CommentedMap, seen: dict[str, str]
+) -> list[Response]:
+    found = []
+    responses = data.get("responses") or {}
+    for name, variations in responses.items():
+        where = f"{rel}:{line_of(responses, name)}"
+        if name in seen:
+            content.error(
+                rel,
+                line_of(responses, name),
+                f"{name} is also defined at {seen[name]}; keep one and delete the other",
+            )
+            continue
+        seen[name] = where
+        found.append(_load_response(content, rel, responses, name, variations))
+    return found
 
 
 def _load_response(
@@ -544,7 +568,7 @@ def _check_texts(
 
 
 def _check_responses(content: Content) -> None:
-    for response in content.domain.responses:
+    for response in content.responses:
         _check_texts(content, response, "", slots=content.domain.slots)
 
 
@@ -561,7 +585,7 @@ def required_examples(intent: str) -> int:
 
 def _check_nlu(content: Content) -> None:
     intents = content.domain.intents
-    counts: dict[tuple[str, str], int] = {}
+    counts = content.example_counts
     first_place: dict[tuple[str, str], tuple[str, int]] = {}
     # One multilingual model: the same words under two intents conflict in any language,
     # while the same words twice under one intent are only a wasted line in that language.
@@ -600,7 +624,10 @@ def _check_nlu(content: Content) -> None:
                 "under the one intent it means",
             )
             continue
-        twin = same_intent.setdefault((normal, example.intent, example.language), example)
+        # Within one intent only exact repeats are wasted: PESSOA and pessoa differ to the
+        # model (the lexical featurizer sees the capitals), so both may stay.
+        exact = " ".join(example.text.split())
+        twin = same_intent.setdefault((exact, example.intent, example.language), example)
         if twin is not example:
             content.warn(
                 example.path,
@@ -687,7 +714,12 @@ def _check_step(
         )
     action = step.get("action")
     if action is not None and str(action) not in actions:
-        if str(action).startswith("utter_"):
+        if str(action) in {r.name for r in content.runtime_responses}:
+            fix = (
+                f"the action server says it (it is in {RUNTIME_RESPONSES}), not Rasa: name the "
+                "action that says it instead, e.g. action_open_case"
+            )
+        elif str(action).startswith("utter_"):
             fix = "write that response in a bot/*.yml file or fix the name"
         else:
             fix = "add it to `actions:` in bot/core.yml (and the action server) or fix the name"
@@ -861,31 +893,109 @@ def is_empty(value: Any) -> bool:
     return False
 
 
+# What each indicator group must have in every language: phrases are what the screening
+# searches for, examples are the whole messages the risk tests prove are found.
+INDICATOR_REQUIRED = {
+    "phrases": "phrases (the words searched for)",
+    "examples": "examples (whole messages that must be found as this group)",
+}
+
+
+def indicator_groups(data: Any) -> list[CommentedMap]:
+    """The groups of the risk indicator lexicon, or [] when the file has none."""
+    groups = data.get("groups") if isinstance(data, dict) else None
+    return [g for g in groups if isinstance(g, dict)] if isinstance(groups, list) else []
+
+
+def _missing_languages(
+    content: Content, owner: CommentedMap, key: str, what: str, severity: str = "error"
+) -> None:
+    texts = owner.get(key)
+    label = f"indicator group {owner.get('id', '?')}"
+    if not isinstance(texts, dict):
+        content.problems.append(
+            Problem(
+                INDICATORS,
+                line_of(owner, key) if key in owner else line_of(owner),
+                f"{label} has no {key}; add `{key}:` with {what} under {', '.join(LANGUAGES)}",
+                severity,
+            )
+        )
+        return
+    for language in LANGUAGES:
+        if language not in texts or is_empty(texts[language]):
+            content.problems.append(
+                Problem(
+                    INDICATORS,
+                    line_of(texts, language) if language in texts else line_of(owner, key),
+                    f"{label} has no {LANGUAGE_NAMES[language]} ({language}) {key}; add "
+                    f"`{language}:` under `{key}:` with {what} as people write them in "
+                    f"{LANGUAGE_NAMES[language]}",
+                    severity,
+                )
+            )
+    for language in texts:
+        if str(language) not in LANGUAGES:
+            content.problems.append(
+                Problem(
+                    INDICATORS,
+                    line_of(texts, language),
+                    f"{label}: '{language}' under `{key}:` is not a hotline language; use "
+                    f"{', '.join(LANGUAGES)}",
+                )
+            )
+
+
 def _check_indicators(content: Content) -> None:
     data = content.indicators
     if data is None:
         return
-    found = False
-    for trail, texts in language_maps(data):
-        found = True
-        where = " > ".join(trail) or "indicators"
-        for language in LANGUAGES:
-            if language not in texts or is_empty(texts[language]):
-                content.error(
-                    INDICATORS,
-                    line_of(texts, language) if language in texts else line_of(texts),
-                    f"indicator {where} has no "
-                    f"{LANGUAGE_NAMES[language]} ({language}) examples; add "
-                    f"`{language}:` with phrases people would write in "
-                    f"{LANGUAGE_NAMES[language]}",
-                )
-    if not found:
+    groups = indicator_groups(data)
+    if not groups:
         content.error(
             INDICATORS,
             1,
-            "no per-language phrases found; each indicator group needs "
-            f"phrases under {', '.join(LANGUAGES)}",
+            "no indicator groups found; the file needs `groups:` followed by `- id: ...` "
+            "entries with phrases and examples per language",
         )
+        return
+    seen: dict[str, int] = {}
+    for group in groups:
+        gid = str(group.get("id") or "")
+        if not gid:
+            content.error(
+                INDICATORS,
+                line_of(group),
+                "an indicator group has no id; add `id:` (lowercase words joined by _)",
+            )
+        elif gid in seen:
+            content.error(
+                INDICATORS,
+                line_of(group),
+                f"indicator group id {gid} is already used at line {seen[gid]}; "
+                "merge the two groups or rename one",
+            )
+        seen.setdefault(gid, line_of(group))
+        for key, what in INDICATOR_REQUIRED.items():
+            _missing_languages(content, group, key, what)
+        if "label" in group:
+            _missing_languages(content, group, "label", "the group's name")
+    # Context words (negations, "my sister" …) decide how phrases are read; a language
+    # without them is screened less well, but still screened.
+    context = data.get("context") if isinstance(data, dict) else None
+    if isinstance(context, dict):
+        for name, texts in context.items():
+            if not isinstance(texts, dict):
+                continue
+            for language in LANGUAGES:
+                if language not in texts or is_empty(texts[language]):
+                    content.warn(
+                        INDICATORS,
+                        line_of(context, name),
+                        f"context {name} has no {LANGUAGE_NAMES[language]} ({language}) words; "
+                        f"add `{language}:` so messages in {LANGUAGE_NAMES[language]} are "
+                        "read as well as the others",
+                    )
 
 
 def _check_keywords(content: Content) -> None:
@@ -909,6 +1019,36 @@ def _check_keywords(content: Content) -> None:
                 message = length_problem(f"{where} [{language}]", str(value), language)
                 if message:
                     content.error(KEYWORDS, line_of(texts, language), message)
+    _check_keyword_collisions(content, data)
+
+
+def _keyword_key(word: str) -> str:
+    """How the channel compares keywords: no case, no accents, no end punctuation."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return " ".join(plain.casefold().split()).strip(" .!?,;:")
+
+
+def _check_keyword_collisions(content: Content, data: Any) -> None:
+    """A word under two keyword sets (STOP and START) could not be answered rightly."""
+    sets = data.get("keywords") if isinstance(data, dict) else None
+    if not isinstance(sets, dict):
+        return
+    owner: dict[str, tuple[str, int]] = {}
+    for name, by_language in sets.items():
+        if not is_language_map(by_language):
+            continue
+        for language, words in by_language.items():
+            line = line_of(by_language, language)
+            for word in words if isinstance(words, list) else [words]:
+                key = _keyword_key(str(word))
+                first = owner.setdefault(key, (str(name), line))
+                if first[0] != str(name):
+                    content.error(
+                        KEYWORDS,
+                        line,
+                        f"keyword '{word}' is under {name} here and under {first[0]} at line "
+                        f"{first[1]} (case and accents do not count); keep it under one",
+                    )
 
 
 def check(root: Path | None = None) -> list[Problem]:

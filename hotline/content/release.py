@@ -50,7 +50,7 @@ def snapshot(root: Path) -> dict[str, Any]:
             for intent, by_lang in intents.items()
         },
         "responses": {
-            r.name: {lang: t.text for lang, t in r.texts.items()} for r in content.domain.responses
+            r.name: {lang: t.text for lang, t in r.texts.items()} for r in content.responses
         },
         "canned_replies": {
             r.name: {lang: t.text for lang, t in r.texts.items()} for r in content.canned

@@ -10,12 +10,13 @@ from typing import TextIO
 
 from hotline.content import LANGUAGE_NAMES, LANGUAGES
 from hotline.content.check import (
+    INDICATOR_REQUIRED,
     Content,
     Problem,
+    indicator_groups,
     is_empty,
     language_maps,
     load,
-    normalise_example,
     required_examples,
     run_checks,
 )
@@ -63,21 +64,12 @@ def coverage(root: Path) -> Coverage:
         text = item.texts.get(language)
         return bool(text and text.text.strip())
 
-    rows.append(
-        _texts_row(
-            f"responses ({len(content.domain.responses)})", content.domain.responses, has_text
-        )
-    )
+    rows.append(_texts_row(f"responses ({len(content.responses)})", content.responses, has_text))
 
-    examples: dict[str, dict[str, set[str]]] = {
-        intent: {language: set() for language in LANGUAGES} for intent in content.domain.intents
-    }
-    for example in content.examples:
-        if example.text and example.intent in examples:
-            examples[example.intent][example.language].add(normalise_example(example.text))
+    problems = run_checks(content)  # also counts the examples the way the check does
     counts = {
-        intent: {lang: len(found) for lang, found in by_lang.items()}
-        for intent, by_lang in examples.items()
+        intent: {lang: content.example_counts.get((intent, lang), 0) for lang in LANGUAGES}
+        for intent in content.domain.intents
     }
     intents = Row(f"intents with enough examples ({len(counts)})", len(counts))
     for language in LANGUAGES:
@@ -105,10 +97,18 @@ def coverage(root: Path) -> Coverage:
             lambda texts, language: not is_empty(texts.get(language)),
         )
 
-    rows.append(language_map_row("risk indicator phrase sets", content.indicators))
+    groups = indicator_groups(content.indicators)
+
+    def group_complete(group, language: str) -> bool:
+        return all(
+            isinstance(group.get(key), dict) and not is_empty(group[key].get(language))
+            for key in INDICATOR_REQUIRED
+        )
+
+    rows.append(_texts_row(f"risk indicator groups ({len(groups)})", groups, group_complete))
     rows.append(_texts_row(f"canned replies ({len(content.canned)})", content.canned, has_text))
     rows.append(language_map_row("keywords and channel texts", content.keywords))
-    return Coverage(rows, counts, run_checks(content))
+    return Coverage(rows, counts, problems)
 
 
 def _cell(row: Row, language: str) -> str:

@@ -21,6 +21,7 @@ from ruamel.yaml.scalarstring import (
 from hotline.content import LANGUAGES
 from hotline.content.check import (
     CANNED_REPLIES,
+    RUNTIME_RESPONSES,
     Problem,
     check,
     language_of,
@@ -69,7 +70,7 @@ def rows(root: Path) -> list[dict[str, str]]:
     """One row per bot response, then one per canned reply: file, response, pt, en, fr, sw."""
     content = load(root)
     found = []
-    for item in [*content.domain.responses, *content.canned]:
+    for item in [*content.responses, *content.canned]:
         row = {"file": item.path, "response": item.name}
         for language in LANGUAGES:
             text = item.texts.get(language)
@@ -337,7 +338,7 @@ def import_rows(root: Path, table: list[dict[str, str]]) -> ImportResult:
         by_file.setdefault(row.get("file", "").strip(), []).append(row)
     for rel, file_rows in by_file.items():
         path = (root / rel).resolve()
-        allowed = rel == CANNED_REPLIES or (
+        allowed = rel in (CANNED_REPLIES, RUNTIME_RESPONSES) or (
             rel.startswith("bot/") and rel.endswith((".yml", ".yaml"))
         )
         if not allowed or not path.is_relative_to(root.resolve()) or not path.exists():
@@ -382,7 +383,7 @@ def import_rows(root: Path, table: list[dict[str, str]]) -> ImportResult:
 def _locate(root: Path, rel: str, pending: list[tuple[str, str, str]]) -> list[Change]:
     """Where each changed text now is, so the editor can look at it."""
     content = load(root)
-    items = [*content.domain.responses, *content.canned]
+    items = [*content.responses, *content.canned]
     lines = {
         (item.path, item.name, lang): text.line
         for item in items
