@@ -32,10 +32,15 @@ def remember(
     db: redis.Redis, conversation_id: str, *, channel: Channel, sealed_address: str
 ) -> None:
     """Record how to reach the person (sealed) each time they write."""
-    db.hset(
+    pipe = db.pipeline(transaction=True)
+    pipe.hset(
         key(conversation_id),
         mapping={"channel": channel, "address": sealed_address, "last_inbound": f"{time.time():.3f}"},
     )
+    # An erasure leaves the key to expire after its confirmation is sent; a person who writes
+    # again inside that grace period is a live conversation and must not vanish with it.
+    pipe.persist(key(conversation_id))
+    pipe.execute()
 
 
 def state(db: redis.Redis, conversation_id: str) -> dict[str, str]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import re
 
-# Seven or more digits, optionally with +, spaces or dashes between them.
-_PHONE = re.compile(r"\+?\d[\d\s\-]{5,}\d")
+# Seven or more digits, optionally with +, spaces or dashes between them, standing on their
+# own: digits inside an identifier (a MessageSid, a conversation id) are not a number, and
+# masking them would make the logs useless for tracing one message.
+_PHONE = re.compile(r"(?<![A-Za-z0-9])\+?\d[\d\s\-]{5,}\d(?![A-Za-z0-9])")
 
 
 def redact(text: str) -> str:
