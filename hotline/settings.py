@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     sandbox_url: str = Field("http://127.0.0.1:8025", alias="SANDBOX_URL")
     data_dir: Path = Field(PROJECT_ROOT / "data", alias="HOTLINE_DATA_DIR")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # Closed cases are anonymised after this many days (DESIGN.md: data lifecycle).
+    retention_days: int = Field(90, ge=1, alias="HOTLINE_RETENTION_DAYS")
 
     @property
     def dev_mode(self) -> bool:
