@@ -177,21 +177,21 @@ def test_rasa_stopped_then_started(servers: Servers, db: redis.Redis, settings_f
     questions = {"en": "i want to go back home how can u help me", "pt": "quero voltar para Moçambique, como faço?"}
     worker = ChannelProcess("channels.worker", env, tmp_path).start()
     sender = ChannelProcess("channels.sender", env, tmp_path).start()
-    rasa.stop()
     try:
-        for language, phone in phones.items():
-            twilio_post(phone, questions[language])
-        for language, phone in phones.items():
-            note = NOTES.note("received_will_answer", language)
-            assert wait_for(lambda p=phone, n=note: parts(p) == [n], timeout=30), (parts(phone), worker.output())
-        time.sleep(3)  # the worker keeps retrying; the person still has one note only
-        for phone in phones.values():
-            assert len(parts(phone)) == 1
-    finally:
-        rasa.start()
-    token = settings.rasa_token.get_secret_value()
-    assert processes.wait_http(f"{rasa_stack['rasa_url']}/status?token={token}", 240), "Rasa did not come back"
-    try:
+        rasa.stop()
+        try:
+            for language, phone in phones.items():
+                twilio_post(phone, questions[language])
+            for language, phone in phones.items():
+                note = NOTES.note("received_will_answer", language)
+                assert wait_for(lambda p=phone, n=note: parts(p) == [n], timeout=30), (parts(phone), worker.output())
+            time.sleep(3)  # the worker keeps retrying; the person still has one note only
+            for phone in phones.values():
+                assert len(parts(phone)) == 1
+        finally:
+            rasa.start()  # the Rasa fixture is shared: later tests need it back whatever happened
+        token = settings.rasa_token.get_secret_value()
+        assert processes.wait_http(f"{rasa_stack['rasa_url']}/status?token={token}", 240), "Rasa did not come back"
         assert wait_for(lambda: all_answered(db, list(phones.values())), timeout=120), worker.output()
         for language, phone in phones.items():
             answer = responses()["utter_return_assistance"][language]
