@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from collections import Counter, defaultdict
 
 from ruamel.yaml import YAML
@@ -64,6 +66,21 @@ def intent_report(client) -> dict[str, dict[str, float]]:
     return report
 
 
+def parse_latency(client, rounds: int = 200) -> dict[str, float]:
+    """Milliseconds per /model/parse call on held-out texts, one call at a time."""
+    texts = [text for language in LANGUAGES for text, _ in held_out(language)][:rounds]
+    timings = []
+    for text in texts:
+        started = time.perf_counter()
+        client.post("/model/parse", json={"text": text}).raise_for_status()
+        timings.append((time.perf_counter() - started) * 1000)
+    if not timings:
+        return {}
+    timings.sort()
+    return {"n": len(timings), "p50": statistics.median(timings),
+            "p95": timings[min(len(timings) - 1, int(len(timings) * 0.95))]}
+
+
 def risk_report(client) -> dict[str, float] | None:
     files = sorted(RISK_TESTS.glob("*.jsonl"))
     if not files:
@@ -102,11 +119,14 @@ def main() -> int:
     with rasa_parser(Settings()) as client:
         intents = intent_report(client)
         risk = risk_report(client)
+        latency = parse_latency(client)
     print("Intent on held-out examples (tests/nlu/):")
     print(f"  {'lang':<5}{'n':>5}{'accuracy':>10}{'macro-F1':>10}  most frequent confusions")
     for language, row in intents.items():
         print(f"  {language:<5}{row['n']:>5}{row['accuracy']:>10.3f}{row['macro_f1']:>10.3f}  "
               + ", ".join(row["top_confusions"]))
+    if latency:
+        print(f"/model/parse over {latency['n']} calls: p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms")
     if risk:
         print(f"Risk on tests/eval/ ({risk['n']} items):")
         for name, value in risk.items():
