@@ -12,6 +12,8 @@ Keys (case ids look like R42; conversation ids are the pseudonymous ones, never 
   referral:mine:{counsellor}    sorted set of a counsellor's claimed cases
   referral:closed               sorted set of closed cases, score = when closed (for purging)
   referral:anonymous            sorted set of erased cases kept for statistics
+  referral:changes              stream: one entry per change of any case (case id, action,
+                                priority; never a text), which open consoles follow live
 Every state change runs as one Lua script, so two workers or two counsellors never see half a
 change; the scripts name keys they derive from the case id, which needs one Redis (or Sentinel),
 not Redis Cluster.
@@ -56,6 +58,9 @@ SEQUENCE = "referral:seq"
 CLAIMED = "referral:claimed"
 CLOSED = "referral:closed"
 ANONYMOUS = "referral:anonymous"
+# Capped: the console only follows it live, the audit streams keep the history.
+CHANGES = "referral:changes"
+CHANGES_MAXLEN = 10_000
 
 
 def case_key(case_id: str) -> str:
@@ -246,6 +251,8 @@ if existing then
   redis.call('HSET', key, 'updated_at', now)
   redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'retriggered',
     'detail', cjson.encode(detail))
+  redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', existing, 'action', 'retriggered',
+    'priority', redis.call('HGET', key, 'priority'))
   return {existing, 0, redis.call('HGET', key, 'priority')}
 end
 local id = 'R' .. redis.call('INCR', KEYS[2])
@@ -263,6 +270,8 @@ redis.call('ZADD', 'referral:waiting:' .. priority, now, id)
 redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'opened',
   'detail', cjson.encode({priority = priority, consent = fields['consent'], trigger = fields['trigger'],
     risk_level = fields['risk_level']}))
+redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'opened',
+  'priority', priority)
 return {id, 1, priority}
 """
 
@@ -283,6 +292,8 @@ redis.call('ZREM', 'referral:waiting:' .. redis.call('HGET', key, 'priority'), i
 redis.call('ZADD', 'referral:claimed', now, id)
 redis.call('ZADD', 'referral:mine:' .. counsellor, now, id)
 redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', counsellor, 'action', 'claimed', 'detail', '{}')
+redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'claimed',
+  'priority', redis.call('HGET', key, 'priority'))
 return {'ok'}
 """
 
@@ -307,6 +318,8 @@ else
 end
 redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'transferred',
   'detail', cjson.encode({from = holder, to = target}))
+redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'transferred',
+  'priority', redis.call('HGET', key, 'priority'))
 return {'ok'}
 """
 
@@ -331,6 +344,8 @@ if holder ~= '' then redis.call('ZREM', 'referral:mine:' .. holder, id) end
 redis.call('ZADD', 'referral:closed', now, id)
 redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'closed',
   'detail', cjson.encode({outcome = outcome, note = note ~= ''}))
+redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'closed',
+  'priority', redis.call('HGET', key, 'priority'))
 return {'ok', cid}
 """
 
@@ -344,8 +359,15 @@ local message = redis.call('XADD', key .. ':messages', '*', 'at', now, 'author',
   'actor', actor, 'text', text)
 redis.call('HSET', key, 'updated_at', now, 'last_person_at', now)
 redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'message_received', 'detail', '{}')
+redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'message_received',
+  'priority', redis.call('HGET', key, 'priority'))
 return {'ok', message}
 """
+
+
+def _changed(pipe: redis.client.Pipeline, case_id: str, action: str) -> None:
+    """Tell open consoles that a case changed (the Lua scripts do the same for theirs)."""
+    pipe.xadd(CHANGES, {"case": case_id, "action": action}, maxlen=CHANGES_MAXLEN, approximate=True)
 
 
 def _raise_for(result: list[Any], case_id: str) -> None:
@@ -470,8 +492,12 @@ class Referrals:
         _raise_for(result, case_id)
         return self.get(case_id, transcript=False)
 
-    def reply(self, case_id: str, counsellor: str, text: str) -> str:
-        """Send a counsellor's message to the person, on their channel, and keep it in the case."""
+    def reply(self, case_id: str, counsellor: str, text: str, *, any_holder: bool = False) -> str:
+        """Send a counsellor's message to the person, on their channel, and keep it in the case.
+
+        `any_holder`: a supervisor may step into a case another counsellor holds (it must
+        still be claimed by someone, so it never sits in the waiting queue while answered).
+        """
         if not text.strip():
             raise ReferralError("a reply cannot be empty")
         key = case_key(case_id)
@@ -485,7 +511,7 @@ class Referrals:
                         raise CaseNotFound(case_id)
                     if status == "closed":
                         raise CaseClosed(case_id)
-                    if holder != counsellor:
+                    if holder != counsellor and not (any_holder and holder):
                         raise NotYourCase(case_id, holder or None)
                     now = self._now()
                     pipe.multi()
@@ -496,6 +522,7 @@ class Referrals:
                     conversations.queue_reply(pipe, conversation_id, text, source="counsellor", case_id=case_id)
                     pipe.hset(key, "updated_at", now)
                     pipe.xadd(audit_key(case_id), {"at": now, "actor": counsellor, "action": "replied", "detail": "{}"})
+                    _changed(pipe, case_id, "replied")
                     message_id = pipe.execute()[0]
                     return message_id
                 except redis.WatchError:
@@ -512,6 +539,7 @@ class Referrals:
             })
             pipe.hset(case_key(case_id), "updated_at", now)
             pipe.xadd(audit_key(case_id), {"at": now, "actor": counsellor, "action": "noted", "detail": "{}"})
+            _changed(pipe, case_id, "noted")
             return pipe.execute()[0]
 
     def close(self, case_id: str, counsellor: str, outcome: str, note: str | None = None) -> Case:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from referral import accounts
+from referral import accounts, rota
 from referral.console import sessions
-from referral.console.deps import DbDep
+from referral.console.deps import CounsellorDep, DbDep
 from referral.console.pages import render
 
 router = APIRouter()
@@ -55,6 +55,17 @@ async def logout(request: Request, db: DbDep) -> Response:
     form = await request.form()
     if session and sessions.csrf_ok(session, form.get("csrf_token")):
         sessions.end(db, token)
+        rota.leave(db, session["counsellor"])
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(sessions.COOKIE)
     return response
+
+
+@router.post("/me/language", include_in_schema=False)
+def choose_language(request: Request, me: CounsellorDep, db: DbDep, language: str = Form("pt")) -> Response:
+    """Each counsellor picks the console's language (Portuguese or English)."""
+    accounts.set_language(db, me.name, language)
+    back = request.headers.get("referer", "/")
+    # Only back to a page of this console, never to an address a link could plant.
+    path = "/" + back.split("://", 1)[-1].partition("/")[2] if "://" in back else "/"
+    return RedirectResponse(path if path.startswith("/") and not path.startswith("//") else "/", status_code=303)

@@ -5,16 +5,22 @@ Permissions are decided here and in permissions.py, in one place, not route by r
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import redis
 from fastapi import Depends, HTTPException, Request, status
 
+from hotline.rasa import RasaClient
 from hotline.settings import Settings, get_settings
 from hotline.store import connect
-from referral import accounts
+from referral import accounts, rota
 from referral.accounts import Counsellor
-from referral.console import sessions
+from referral.console import permissions, sessions
+from referral.console.casework import Casework
+from referral.queue import Referrals
 
 _clients: dict[str, redis.Redis] = {}
 
@@ -61,6 +67,7 @@ async def current_counsellor(request: Request, db: DbDep) -> Counsellor:
         if not sessions.csrf_ok(session, offered):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
     request.state.csrf = session["csrf"]
+    request.state.db = db
     return counsellor
 
 
@@ -68,9 +75,61 @@ CounsellorDep = Annotated[Counsellor, Depends(current_counsellor)]
 
 
 def supervisor(counsellor: CounsellorDep) -> Counsellor:
-    if not counsellor.is_supervisor:
+    if not permissions.is_supervisor(counsellor):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors only")
     return counsellor
 
 
 SupervisorDep = Annotated[Counsellor, Depends(supervisor)]
+
+
+def clock_dep() -> Callable[[], float]:
+    """What time it is; tests hand in a fixed clock."""
+    return time.time
+
+
+ClockDep = Annotated[Callable[[], float], Depends(clock_dep)]
+
+
+def referrals_dep(db: DbDep, clock: ClockDep) -> Referrals:
+    return Referrals(db, clock=clock)
+
+
+ReferralsDep = Annotated[Referrals, Depends(referrals_dep)]
+
+
+async def rasa_dep(settings: SettingsDep) -> AsyncIterator[RasaClient]:
+    """A Rasa client for the request that closes a case (closing is rare; no pool to keep)."""
+    client = RasaClient(settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+RasaDep = Annotated[RasaClient, Depends(rasa_dep)]
+
+
+def rota_dep(settings: SettingsDep) -> rota.Rota:
+    try:
+        return rota.load_rota(settings.data_dir / "rota.yml")
+    except FileNotFoundError:
+        return rota.parse_rota({})
+
+
+RotaDep = Annotated[rota.Rota, Depends(rota_dep)]
+
+
+def zone_dep(hours: RotaDep) -> ZoneInfo:
+    """The hotline's time zone: every time in the console is shown in it."""
+    return hours.timezone
+
+
+ZoneDep = Annotated[ZoneInfo, Depends(zone_dep)]
+
+
+def casework_dep(referrals: ReferralsDep, me: CounsellorDep, clock: ClockDep) -> Casework:
+    return Casework(referrals, me, clock)
+
+
+CaseworkDep = Annotated[Casework, Depends(casework_dep)]

@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from hotline.logs import setup_logging
 from hotline.settings import get_settings
-from referral.console import auth
+from referral.console import auth, errors
 from referral.console.deps import SignInRequired, db_dep
 
-STATIC = __import__("pathlib").Path(__file__).parent / "static"
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app() -> FastAPI:
     setup_logging(get_settings().log_level)
-    app = FastAPI(title="Hotline console", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  redoc_url=None)
+    # The API docs are served by api.py behind the login, not by FastAPI's open defaults.
+    app = FastAPI(title="Hotline console", docs_url=None, openapi_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(auth.router)
-    for module in ("cases", "supervisor", "api"):
+    for module in ("cases", "events", "supervisor", "api"):
+        name = f"referral.console.{module}"
         try:
-            router = __import__(f"referral.console.{module}", fromlist=["router"]).router
-        except ModuleNotFoundError:
+            router = __import__(name, fromlist=["router"]).router
+        except ModuleNotFoundError as missing:
+            if missing.name != name:  # a broken import inside the module must not hide it
+                raise
             continue
         app.include_router(router)
+    errors.install(app)
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> RedirectResponse:

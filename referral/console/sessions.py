@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 
 import redis
@@ -41,3 +42,20 @@ def end(db: redis.Redis, token: str | None) -> None:
 
 def csrf_ok(session: dict[str, str], offered: str | None) -> bool:
     return bool(offered) and hmac.compare_digest(session.get("csrf", ""), offered or "")
+
+
+def flash(db: redis.Redis, token: str | None, key: str, level: str = "ok", **values: str) -> None:
+    """A message for the next page this session shows (after a form's redirect)."""
+    if token and db.exists(_key(token)):
+        db.hset(_key(token), "flash", json.dumps({"key": key, "level": level, "values": values}))
+
+
+def take_flash(db: redis.Redis, token: str | None) -> dict | None:
+    """The waiting message, once: it is gone after this."""
+    if not token:
+        return None
+    with db.pipeline(transaction=True) as pipe:
+        pipe.hget(_key(token), "flash")
+        pipe.hdel(_key(token), "flash")
+        raw, _ = pipe.execute()
+    return json.loads(raw) if raw else None

@@ -1,0 +1,277 @@
+"""Working a case from the console: the actions (checked in permissions.py) and how a case reads.
+
+The pages and the JSON API both go through `Casework`, so a rule holds for both or neither.
+No function here logs a message text or a phone number.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import redis
+
+from hotline import conversations
+from hotline.ids import mask, unseal
+from hotline.rasa import RasaClient
+from referral import accounts, handback
+from referral.accounts import Counsellor
+from referral.console import permissions
+from referral.queue import (
+    OUTCOMES,
+    RISK_LEVELS,
+    Case,
+    Message,
+    ReferralError,
+    Referrals,
+)
+
+log = logging.getLogger(__name__)
+
+# Twilio refuses longer bodies; the sender splits what is below into SMS-sized parts.
+MAX_REPLY_CHARS = 1600
+MAX_NOTE_CHARS = 4000
+# WhatsApp only lets a business write freely within 24 hours of the person's last message.
+WHATSAPP_WINDOW_SECONDS = 24 * 60 * 60
+
+
+class InvalidRequest(ReferralError):
+    """A request the console refuses before it reaches the queue (empty text, bad outcome…)."""
+
+
+class UnknownCounsellor(InvalidRequest):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"there is no active counsellor named {name}")
+        self.name = name
+
+
+# ---------------------------------------------------------------- how a case reads
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of a message's text; `evidence` names the indicator it carries, if any."""
+
+    text: str
+    evidence: str | None = None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the transcript as the console shows it."""
+
+    message: Message
+    spans: tuple[Span, ...]
+
+    @property
+    def evidence(self) -> list[str]:
+        return list(dict.fromkeys(span.evidence for span in self.spans if span.evidence))
+
+
+def risk_badge(case: Case) -> str:
+    """The colour a case wears: its risk level, raised to its priority (an emergency intent
+    with no indicator phrase is still an emergency)."""
+    raised = {"emergency": "emergency", "high": "high"}.get(case.priority, "none")
+    level = case.risk_level if case.risk_level in RISK_LEVELS else "none"
+    return max(level, raised, key=RISK_LEVELS.index)
+
+
+def evidence_line(case: Case) -> str:
+    """One line on why the case is here: the screening's summary, else the phrases."""
+    if case.summary:
+        return case.summary
+    phrases = dict.fromkeys(str(i.get("phrase") or i.get("name") or "") for i in case.indicators)
+    return "; ".join(p for p in phrases if p)
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern[str] | None:
+    words = phrase.split()
+    if not words:
+        return None
+    # The screening collapses spaces in the phrase it quotes; the message may have more.
+    return re.compile(r"\s+".join(re.escape(word) for word in words), re.IGNORECASE)
+
+
+def _merge(text: str, marks: list[tuple[int, int, str]]) -> tuple[Span, ...]:
+    if not marks:
+        return (Span(text),)
+    spans: list[Span] = []
+    position = 0
+    for start, end, name in sorted(marks):
+        start = max(start, position)  # overlapping evidence: the first one keeps the words
+        if start >= end:
+            continue
+        if start > position:
+            spans.append(Span(text[position:start]))
+        spans.append(Span(text[start:end], name))
+        position = end
+    if position < len(text):
+        spans.append(Span(text[position:]))
+    return tuple(spans)
+
+
+def transcript_lines(case: Case) -> list[Line]:
+    """The transcript with each indicator's words marked in the message that carries it.
+
+    An indicator names its message by position among the person's messages at screening
+    (0 = oldest); when the words are not found there (the transcript was trimmed, or the
+    message was retold), the first person message that has them carries the mark.
+    """
+    person = [m for m in case.transcript if m.author == "person" and m.kind == "message"]
+    marks: dict[str, list[tuple[int, int, str]]] = {}
+    for indicator in case.indicators:
+        pattern = _phrase_pattern(str(indicator.get("phrase") or ""))
+        if pattern is None:
+            continue
+        name = str(indicator.get("name") or "evidence")
+        index = indicator.get("message_index")
+        candidates = list(person)
+        if isinstance(index, int) and 0 <= index < len(person):
+            candidates.insert(0, person[index])
+        for message in candidates:
+            found = pattern.search(message.text)
+            if found:
+                marks.setdefault(message.id, []).append((found.start(), found.end(), name))
+                break
+    return [Line(m, _merge(m.text, marks.get(m.id, []))) for m in case.transcript]
+
+
+def last_person_message_at(case: Case) -> float | None:
+    times = [m.at for m in case.transcript if m.author == "person" and m.kind == "message"]
+    return max(times) if times else None
+
+
+def outside_whatsapp_window(case: Case, now: float) -> bool:
+    """True when a WhatsApp reply may not be delivered: the person last wrote over 24 h ago."""
+    if case.channel != "whatsapp":
+        return False
+    last = last_person_message_at(case)
+    return last is None or now - last > WHATSAPP_WINDOW_SECONDS
+
+
+def masked_address(db: redis.Redis, conversation_id: str, fernet_key: str) -> str:
+    """The person's number as a counsellor may see it (country code and last two digits).
+
+    The full number exists only inside this function, and only to be masked.
+    """
+    sealed = conversations.state(db, conversation_id).get("address") if conversation_id else None
+    if not sealed:
+        return "•••"
+    try:
+        return mask(unseal(sealed, fernet_key))
+    except ValueError:
+        return "•••"
+
+
+def waited_text(seconds: float) -> str:
+    """3 min, 2 h 05, 1 d 4 h: short enough for a queue row on a phone."""
+    minutes = max(0, int(seconds // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d}"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def clock_text(at: float, zone: ZoneInfo, now: float) -> str:
+    """14:05 today, 12/03 14:05 on an earlier day, in the hotline's time zone."""
+    moment = datetime.fromtimestamp(at, zone)
+    if moment.date() == datetime.fromtimestamp(now, zone).date():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%d/%m %H:%M")
+
+
+def iso(at: float | None, zone: ZoneInfo) -> str | None:
+    return datetime.fromtimestamp(at, zone).isoformat(timespec="seconds") if at else None
+
+
+# ---------------------------------------------------------------- the actions
+
+
+@dataclass(frozen=True)
+class Closed:
+    case: Case
+    # False when Rasa did not answer: the close stands and `resume_pending` finishes it.
+    bot_resumed: bool
+
+
+class Casework:
+    """One counsellor's requests about cases, each checked against permissions.py."""
+
+    def __init__(self, referrals: Referrals, counsellor: Counsellor,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.referrals = referrals
+        self.db = referrals.db
+        self.me = counsellor
+        self.clock = clock
+
+    def case(self, case_id: str, transcript: bool = True) -> Case:
+        return self.referrals.get(case_id, transcript=transcript)
+
+    def queue(self, tab: str) -> list[Case]:
+        if tab == "mine":
+            return self.referrals.list_mine(self.me.name)
+        if tab == "open":
+            return self.referrals.list_open()
+        return self.referrals.list_waiting()
+
+    def claim(self, case_id: str) -> Case:
+        case = self.referrals.claim(case_id, self.me.name)
+        log.info("case %s claimed by %s", case_id, self.me.name)
+        return case
+
+    def reply(self, case_id: str, text: str) -> str:
+        text = _text(text, MAX_REPLY_CHARS, "a reply")
+        case = self.case(case_id, transcript=False)
+        permissions.check(self.me, "reply", case)
+        message_id = self.referrals.reply(case_id, self.me.name, text,
+                                          any_holder=permissions.is_supervisor(self.me))
+        log.info("case %s: reply sent by %s", case_id, self.me.name)
+        return message_id
+
+    def note(self, case_id: str, text: str) -> str:
+        text = _text(text, MAX_NOTE_CHARS, "a note")
+        permissions.check(self.me, "note", self.case(case_id, transcript=False))
+        return self.referrals.note(case_id, self.me.name, text)
+
+    def transfer(self, case_id: str, to: str | None) -> Case:
+        """To another active counsellor, or back to the waiting queue when `to` is empty."""
+        permissions.check(self.me, "transfer", self.case(case_id, transcript=False))
+        target = (to or "").strip().lower() or None
+        if target is not None:
+            account = accounts.get(self.db, target)
+            if account is None or not account.active:
+                raise UnknownCounsellor(target)
+        case = self.referrals.transfer(case_id, self.me.name, target)
+        log.info("case %s transferred by %s to %s", case_id, self.me.name, target or "the queue")
+        return case
+
+    async def close(self, case_id: str, outcome: str, note: str | None, rasa: RasaClient) -> Closed:
+        if outcome not in OUTCOMES:
+            raise InvalidRequest(f"outcome must be one of: {', '.join(OUTCOMES)}")
+        note = (note or "").strip() or None
+        if note is not None:
+            note = _text(note, MAX_NOTE_CHARS, "a note")
+        permissions.check(self.me, "close", self.case(case_id, transcript=False))
+        case = await handback.close_and_resume(self.referrals, rasa, case_id, self.me.name, outcome, note)
+        resumed = not self.db.sismember(handback.RESUME_PENDING, case_id)
+        return Closed(case, resumed)
+
+    def transfer_targets(self) -> list[Counsellor]:
+        return [c for c in accounts.all_counsellors(self.db) if c.active]
+
+
+def _text(text: str, limit: int, what: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidRequest(f"{what} cannot be empty")
+    if len(text) > limit:
+        raise InvalidRequest(f"{what} can be at most {limit} characters")
+    return text

@@ -1,0 +1,100 @@
+"""What a counsellor draws on while replying: canned replies and the service directory.
+
+Both are YAML files in data/ that editors maintain; each is re-read when it changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from actions import directory
+
+LANGUAGES = ("pt", "en", "fr", "sw")
+PROVINCES = directory.PROVINCES
+SERVICE_TYPES = directory.SERVICE_TYPES
+
+
+def _pick(texts: dict[str, str], language: str, fallback: str = "pt") -> str:
+    return texts.get(language) or texts.get(fallback) or next(iter(texts.values()), "")
+
+
+# ---------------------------------------------------------------- canned replies
+
+
+@dataclass(frozen=True)
+class CannedReply:
+    id: str
+    title: str  # in the counsellor's interface language
+    text: str  # in the person's language
+
+
+_canned: dict[Path, tuple[float, list[dict]]] = {}
+
+
+def _load_canned(path: Path) -> list[dict]:
+    mtime = path.stat().st_mtime
+    cached = _canned.get(path)
+    if cached is None or cached[0] != mtime:
+        raw = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+        entries = [e for e in raw.get("canned_replies") or [] if isinstance(e, dict) and e.get("id")]
+        cached = _canned[path] = (mtime, entries)
+    return cached[1]
+
+
+def canned_replies(data_dir: Path, language: str, ui_language: str = "en") -> list[CannedReply]:
+    """Every canned reply with its text in the person's language (Portuguese when missing)."""
+    path = data_dir / "canned_replies.yml"
+    if not path.exists():
+        return []
+    return [
+        CannedReply(
+            id=str(entry["id"]),
+            title=_pick(entry.get("title") or {}, ui_language, "en") or str(entry["id"]),
+            text=_pick(entry.get("text") or {}, language).strip(),
+        )
+        for entry in _load_canned(path)
+    ]
+
+
+# ---------------------------------------------------------------- services
+
+
+@dataclass(frozen=True)
+class ServiceHit:
+    id: str
+    type: str
+    province: str
+    name: str
+    contact: str
+    hours: str
+    address: str
+    verified: bool
+    insert_text: str  # the line "insert into reply" adds, in the person's language
+
+
+def search_services(data_dir: Path, province: str = "", kind: str = "", language: str = "pt") -> list[ServiceHit]:
+    """Services of a kind in a province; national services count in every province.
+
+    Local ones come first, then national ones, each in the directory's order of types.
+    """
+    province, kind = province.strip(), kind.strip()
+    order = {name: rank for rank, name in enumerate(SERVICE_TYPES)}
+    found = [
+        service for service in directory.load(data_dir / "services.yml")
+        if (not kind or service.type == kind)
+        and (not province or service.province in (province, "national"))
+    ]
+    found.sort(key=lambda s: (s.province == "national", order.get(s.type, 99)))
+    return [
+        ServiceHit(
+            id=service.id, type=service.type, province=service.province,
+            name=_pick(service.name, language), contact=service.contact(),
+            hours=_pick(service.hours, language) if service.hours else "",
+            address=service.address or "", verified=service.verified,
+            insert_text=directory.format_services([service], language),
+        )
+        for service in found
+    ]

@@ -1,0 +1,437 @@
+"""The supervisor's console: the hotline at a glance, each case's audit trail, counsellor accounts.
+
+Pages live under /supervisor and their JSON twins under /api/supervisor. The router itself
+depends on `deps.supervisor`, so no route here can forget the role check.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import redis
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from referral import accounts, rota, stats
+from referral.accounts import AccountError, Counsellor
+from referral.console.deps import DbDep, SettingsDep, SupervisorDep, supervisor
+from referral.console.i18n import translator
+from referral.console.pages import render
+from referral.queue import AuditEvent, Case, CaseNotFound, Referrals
+
+router = APIRouter(dependencies=[Depends(supervisor)])
+
+# The dashboard lists this many open cases; the figures above it count all of them.
+OPEN_CASES_SHOWN = 100
+_CASE_ID = re.compile(r"^R\d{1,12}$")
+
+
+def clock_dep() -> Callable[[], float]:
+    """The time the figures are computed at; tests hand in a fixed one."""
+    return time.time
+
+
+ClockDep = Annotated[Callable[[], float], Depends(clock_dep)]
+
+
+def _rota(settings: SettingsDep) -> rota.Rota:
+    try:
+        return rota.load_rota(settings.data_dir / "rota.yml")
+    except FileNotFoundError:
+        # No rota file: the hotline's default time zone and no shifts.
+        return rota.parse_rota({})
+
+
+RotaDep = Annotated[rota.Rota, Depends(_rota)]
+
+
+# ---------------------------------------------------------------- what the pages and the API share
+
+
+class Refused(Exception):
+    """A supervisor's request that cannot be met; `key` names the words that say why."""
+
+    def __init__(self, status_code: int, key: str, **values: str) -> None:
+        super().__init__(key)
+        self.status_code, self.key, self.values = status_code, key, values
+
+
+def _api_error(error: Refused) -> HTTPException:
+    return HTTPException(error.status_code, translator("en")(error.key, **error.values))
+
+
+def _account(db: redis.Redis, name: str) -> Counsellor:
+    account = accounts.get(db, name.strip().lower())
+    if account is None:
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_no_account", name=name)
+    return account
+
+
+def _add(db: redis.Redis, name: str, role: str, language: str) -> tuple[Counsellor, str]:
+    password = accounts.generate_password()
+    try:
+        account = accounts.add(db, name, role, password, language=language)  # type: ignore[arg-type]
+    except AccountError as error:
+        # accounts.py says "exists already" for a taken name: a conflict, not a bad request.
+        code = status.HTTP_409_CONFLICT if "exists" in str(error) else status.HTTP_400_BAD_REQUEST
+        raise Refused(code, "sv_account_error", reason=str(error)) from error
+    return account, password
+
+
+def _set_active(db: redis.Redis, me: Counsellor, name: str, active: bool) -> Counsellor:
+    account = _account(db, name)
+    if not active and account.name == me.name:
+        # The acting supervisor stays, so the hotline always keeps one who can undo this.
+        raise Refused(status.HTTP_400_BAD_REQUEST, "sv_cannot_disable_self")
+    accounts.set_active(db, account.name, active)
+    if not active:
+        rota.leave(db, account.name)  # no longer counted as on duty
+    return _account(db, account.name)
+
+
+def _reset_password(db: redis.Redis, name: str) -> tuple[Counsellor, str]:
+    account = _account(db, name)
+    password = accounts.generate_password()
+    accounts.set_password(db, account.name, password)
+    return account, password
+
+
+def _staffing(db: redis.Redis, hours: rota.Rota, now: float) -> dict[str, Any]:
+    """Who has the console open, and whether that, with the rota's hours, means someone answers."""
+    present = [account for account in (accounts.get(db, name) for name in rota.present(db, now))
+               if account and account.active]
+    in_hours = rota.in_hours(now, hours)
+    following = None if in_hours else rota.next_shift_start(now, hours)
+    return {
+        "in_hours": in_hours,
+        "on_duty": in_hours and bool(present),  # rota.on_duty's rule, over active accounts only
+        "present": [{"name": account.name, "role": account.role} for account in present],
+        "next_shift": following.timestamp() if following else None,
+    }
+
+
+# Audit details never carry texts today; this keeps it so if a future event adds one.
+_PRIVATE_DETAILS = {"text", "body", "message", "note_text", "summary", "phrase", "indicators",
+                    "address", "phone", "number", "from_number", "to_number", "conversation_id"}
+_SAFE_VALUE = re.compile(r"^[\w.:@-]{0,64}$")
+_LONG_NUMBER = re.compile(r"\d{7,}")
+
+
+def _is_code(value: Any) -> bool:
+    """A flag, a count, or one short word (an outcome code, a name); never a sentence or a number."""
+    if isinstance(value, str):
+        return bool(_SAFE_VALUE.match(value)) and not _LONG_NUMBER.search(value)
+    return value is None or isinstance(value, bool | int | float)
+
+
+def safe_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an audit event's detail a supervisor may see: codes and names, no free text."""
+    return {key: value for key, value in detail.items() if key not in _PRIVATE_DETAILS and _is_code(value)}
+
+
+def _event(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.id, "at": event.at, "actor": event.actor, "action": event.action,
+            "detail": safe_detail(event.detail)}
+
+
+def _case_facts(case: Case) -> dict[str, Any]:
+    return {**asdict(stats.CaseFacts.of(case)), "erased_at": case.erased_at}
+
+
+def _audit(db: redis.Redis, case_id: str) -> tuple[Case, list[AuditEvent]]:
+    case_id = case_id.strip().upper()
+    if not _CASE_ID.match(case_id):
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_case_not_found", id=case_id)
+    referrals = Referrals(db)
+    try:
+        case = referrals.get(case_id, transcript=False)
+    except CaseNotFound as error:
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_case_not_found", id=case_id) from error
+    return case, referrals.audit(case_id)
+
+
+# ---------------------------------------------------------------- how pages show times and numbers
+
+
+def duration(seconds: float | None) -> str:
+    """A wait as a person reads it: 45 s, 4 min 05 s, 38 min, 2 h 07 min, 3 d 4 h."""
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 10:
+        return f"{minutes} min {secs:02d} s"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _clock_face(zone: ZoneInfo, now: float, seconds: bool = False) -> Callable[[float | None], str]:
+    today = datetime.fromtimestamp(now, zone).date()
+    clock = "%H:%M:%S" if seconds else "%H:%M"
+
+    def when(moment: float | None) -> str:
+        """Local time in the hotline's zone; the date too unless it is today."""
+        if not moment:
+            return "—"
+        local = datetime.fromtimestamp(moment, zone)
+        return local.strftime(clock if local.date() == today else f"%Y-%m-%d {clock}")
+
+    return when
+
+
+def _bars(counts: dict[str, int], prefix: str, t: Callable[..., str]) -> list[dict[str, Any]]:
+    """Rows of a bar chart; widths are shares of the largest bar, so the chart fills its box."""
+    top = max(counts.values(), default=0) or 1
+    return [
+        {"code": code, "label": _words_or_code(t, prefix, code), "count": count,
+         "width": round(100 * count / top, 1)}
+        for code, count in counts.items()
+    ]
+
+
+def _words_or_code(t: Callable[..., str], prefix: str, code: Any) -> str:
+    words = t(f"{prefix}{code}")
+    return str(code) if words == f"{prefix}{code}" else words
+
+
+_DETAIL_WORDS = {"priority": "sv_priority_", "previous_priority": "sv_priority_", "risk_level": "sv_level_",
+                 "outcome": "sv_outcome_", "consent": "sv_consent_"}
+
+
+def _detail_lines(t: Callable[..., str], detail: dict[str, Any]) -> list[str]:
+    """An audit event's safe detail as short phrases: 'outcome: Referred: shelter', 'to: the queue'."""
+    lines = []
+    for key, value in detail.items():
+        if isinstance(value, bool):
+            shown = t("sv_yes") if value else t("sv_no")
+        elif value in (None, ""):
+            if key not in ("to", "from"):
+                continue  # nothing recorded
+            shown = t("sv_queue")  # a transfer to or from nobody is the queue
+        elif key in _DETAIL_WORDS:
+            shown = _words_or_code(t, _DETAIL_WORDS[key], value)
+        else:
+            shown = str(value)
+        lines.append(f"{_words_or_code(t, 'sv_detail_', key)}: {shown}")
+    return lines
+
+
+# ---------------------------------------------------------------- the dashboard
+
+
+@router.get("/supervisor", response_class=HTMLResponse, summary="The hotline at a glance")
+def dashboard_page(request: Request, me: SupervisorDep, db: DbDep, hours: RotaDep,
+                   clock: ClockDep) -> Response:
+    now = clock()
+    figures = stats.dashboard(Referrals(db), hours.timezone, now)
+    t = translator(me.language)
+    return render(
+        request, "supervisor.html", me=me, d=figures, staffing=_staffing(db, hours, now),
+        outcome_bars=_bars(figures.by_outcome, "sv_outcome_", t),
+        language_bars=_bars(figures.by_language, "sv_lang_", t),
+        shown_open=figures.open_cases[:OPEN_CASES_SHOWN],
+        more_open=max(0, len(figures.open_cases) - OPEN_CASES_SHOWN),
+        when=_clock_face(hours.timezone, now), duration=duration, now=now,
+    )
+
+
+@router.get("/api/supervisor/dashboard", summary="The dashboard's figures")
+def dashboard_api(me: SupervisorDep, db: DbDep, hours: RotaDep, clock: ClockDep) -> dict[str, Any]:
+    now = clock()
+    figures = stats.dashboard(Referrals(db), hours.timezone, now)
+    return {**asdict(figures), "staffing": _staffing(db, hours, now)}
+
+
+# ---------------------------------------------------------------- a case's audit trail
+
+
+@router.get("/supervisor/audit", include_in_schema=False)
+def find_case(me: SupervisorDep, case: str = "") -> Response:
+    """The dashboard's 'audit trail of case …' box."""
+    case_id = case.strip().upper()
+    if not _CASE_ID.match(case_id):
+        return RedirectResponse("/supervisor", status_code=303)
+    return RedirectResponse(f"/supervisor/cases/{case_id}/audit", status_code=303)
+
+
+@router.get("/supervisor/cases/{case_id}/audit", response_class=HTMLResponse, summary="A case's audit trail")
+def audit_page(request: Request, case_id: str, me: SupervisorDep, db: DbDep, hours: RotaDep,
+               clock: ClockDep) -> Response:
+    t = translator(me.language)
+    try:
+        case, events = _audit(db, case_id)
+    except Refused as error:
+        page = render(request, "supervisor_audit.html", me=me, case=None, events=[],
+                      problem=t(error.key, **error.values), case_id=case_id)
+        page.status_code = error.status_code
+        return page
+    shown = [{**event, "what": _words_or_code(t, "sv_action_", event["action"]),
+              "lines": _detail_lines(t, event["detail"])} for event in map(_event, events)]
+    return render(
+        request, "supervisor_audit.html", me=me, case=case, events=shown, problem=None, case_id=case.id,
+        when=_clock_face(hours.timezone, clock(), seconds=True),
+        outcome=_words_or_code(t, "sv_outcome_", case.outcome),
+    )
+
+
+@router.get("/api/supervisor/cases/{case_id}/audit", summary="A case's audit trail: who, what, when")
+def audit_api(case_id: str, me: SupervisorDep, db: DbDep) -> dict[str, Any]:
+    try:
+        case, events = _audit(db, case_id)
+    except Refused as error:
+        raise _api_error(error) from None
+    return {"case": _case_facts(case), "events": [_event(e) for e in events]}
+
+
+# ---------------------------------------------------------------- counsellor accounts
+
+
+class Account(BaseModel):
+    name: str
+    role: str
+    language: str
+    active: bool
+
+    @classmethod
+    def of(cls, counsellor: Counsellor) -> Account:
+        return cls(name=counsellor.name, role=counsellor.role, language=counsellor.language,
+                   active=counsellor.active)
+
+
+class NewAccount(BaseModel):
+    name: str
+    role: Literal["counsellor", "supervisor"] = "counsellor"
+    language: Literal["pt", "en"] = "pt"
+
+
+class IssuedPassword(BaseModel):
+    """A generated password, shown this once; only its hash is kept."""
+
+    account: Account
+    password: str
+
+
+def _accounts_page(request: Request, me: Counsellor, db: redis.Redis, *, notice: str | None = None,
+                   problem: str | None = None, status_code: int = 200,
+                   form: dict[str, str] | None = None) -> Response:
+    page = render(request, "supervisor_counsellors.html", me=me, accounts=accounts.all_counsellors(db),
+                  roles=accounts.ROLES, languages=accounts.UI_LANGUAGES, notice=notice, problem=problem,
+                  form=form or {"name": "", "role": "counsellor", "language": me.language})
+    page.status_code = status_code
+    return page
+
+
+def _password_page(request: Request, me: Counsellor, account: Counsellor, password: str,
+                   kind: Literal["added", "reset"]) -> Response:
+    page = render(request, "supervisor_password.html", me=me, account=account, password=password, kind=kind)
+    page.status_code = status.HTTP_201_CREATED if kind == "added" else status.HTTP_200_OK
+    page.headers["Cache-Control"] = "no-store"
+    return page
+
+
+@router.get("/supervisor/counsellors", response_class=HTMLResponse, summary="Counsellor accounts")
+def accounts_page(request: Request, me: SupervisorDep, db: DbDep, done: str | None = None,
+                  who: str | None = None) -> Response:
+    t = translator(me.language)
+    notice = t(f"sv_done_{done}", name=who) if done in ("disabled", "enabled") and who else None
+    return _accounts_page(request, me, db, notice=notice)
+
+
+@router.post("/supervisor/counsellors", response_class=HTMLResponse, include_in_schema=False)
+def add_form(request: Request, me: SupervisorDep, db: DbDep, name: str = Form(""),
+             role: str = Form("counsellor"), language: str = Form("pt")) -> Response:
+    try:
+        account, password = _add(db, name, role, language)
+    except Refused as error:
+        return _accounts_page(request, me, db, problem=translator(me.language)(error.key, **error.values),
+                              status_code=error.status_code,
+                              form={"name": name, "role": role, "language": language})
+    return _password_page(request, me, account, password, "added")
+
+
+@router.post("/supervisor/counsellors/{name}/disable", include_in_schema=False)
+def disable_form(request: Request, name: str, me: SupervisorDep, db: DbDep) -> Response:
+    return _switch_form(request, name, me, db, active=False)
+
+
+@router.post("/supervisor/counsellors/{name}/enable", include_in_schema=False)
+def enable_form(request: Request, name: str, me: SupervisorDep, db: DbDep) -> Response:
+    return _switch_form(request, name, me, db, active=True)
+
+
+def _switch_form(request: Request, name: str, me: Counsellor, db: redis.Redis, *, active: bool) -> Response:
+    try:
+        account = _set_active(db, me, name, active)
+    except Refused as error:
+        return _accounts_page(request, me, db, problem=translator(me.language)(error.key, **error.values),
+                              status_code=error.status_code)
+    done = "enabled" if active else "disabled"
+    return RedirectResponse(f"/supervisor/counsellors?done={done}&who={account.name}", status_code=303)
+
+
+@router.post("/supervisor/counsellors/{name}/reset-password", response_class=HTMLResponse,
+             include_in_schema=False)
+def reset_form(request: Request, name: str, me: SupervisorDep, db: DbDep) -> Response:
+    try:
+        account, password = _reset_password(db, name)
+    except Refused as error:
+        return _accounts_page(request, me, db, problem=translator(me.language)(error.key, **error.values),
+                              status_code=error.status_code)
+    return _password_page(request, me, account, password, "reset")
+
+
+@router.get("/api/supervisor/counsellors", summary="Every counsellor account")
+def accounts_api(me: SupervisorDep, db: DbDep) -> list[Account]:
+    return [Account.of(c) for c in accounts.all_counsellors(db)]
+
+
+@router.post("/api/supervisor/counsellors", status_code=status.HTTP_201_CREATED,
+             summary="Add an account; the generated password is in this answer only")
+def add_api(body: NewAccount, response: Response, me: SupervisorDep, db: DbDep) -> IssuedPassword:
+    try:
+        account, password = _add(db, body.name, body.role, body.language)
+    except Refused as error:
+        raise _api_error(error) from None
+    response.headers["Cache-Control"] = "no-store"
+    return IssuedPassword(account=Account.of(account), password=password)
+
+
+@router.post("/api/supervisor/counsellors/{name}/disable", summary="Disable an account (not your own)")
+def disable_api(name: str, me: SupervisorDep, db: DbDep) -> Account:
+    try:
+        return Account.of(_set_active(db, me, name, False))
+    except Refused as error:
+        raise _api_error(error) from None
+
+
+@router.post("/api/supervisor/counsellors/{name}/enable", summary="Enable a disabled account")
+def enable_api(name: str, me: SupervisorDep, db: DbDep) -> Account:
+    try:
+        return Account.of(_set_active(db, me, name, True))
+    except Refused as error:
+        raise _api_error(error) from None
+
+
+@router.post("/api/supervisor/counsellors/{name}/reset-password",
+             summary="Give an account a new generated password, returned this once")
+def reset_api(name: str, response: Response, me: SupervisorDep, db: DbDep) -> IssuedPassword:
+    try:
+        account, password = _reset_password(db, name)
+    except Refused as error:
+        raise _api_error(error) from None
+    response.headers["Cache-Control"] = "no-store"
+    return IssuedPassword(account=Account.of(account), password=password)
