@@ -20,7 +20,7 @@ from hotline.settings import PROJECT_ROOT, Settings
 
 VAR = PROJECT_ROOT / "var"
 DEV_ENV = VAR / "dev.env"
-ACTION_PORT, RASA_PORT, GATEWAY_PORT, SANDBOX_PORT = 5055, 5005, 8000, 8025
+ACTION_PORT, RASA_PORT, GATEWAY_PORT, SANDBOX_PORT, CONSOLE_PORT = 5055, 5005, 8000, 8025, 8080
 
 
 def dev_secrets() -> dict[str, str]:
@@ -68,6 +68,8 @@ def services(settings: Settings, env: dict[str, str]) -> list[tuple[str, list[st
         ("gateway", uvicorn + ["--port", str(GATEWAY_PORT), "channels.gateway:app"], env),
         ("worker", [py, "-m", "channels.worker"], env),
         ("sender", [py, "-m", "channels.sender"], env),
+        ("console", uvicorn + ["--port", str(CONSOLE_PORT), "--factory", "referral.console.main:create_app"], env),
+        ("housekeeping", [py, "-m", "referral.housekeeping"], env),
     ]
     if settings.dev_mode:
         planned.append(("sandbox", uvicorn + ["--port", str(SANDBOX_PORT), "channels.sandbox:app"], env))
@@ -82,6 +84,7 @@ def health_urls(settings: Settings) -> list[tuple[str, str, str]]:
         ("action server", f"http://127.0.0.1:{ACTION_PORT}/health", f"http://127.0.0.1:{ACTION_PORT} (internal)"),
         ("Rasa", f"http://127.0.0.1:{RASA_PORT}/status?token={token}", f"http://127.0.0.1:{RASA_PORT} (internal, token in var/dev.env)"),
         ("gateway", f"http://127.0.0.1:{GATEWAY_PORT}/healthz", f"{settings.public_url}/twilio/messages (Twilio webhook)"),
+        ("console", f"http://127.0.0.1:{CONSOLE_PORT}/healthz", f"http://127.0.0.1:{CONSOLE_PORT}/ (counsellors)"),
     ]
     if settings.dev_mode:
         urls.append(("sandbox phone", f"{settings.sandbox_url}/healthz", f"{settings.sandbox_url}/ (text the hotline here)"))
@@ -99,6 +102,7 @@ def announce() -> None:
             sys.exit(1)
         lines.append(f"  {name:<14} {shown}")
     print(f"hotline ready in {time.monotonic() - started:.1f}s:", *lines, sep="\n", flush=True)
+    first_supervisor(settings)
     print("  chat with the bot in a terminal: make shell LANG=pt|en|fr|sw", flush=True)
     print("Ctrl-C stops everything.", flush=True)
     while True:
