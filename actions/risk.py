@@ -23,10 +23,25 @@ Action = Literal["none", "offer", "handoff"]
 LEVELS: tuple[Level, ...] = ("none", "elevated", "high", "emergency")
 LANGUAGES = ("pt", "en", "fr", "sw")
 
-# An intent counts when the model is at least this sure; below it a disclosure intent only
-# raises the level to elevated, so a shaky guess never hands a person off on its own.
+# The model's intent is one reading of a message, and a trained classifier is often sure and
+# wrong. Its confidence does not tell the two apart at the top: one model read "nina miaka 25"
+# as child_alone, "je ne suis pas en danger" as emergency and "my boss doesn't let me leave
+# early on Fridays" as report_exploitation, all at 1.00. So a disclosure or emergency intent is
+# weighed as evidence, never obeyed on its own (see `_model_evidence`):
+# - below these confidences it only raises the level to elevated;
 EMERGENCY_CONFIDENCE = 0.6
 DISCLOSURE_CONFIDENCE = 0.5
+# - at or above them it counts fully (high; emergency for the emergency intent) only when the
+#   same message backs it up: an indicator phrase of its own (for danger now, a grave one: weight
+#   HIGH_SCORE) or a word of harm said of someone (the lexicon's `harm`: "I am exploited");
+# - unbacked, it is one point of evidence (MODEL_HINT_WEIGHT), as much as a weight-1 indicator:
+#   with an indicator in another message the conversation is high, alone it is elevated (the
+#   bot informs and offers help; a counsellor can still be asked for). Repeated on several
+#   messages it is still one point: the same model saying it again is not new evidence;
+# - on a question ("how can I get my passport back?") it adds nothing: what counts is what the
+#   lexicon finds in the message, as for any message.
+# Danger-now phrases in the lexicon are an emergency whatever the model says.
+MODEL_HINT_WEIGHT = 1
 DISCLOSURE_INTENTS = ("report_exploitation", "report_third_party", "child_alone")
 INFORMATIONAL_INTENTS = ("ask_trafficking_info", "ask_job_offer_safety")
 # Indicator weights add up over distinct groups; this much is a disclosure (high).
@@ -217,6 +232,8 @@ class Lexicon:
     jokes: re.Pattern[str] | None
     risky_topics: re.Pattern[str] | None
     examples: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    questions: re.Pattern[str] | None = None
+    harm: re.Pattern[str] | None = None
 
 
 def _all_languages(node: object) -> list[str]:
@@ -258,6 +275,8 @@ def load_lexicon(path: Path) -> Lexicon:
         jokes=_compile_many(_all_languages(context.get("jokes"))),
         risky_topics=_compile_many(_all_languages(context.get("risky_topics"))),
         examples=examples,
+        questions=_compile_many(_all_languages(context.get("questions"))),
+        harm=_compile_many(_all_languages(context.get("harm"))),
     )
 
 
@@ -296,6 +315,10 @@ class MessageReading:
     third_party: bool
     false_alarm: bool
     risky_topic: bool
+    # Asks rather than tells (a "?" or a question form); informational questions are questions too.
+    question: bool = False
+    # A word of harm said of the writer or of someone close, not negated ("I am exploited").
+    harm: bool = False
 
 
 def _negated(lex: Lexicon, plain: str, start: int) -> bool:
@@ -334,7 +357,27 @@ def read_message(text: str, lex: Lexicon | None = None) -> MessageReading:
     # disclosure; "what if…" is not one either, even with "my" in it.
     informational = hypothetical or (asks and not personal and not third_party)
     risky_topic = bool(lex.risky_topics and lex.risky_topics.search(plain))
-    return MessageReading(tuple(found), informational, personal, third_party, bool(alarms) or joking, risky_topic)
+    question = informational or "?" in text or bool(lex.questions and lex.questions.search(plain))
+    harm = (personal or third_party) and not informational and any(
+        not _negated(lex, plain, match.start()) for match in (lex.harm.finditer(plain) if lex.harm else ())
+    )
+    return MessageReading(
+        tuple(found), informational, personal, third_party, bool(alarms) or joking, risky_topic, question, harm
+    )
+
+
+Evidence = Literal["none", "hint", "full"]
+
+
+def _model_evidence(reading: MessageReading, backed: bool) -> Evidence:
+    """How much a sure disclosure or emergency intent on one message is worth (see the thresholds)."""
+    # Asking is not telling; "my battery is dying" or a joke is not a disclosure either, however
+    # sure the model is.
+    if reading.question or reading.informational or reading.false_alarm:
+        return "none"
+    if backed or reading.harm:
+        return "full"
+    return "hint"
 
 
 # ---------------------------------------------------------------- the conversation
@@ -347,6 +390,7 @@ def assess(messages: list[tuple[str, str | None, float]]) -> Assessment:
     weights: dict[str, int] = {}
     intents: list[str] = []
     elevated = emergency = high_intent = False
+    model_hint = ""  # the first intent that counted as a hint only, for the summary
     third_party_messages = own_messages = 0
     third_party_intent = False
     someone_else_mentioned = False
@@ -356,25 +400,15 @@ def assess(messages: list[tuple[str, str | None, float]]) -> Assessment:
         someone_else_mentioned |= reading.third_party
         sure = confidence >= DISCLOSURE_CONFIDENCE
         asks_info = intent in INFORMATIONAL_INTENTS and sure
-        informational = reading.informational or asks_info
-        if asks_info or reading.risky_topic:
+        # The model saying "asking" silences the indicators only on a message that reads as a
+        # question: "they promised a cook's job but force me to work in a bar" read as
+        # ask_job_offer_safety is still a disclosure.
+        informational = reading.informational or (asks_info and reading.question)
+        # "I am exploited" with nothing more is not yet a disclosure to act on, but it is not nothing.
+        if asks_info or reading.risky_topic or reading.harm:
             elevated = True
 
-        if intent == "emergency" and not reading.false_alarm:
-            if confidence >= EMERGENCY_CONFIDENCE:
-                emergency = True
-                intents.append("emergency")
-            else:
-                elevated = True
-        elif intent in DISCLOSURE_INTENTS:
-            if sure:
-                high_intent = True
-                intents.append(intent)
-                third_party_intent |= intent == "report_third_party"
-            else:
-                elevated = True
-
-        disclosed = False
+        disclosed = grave = False
         for item in reading.found:
             # Danger now counts unless it is plainly a question about how things work; the
             # other indicators also not when the model says the person is asking, not telling.
@@ -387,7 +421,37 @@ def assess(messages: list[tuple[str, str | None, float]]) -> Assessment:
                 emergency = True
                 continue
             weights[item.group] = max(weights.get(item.group, 0), item.weight)
-        if disclosed or (intent in DISCLOSURE_INTENTS and sure):
+            grave |= item.weight >= HIGH_SCORE
+
+        counted = False
+        if intent == "emergency" and not reading.false_alarm:
+            if confidence < EMERGENCY_CONFIDENCE:
+                elevated = True
+            else:
+                # Danger now is backed by what is grave on its own (violence, confinement, sexual
+                # exploitation), not by any indicator: "they don't pay me" is not an emergency.
+                evidence = _model_evidence(reading, grave)
+                elevated = True
+                if evidence == "full":
+                    emergency = True
+                    intents.append("emergency")
+                elif evidence == "hint":
+                    # Danger the message does not back up is still a sign something is wrong:
+                    # it weighs like a disclosure the model alone saw.
+                    model_hint = model_hint or "emergency"
+                counted = evidence != "none"
+        elif intent in DISCLOSURE_INTENTS:
+            elevated = True
+            evidence = _model_evidence(reading, disclosed) if sure else "none"
+            if evidence == "full":
+                high_intent = True
+                intents.append(intent)
+            elif evidence == "hint":
+                model_hint = model_hint or intent
+            counted = evidence != "none"
+            third_party_intent |= counted and intent == "report_third_party"
+
+        if disclosed or counted:
             # "my friend…" then "they took her phone": the later message is still about her.
             if reading.third_party or (someone_else_mentioned and not reading.personal):
                 third_party_messages += 1
@@ -395,6 +459,10 @@ def assess(messages: list[tuple[str, str | None, float]]) -> Assessment:
                 own_messages += 1
 
     score = sum(weights.values())
+    if model_hint:
+        if 0 < score < HIGH_SCORE and model_hint != "emergency":
+            intents.append(model_hint)  # it tipped the conversation over: keep it for the record
+        score += MODEL_HINT_WEIGHT
     if emergency:
         level: Level = "emergency"
     elif high_intent or score >= HIGH_SCORE:

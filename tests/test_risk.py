@@ -162,11 +162,13 @@ def test_danger_said_in_passing_in_a_joke_is_not_an_emergency() -> None:
 @pytest.mark.parametrize(
     ("intent", "confidence", "expected"),
     [
-        ("emergency", 0.6, "emergency"),
+        # "ok" backs nothing up and tells of nobody: the model alone only raises it to elevated.
+        ("emergency", 0.99, "elevated"),
+        ("emergency", 0.6, "elevated"),
         ("emergency", 0.55, "elevated"),
-        ("report_exploitation", 0.5, "high"),
-        ("report_third_party", 0.9, "high"),
-        ("child_alone", 0.9, "high"),
+        ("report_exploitation", 0.99, "elevated"),
+        ("report_third_party", 0.9, "elevated"),
+        ("child_alone", 0.9, "elevated"),
         ("report_exploitation", 0.3, "elevated"),
         ("ask_trafficking_info", 0.9, "elevated"),
         ("ask_job_offer_safety", 0.9, "elevated"),
@@ -174,8 +176,169 @@ def test_danger_said_in_passing_in_a_joke_is_not_an_emergency() -> None:
         ("greet", 0.99, "none"),
     ],
 )
-def test_the_models_intent_counts_when_it_is_sure(intent: str, confidence: float, expected: str) -> None:
+def test_the_models_intent_alone_is_a_hint(intent: str, confidence: float, expected: str) -> None:
     assert level("ok", intent=intent, confidence=confidence) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my passport expired, can I renew it in South Africa?",
+        "o meu passaporte expirou, posso renovar na Africa do Sul?",
+        "mon passeport est expiré, comment le renouveler",
+        "pasipoti yangu imeisha muda wake, nifanye nini",
+        "how do traffickers take passports?",
+        "my employer keeps my passport in his safe, can I ask for it back?",
+        "i want to know my rights at work",
+    ],
+)
+def test_a_question_misread_as_a_disclosure_is_not_high(text: str) -> None:
+    # The model is often sure and wrong; a counsellor is not offered on a question alone.
+    assert level(text, intent="report_exploitation", confidence=0.9) in ("none", "elevated")
+    assert level(text, intent="report_third_party", confidence=0.99) in ("none", "elevated")
+    assert level(text, intent="emergency", confidence=0.99) in ("none", "elevated")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "quero voltar para Mocambique mas nao tenho dinheiro",
+        "I want to go back home to Inhambane",
+        "je suis à Maputo depuis hier",
+        "nataka kurudi nyumbani Msumbiji",
+    ],
+)
+def test_a_plain_statement_misread_as_a_disclosure_stays_elevated(text: str) -> None:
+    assert level(text, intent="report_exploitation", confidence=0.9) == "elevated"
+    assert level(text, intent="emergency", confidence=0.9) == "elevated"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "o patrão guardou o meu passaporte",
+        "the boss keeps my passport",
+        "le patron a pris mon passeport",
+        "bosi amechukua pasipoti yangu",
+    ],
+)
+def test_a_disclosure_the_lexicon_backs_up_is_high(text: str) -> None:
+    # A passport taken is one indicator (elevated); the model reading a disclosure in the same
+    # words makes it high. On a question it would not.
+    assert level(text) == "elevated"
+    assert level(text, intent="report_exploitation", confidence=0.8) == "high"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "estou a ser explorada aqui e sofro muito",
+        "I am being exploited and nobody helps me",
+        "je suis exploitée par cette famille",
+        "wananinyonya hapa kazini",
+        "my sister is a victim, they treat her like a slave",
+        "they treat me very badly in this house",
+        "ils nous traitent très mal",
+    ],
+)
+def test_words_of_harm_said_of_someone_back_up_the_model(text: str) -> None:
+    assert level(text) == "elevated"  # never high on their own
+    assert level(text, intent="ask_return_process", confidence=0.9) == "elevated"
+    assert level(text, intent="report_exploitation", confidence=0.7) == "high"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "devemos ao agente a viagem e o patrão não nos deixa ir embora",
+        "we owe the agent for the trip and the boss wont let us leave",
+    ],
+)
+def test_a_disclosure_misread_as_a_question_about_jobs_still_counts(text: str) -> None:
+    # The model saying "asking" silences the lexicon only on a message that is a question.
+    assert level(text, intent="ask_job_offer_safety", confidence=0.95) == "high"
+    assert level(text, intent="ask_trafficking_info", confidence=0.9) == "high"
+
+
+def test_a_negated_word_of_harm_backs_nothing_up() -> None:
+    assert level("I am not a victim of anything", intent="report_exploitation", confidence=0.9) == "elevated"
+    assert level("não sou vítima de nada", intent="report_exploitation", confidence=0.9) == "elevated"
+
+
+def test_even_a_certain_model_is_not_enough_on_its_own() -> None:
+    # Real misreadings seen at confidence 1.00: an adult's age as a child alone, "I am not in
+    # danger" as an emergency, an early finish refused as exploitation.
+    assert level("nina miaka 25", intent="child_alone", confidence=1.0) == "elevated"
+    assert level("I am not in danger", intent="emergency", confidence=1.0) == "elevated"
+    assert level("my boss doesnt let me leave early on fridays", intent="report_exploitation",
+                 confidence=1.0) == "elevated"
+
+
+def test_the_models_hint_adds_up_with_an_indicator_in_another_message() -> None:
+    conversation = [
+        ("the boss keeps my passport", "ask_documents", 0.6),
+        ("i dont know what to do anymore", "report_exploitation", 0.8),
+    ]
+    assessment = risk.assess(conversation)
+    assert assessment.level == "high"
+    assert "report_exploitation" in assessment.intents
+    # The same hint twice is still one reading of the model, not two pieces of evidence.
+    assert risk.assess([
+        ("i dont know what to do anymore", "report_exploitation", 0.8),
+        ("please tell me", "report_exploitation", 0.8),
+    ]).level == "elevated"
+
+
+@pytest.mark.parametrize(
+    ("texts", "intents"),
+    [
+        (["I work on a farm", "the boss keeps my passport", "he says I owe for the transport"],
+         ["out_of_scope", "ask_documents", "ask_return_process"]),
+        (["trabalho numa machamba", "o patrão guarda o meu passaporte", "diz que devo o transporte"],
+         ["ask_reintegration", "ask_documents", "thanks"]),
+    ],
+)
+def test_indicators_add_up_across_turns_whatever_the_model_says(texts: list[str], intents: list[str]) -> None:
+    conversation = [(text, intent, 0.95) for text, intent in zip(texts, intents)]
+    assessment = risk.assess(conversation)
+    assert assessment.level == "high"
+    assert {i.name for i in assessment.indicators} == {"documents_confiscated", "debt_bondage"}
+    assert [i.message_index for i in assessment.indicators] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["socorro estão a bater-me agora", "help they are beating me", "il a un couteau", "wananipiga sasa hivi"],
+)
+def test_danger_now_in_the_lexicon_is_an_emergency_whatever_the_model_says(text: str) -> None:
+    assert level(text) == "emergency"
+    assert level(text, intent="greet", confidence=0.99) == "emergency"
+    assert level(text, intent="ask_services", confidence=0.9) == "emergency"
+
+
+def test_the_emergency_intent_needs_backing() -> None:
+    # Backed by something grave in the same message: danger now.
+    assert level("the madam locks me in the house", intent="emergency", confidence=0.7) == "emergency"
+    assert level("tenho medo, estou sozinha com ele", intent="emergency", confidence=0.7) == "emergency"
+    # An indicator that is not grave does not make an emergency of it; the model's alarm and
+    # the indicator together are still a disclosure.
+    assert level("they dont pay me", intent="emergency", confidence=0.9) == "high"
+    # Everyday alarm words, jokes and questions are never danger now.
+    assert level("my battery is dying", intent="emergency", confidence=0.99) == "none"
+    assert level("my phone is nearly dead, text me the number", intent="emergency", confidence=0.99) == "none"
+    assert level("what should i do if someone attacks me?", intent="emergency", confidence=0.95) == "elevated"
+
+
+def test_a_model_that_reads_a_disclosure_in_every_message_keeps_benign_conversations_below_high() -> None:
+    """The worst model: every message report_exploitation (or emergency) at 0.95. The lexicon still decides."""
+    items = labelled()
+    gold = [i["expect"]["risk"] for i in items]
+    for intent in ("report_exploitation", "report_third_party", "child_alone", "emergency"):
+        predicted = [risk.assess([(text, intent, 0.95) for text in i["messages"]]).level for i in items]
+        result = figures(gold, predicted)
+        assert result["benign_flagged_high"] <= 0.05, intent
+        assert result["high_or_above_recall"] >= 0.90, intent
+        assert result["emergency_recall"] >= 0.95, intent
 
 
 def test_the_counsellor_sees_which_message_and_words_carry_each_indicator() -> None:
@@ -195,7 +358,7 @@ def test_the_counsellor_sees_which_message_and_words_carry_each_indicator() -> N
 
 
 def test_a_level_from_the_model_alone_still_has_a_summary() -> None:
-    assessment = risk.assess([("please", "emergency", 0.97)])
+    assessment = risk.assess([("please come, I am scared", "emergency", 0.98)])
     assert assessment.level == "emergency"
     assert assessment.summary("en") == "danger now"
 
