@@ -50,10 +50,17 @@ def _language(tracker: Tracker) -> str:
 
 
 def case_priority(intent: str | None, confidence: float, assessment: risk.Assessment) -> Priority:
-    """Emergency, high (disclosure, someone else at risk, a child alone) or a plain request."""
-    if assessment.level == "emergency" or (intent == "emergency" and confidence >= risk.EMERGENCY_CONFIDENCE):
+    """Emergency, high (disclosure, someone else at risk, a child alone) or a plain request.
+
+    The emergency intent alone still opens a case at once (data/rules/handoff.yml: a missed
+    emergency costs more than a counsellor checking a false one), but it jumps the queue only
+    when the screening backs it (actions/risk.py): the model reads "yes please" as an emergency
+    too sometimes, and such a case must not push a real one down.
+    """
+    if assessment.level == "emergency":
         return "emergency"
-    if assessment.level == "high" or intent in risk.DISCLOSURE_INTENTS:
+    sure_emergency = intent == "emergency" and confidence >= risk.EMERGENCY_CONFIDENCE
+    if assessment.level == "high" or intent in risk.DISCLOSURE_INTENTS or sure_emergency:
         return "high"
     return "request"
 
@@ -219,4 +226,18 @@ class ActionDeclineCounsellor(Action):
         listing = services_for(names, language)
         if listing:
             dispatcher.utter_message(text=text("utter_services_intro", language) + "\n" + listing)
+        return []
+
+
+class ActionCaseClosed(Action):
+    """The closing line when a counsellor hands the conversation back (referral/handback.py
+    runs it through Rasa's execute API, so the line comes from the conversation's own state)."""
+
+    def name(self) -> str:
+        return "action_case_closed"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        dispatcher.utter_message(text=text("utter_case_closed", _language(tracker)))
         return []

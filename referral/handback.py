@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 # Conversations whose case is closed but whose bot is still paused because Rasa did not
 # answer; `resume_pending` (run by the launcher on a timer) finishes them.
 RESUME_PENDING = "referral:resume_pending"
-CLOSING_RESPONSE = "utter_case_closed"
+# An action, not a response: the text lives in data/handoff.yml with the other texts only
+# actions choose, and Rasa refuses to execute a response it does not know.
+CLOSING_ACTION = "action_case_closed"
 
 
 async def close_and_resume(
@@ -44,7 +46,7 @@ async def resume(referrals: Referrals, rasa: RasaClient, case: Case) -> bool:
         await rasa.append_events(cid, [{"event": "resume"}])
         # A message after the close goes to the bot again: the worker finds no open case, and
         # the "resume" event also starts a new risk window (actions/conversation.py).
-        messages = await rasa.execute(cid, CLOSING_RESPONSE)
+        messages = await rasa.execute(cid, CLOSING_ACTION)
     except (RasaUnavailable, httpx.HTTPError) as error:
         db.sadd(RESUME_PENDING, case.id)
         log.warning("case %s closed but the bot could not be resumed yet (%s)", case.id, type(error).__name__)

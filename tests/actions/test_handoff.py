@@ -11,7 +11,12 @@ import pytest
 import redis
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.handoff import ActionDeclineCounsellor, ActionOfferCounsellor, ActionOpenCase
+from actions.handoff import (
+    ActionCaseClosed,
+    ActionDeclineCounsellor,
+    ActionOfferCounsellor,
+    ActionOpenCase,
+)
 from referral import rota
 from referral.queue import Referrals
 from tests.actions.snapshots import action, tracker, user
@@ -182,3 +187,17 @@ def test_a_refusal_is_respected_and_the_matching_services_are_given(db: redis.Re
     assert "PESSOA" in said(messages[:1], "pt")[0]  # how to ask for a person later
     assert result == []
     assert Referrals(db).open_case_id(CID) is None
+
+
+@pytest.mark.parametrize("language", ["pt", "en", "fr", "sw"])
+def test_the_hand_back_closes_with_one_line_in_the_persons_language(language: str) -> None:
+    events = [user("ola", "greet"), action("action_open_case")]
+    names, result, _ = run(ActionCaseClosed(), events, {"language": language})
+    assert names == ["utter_case_closed"] and result == []
+
+
+def test_an_unbacked_emergency_reading_opens_a_high_case_not_an_emergency(db: redis.Redis) -> None:
+    """The model sometimes reads a plain "yes please" as an emergency: a case still opens at
+    once, but it does not jump ahead of the screened emergencies."""
+    open_case(db, [user("yes please", "emergency", 0.99)], "en")
+    assert the_case(db).priority == "high"
