@@ -16,7 +16,7 @@ help:
 	@echo "make train   train the model when config.yml, bot/ or data/ changed"
 	@echo "make shell   chat with the bot in the terminal (LANG=pt|en|fr|sw)"
 	@echo "make eval    intent, language and risk figures on the held-out sets"
-	@echo "make bench   load benchmark against Rasa's own REST channel"
+	@echo "make bench   load benchmark against Rasa's own REST channel; console page times"
 	@echo "make release content check, validate, train, story tests, summary of changes"
 
 $(VENV)/.installed: pyproject.toml
@@ -70,7 +70,7 @@ eval: setup train
 	@$(HOTLINE) eval
 
 bench: setup train
-	@scripts/with-hotline $(VENV)/bin/python bench/load.py
+	@scripts/with-hotline bash -c '$(VENV)/bin/python bench/load.py && $(VENV)/bin/python bench/console.py'
 
 lint: setup
 	$(VENV)/bin/ruff check hotline actions channels referral tests

@@ -590,22 +590,43 @@ class Referrals:
             raws = pipe.execute()
         return [_case(raw) for raw in raws if raw]
 
-    def list_waiting(self) -> list[Case]:
-        """Waiting cases, emergency first, then high, then requests; oldest first within each."""
+    def _waiting_ids(self, limit: int | None) -> list[str]:
         ids: list[str] = []
         for priority in PRIORITIES:
-            ids += self.db.zrange(waiting_key(priority), 0, -1)
-        return self._many(ids)
+            if limit is not None and len(ids) >= limit:
+                break
+            end = -1 if limit is None else limit - len(ids) - 1
+            ids += self.db.zrange(waiting_key(priority), 0, end)
+        return ids
 
-    def list_claimed(self) -> list[Case]:
-        return self._many(self.db.zrange(CLAIMED, 0, -1))
+    def list_waiting(self, limit: int | None = None) -> list[Case]:
+        """Waiting cases, emergency first, then high, then requests; oldest first within each."""
+        return self._many(self._waiting_ids(limit))
 
-    def list_open(self) -> list[Case]:
+    def list_claimed(self, limit: int | None = None) -> list[Case]:
+        return self._many(self.db.zrange(CLAIMED, 0, -1 if limit is None else limit - 1))
+
+    def list_open(self, limit: int | None = None) -> list[Case]:
         """Every case not closed: the waiting ones in queue order, then the claimed ones."""
-        return self.list_waiting() + self.list_claimed()
+        waiting = self._waiting_ids(limit)
+        rest = None if limit is None else limit - len(waiting)
+        claimed = [] if rest == 0 else self.db.zrange(CLAIMED, 0, -1 if rest is None else rest - 1)
+        return self._many(waiting + claimed)
 
-    def list_mine(self, counsellor: str) -> list[Case]:
-        return self._many(self.db.zrange(mine_key(counsellor), 0, -1))
+    def list_mine(self, counsellor: str, limit: int | None = None) -> list[Case]:
+        return self._many(self.db.zrange(mine_key(counsellor), 0, -1 if limit is None else limit - 1))
+
+    def count(self, tab: str, counsellor: str = "") -> int:
+        """How many cases a queue tab holds (waiting, mine or open), without reading them."""
+        with self.db.pipeline(transaction=False) as pipe:
+            if tab in ("waiting", "open"):
+                for priority in PRIORITIES:
+                    pipe.zcard(waiting_key(priority))
+            if tab == "open":
+                pipe.zcard(CLAIMED)
+            if tab == "mine":
+                pipe.zcard(mine_key(counsellor))
+            return sum(pipe.execute())
 
     def list_closed(self, limit: int = 100) -> list[Case]:
         """Most recently closed first."""

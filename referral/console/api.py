@@ -7,9 +7,9 @@ by someone else or closed, 422 a request that cannot be met as written.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
@@ -190,10 +190,12 @@ def colleagues(work: CaseworkDep) -> list[Colleague]:
 
 @router.get("/queue", response_model=list[CaseSummary], responses=ERRORS)
 def queue(work: CaseworkDep, clock: ClockDep,
-          tab: Literal["waiting", "mine", "open"] = "waiting") -> list[CaseSummary]:
-    """Waiting cases by priority then waiting time; `mine`: my cases; `open`: every open case."""
+          tab: Literal["waiting", "mine", "open"] = "waiting",
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[CaseSummary]:
+    """Waiting cases by priority then waiting time; `mine`: my cases; `open`: every open case.
+    The first `limit` of them, most urgent first."""
     now = clock()
-    return [_summary(case, now) for case in work.queue(tab)]
+    return [_summary(case, now) for case in work.queue(tab, limit)]
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, responses=ERRORS)

@@ -46,7 +46,7 @@ def _back(request: Request, db, case_id: str, key: str, **values: str) -> Redire
 
 def _queue_context(work: Casework, tab: Tab, now: float) -> dict[str, Any]:
     return {
-        "tab": tab, "cases": work.queue(tab), "now": now,
+        "tab": tab, "cases": work.queue(tab), "total": work.queue_size(tab), "now": now,
         "badge": casework.risk_badge, "evidence": casework.evidence_line, "waited": casework.waited_text,
     }
 

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # Twilio refuses longer bodies; the sender splits what is below into SMS-sized parts.
 MAX_REPLY_CHARS = 1600
 MAX_NOTE_CHARS = 4000
+# A counsellor works the queue from the top; the page shows this many rows and says how many
+# more wait, so a busy night (hundreds open) still renders fast and refreshes live cheaply.
+QUEUE_ROWS = 100
 # WhatsApp only lets a business write freely within 24 hours of the person's last message.
 WHATSAPP_WINDOW_SECONDS = 24 * 60 * 60
 
@@ -215,12 +218,16 @@ class Casework:
     def case(self, case_id: str, transcript: bool = True) -> Case:
         return self.referrals.get(case_id, transcript=transcript)
 
-    def queue(self, tab: str) -> list[Case]:
+    def queue(self, tab: str, limit: int | None = QUEUE_ROWS) -> list[Case]:
+        """The tab's cases in the order counsellors work them, the first `limit` of them."""
         if tab == "mine":
-            return self.referrals.list_mine(self.me.name)
+            return self.referrals.list_mine(self.me.name, limit)
         if tab == "open":
-            return self.referrals.list_open()
-        return self.referrals.list_waiting()
+            return self.referrals.list_open(limit)
+        return self.referrals.list_waiting(limit)
+
+    def queue_size(self, tab: str) -> int:
+        return self.referrals.count(tab, self.me.name)
 
     def claim(self, case_id: str) -> Case:
         case = self.referrals.claim(case_id, self.me.name)

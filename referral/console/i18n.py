@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 WORDS: dict[str, dict[str, str]] = {
+    "queue_more": {"pt": "A mostrar os primeiros {shown} de {total} casos; os outros aparecem à medida que estes são assumidos.",
+                   "en": "Showing the first {shown} of {total} cases; the others appear as these are taken."},
     "sign_in": {"pt": "Entrar", "en": "Sign in"},
     "sign_out": {"pt": "Sair", "en": "Sign out"},
     "name": {"pt": "Nome", "en": "Name"},

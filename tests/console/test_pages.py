@@ -195,3 +195,19 @@ def test_sign_out_leaves_the_rota(sign_in, db: redis.Redis) -> None:
     ana.form("/logout", follow_redirects=False)
     assert rota.present(db) == []
     assert ana.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_busy_queue_shows_the_most_urgent_first_and_says_how_many_more(sign_in, db) -> None:
+    from referral.console.casework import QUEUE_ROWS
+    from referral.queue import Referrals
+
+    referrals = Referrals(db)
+    for index in range(QUEUE_ROWS + 20):
+        referrals.open_case(f"c{index:031x}", priority="request", channel="sms", language="pt")
+    urgent = referrals.open_case("c" + "f" * 31, priority="emergency", channel="sms", language="pt").case_id
+
+    page = sign_in().get("/").text
+
+    assert page.count('data-testid="queue-row"') == QUEUE_ROWS
+    assert page.index(f'data-case-id="{urgent}"') < page.index('data-case-id="R1"')
+    assert f"first {QUEUE_ROWS} of {QUEUE_ROWS + 21}" in page
