@@ -47,6 +47,10 @@ async def resume(referrals: Referrals, rasa: RasaClient, case: Case) -> bool:
         # A message after the close goes to the bot again: the worker finds no open case, and
         # the "resume" event also starts a new risk window (actions/conversation.py).
         messages = await rasa.execute(cid, CLOSING_ACTION)
+        # The execute API runs the action but does not listen afterwards; without this the
+        # person's next message follows "action_case_closed" in the tracker, no rule matches
+        # it and the bot answers "sorry, I did not understand".
+        await rasa.append_events(cid, [{"event": "action", "name": "action_listen"}])
     except (RasaUnavailable, httpx.HTTPError) as error:
         db.sadd(RESUME_PENDING, case.id)
         log.warning("case %s closed but the bot could not be resumed yet (%s)", case.id, type(error).__name__)

@@ -57,6 +57,7 @@ def test_closing_resumes_the_bot_and_sends_one_closing_line(db: redis.Redis, set
     assert [(method, path, body) for method, path, body in rasa.calls] == [
         ("POST", "/conversations/c1/tracker/events", [{"event": "resume"}]),
         ("POST", "/conversations/c1/execute", {"name": "action_case_closed"}),
+        ("POST", "/conversations/c1/tracker/events", [{"event": "action", "name": "action_listen"}]),
     ]
     sent = [fields for _, fields in db.xrange(OUTBOUND_STREAM)]
     assert sent == [{"conversation_id": "c1", "text": CLOSING["sw"], "source": "bot"}]
