@@ -37,8 +37,10 @@ class Hotline:
                          for log in sorted(self.logs.glob("*.log")))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module-scoped: Playwright's sync API runs an event loop on this thread while it is open,
+    # and the later tests' asyncio.run() must not find it running.
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("chromium is not installed: run the tests through `make test`, which installs it")
