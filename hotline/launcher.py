@@ -73,7 +73,10 @@ def services(settings: Settings, env: dict[str, str]) -> list[tuple[str, list[st
     ]
     if settings.dev_mode:
         planned.append(("sandbox", uvicorn + ["--port", str(SANDBOX_PORT), "channels.sandbox:app"], env))
-    planned.append(("ready", [py, "-m", "hotline.launcher", "announce"], env))
+    # The first supervisor's password is shown once, so only to a person at a terminal: when
+    # the output goes to a file (scripts/with-hotline, CI) no account is made.
+    terminal = {"HOTLINE_SHOW_PASSWORD": "1"} if sys.stdout.isatty() else {}
+    planned.append(("ready", [py, "-m", "hotline.launcher", "announce"], {**env, **terminal}))
     return planned
 
 
@@ -118,6 +121,10 @@ def first_supervisor(settings: Settings) -> None:
 
     db = connect(settings)
     if accounts.all_counsellors(db):
+        return
+    if not os.environ.get("HOTLINE_SHOW_PASSWORD"):
+        print("  console login  none yet: `.venv/bin/hotline counsellor add NAME --role supervisor`",
+              flush=True)
         return
     password = accounts.generate_password()
     accounts.add(db, "supervisor", "supervisor", password, "en")
