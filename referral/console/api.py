@@ -26,6 +26,7 @@ from referral.console.deps import (
     RotaDep,
     SettingsDep,
 )
+from referral.console.library import ServiceHit
 from referral.console.pages import render
 from referral.queue import OUTCOMES, Case
 
@@ -130,16 +131,6 @@ class ClosedOut(BaseModel):
     bot_resumed: bool = Field(description="False when Rasa did not answer: the resume is retried")
 
 
-class Service(BaseModel):
-    id: str
-    type: str
-    province: str
-    name: str
-    contact: str
-    hours: str
-    address: str
-    verified: bool
-    insert_text: str
 
 
 class Canned(BaseModel):
@@ -258,12 +249,11 @@ async def close(case_id: str, body: CloseIn, work: CaseworkDep, rasa: RasaDep, c
 # ---------------------------------------------------------------- what a reply draws on
 
 
-@router.get("/services", response_model=list[Service], responses=ERRORS)
+@router.get("/services", response_model=list[ServiceHit], responses=ERRORS)
 def services(me: CounsellorDep, settings: SettingsDep, province: str = "", type: str = "",
-             language: str = "pt") -> list[Service]:
+             language: str = "pt") -> list[ServiceHit]:
     """The service directory by province (national services always count) and type."""
-    found = library.search_services(settings.data_dir, province, type, language)
-    return [Service(**hit.__dict__) for hit in found]
+    return library.search_services(settings.data_dir, province, type, language)
 
 
 @router.get("/canned-replies", response_model=list[Canned], responses=ERRORS)
