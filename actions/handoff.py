@@ -12,11 +12,11 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import risk
 from actions.conversation import latest_metadata, user_messages, window
 from actions.texts import text
 from hotline import conversations, store
 from hotline.settings import get_settings
+from protection import risk
 from referral import rota
 from referral.queue import Priority, Referrals
 

@@ -8,9 +8,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import risk
 from actions.conversation import latest_metadata, ran, user_messages, window
 from hotline.language import LANGUAGES, choose_language
+from protection import risk
 
 
 def turn_language(tracker: Tracker) -> str:

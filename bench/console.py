@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from channels.twilio_adapter import sign
-from hotline import processes
+from ops import processes
 from hotline.settings import Settings
 from referral import accounts
 from referral.queue import Referrals

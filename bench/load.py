@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from channels.sandbox import EVENTS
+from channels.sandbox.app import EVENTS
 from channels.twilio_adapter import sign
 from hotline.language import choose_language
 from hotline.settings import Settings
@@ -69,7 +69,7 @@ def environment() -> None:
     if os.environ.get("TWILIO_ACCOUNT_SID"):
         return
     try:
-        from hotline.launcher import environment as launcher_environment
+        from ops.launcher import environment as launcher_environment
     except ImportError:
         return
     for name, value in launcher_environment().items():

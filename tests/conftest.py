@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from hotline import processes
 from hotline.settings import PROJECT_ROOT, Settings
+from ops import processes
 
 SECRET = "test-secret-0123456789abcdef"
 FERNET_KEY = "yqrMa2c6h3xS1X2JpI1Ksy6rWlqkz3wY0Cq8Kq2fYbA="

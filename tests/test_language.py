@@ -222,7 +222,7 @@ def test_short_message_accuracy_beats_plain_langdetect_by_a_wide_margin() -> Non
 
 def test_short_held_out_nlu_examples_written_by_others() -> None:
     """An honest figure: 1–3 word examples in tests/nlu/, which others wrote for intents."""
-    from hotline.evaluation import held_out
+    from ops.evaluation import held_out
 
     table = [
         (lang, text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from hotline.launcher import first_supervisor, services
+from ops.launcher import first_supervisor, services
 from referral import accounts
 
 

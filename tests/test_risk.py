@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from actions import risk
 from hotline.settings import PROJECT_ROOT
+from protection import risk
 
 EVAL = PROJECT_ROOT / "tests" / "eval"
 

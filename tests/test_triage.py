@@ -21,7 +21,7 @@ CONVERSATIONS = [
 def triage(rasa_stack, lines: list[str]) -> tuple[list[dict], str]:
     env = {**os.environ, "RASA_URL": rasa_stack["rasa_url"], "RASA_TOKEN": "test-rasa-token"}
     done = subprocess.run(
-        [sys.executable, "-m", "hotline.cli", "triage"], check=False, input="\n".join(lines) + "\n",
+        [sys.executable, "-m", "ops.cli", "triage"], check=False, input="\n".join(lines) + "\n",
         capture_output=True, text=True, env=env, timeout=300, cwd=PROJECT_ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]

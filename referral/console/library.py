@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from actions import directory
+from protection import directory
 
 LANGUAGES = ("pt", "en", "fr", "sw")
 PROVINCES = directory.PROVINCES

@@ -6,9 +6,9 @@ import asyncio
 
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import directory
 from actions.services import ActionListServices, services_reply
 from hotline.sms import segment_count
+from protection import directory
 from tests.actions.snapshots import tracker, user
 from tests.domain import responses
 

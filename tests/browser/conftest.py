@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from channels import gateway, sandbox
-from hotline import processes
+from channels import gateway
+from channels.sandbox import app as sandbox
 from hotline.settings import PROJECT_ROOT
+from ops import processes
 from tests.channels.conftest import ChannelProcess, ServerThread, service_env
 
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"

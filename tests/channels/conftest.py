@@ -23,13 +23,14 @@ import pytest
 import redis
 import uvicorn
 
-from channels import gateway, sandbox
+from channels import gateway
+from channels.sandbox import app as sandbox
 from channels.sender import Sender
 from channels.twilio_adapter import sign
 from channels.worker import Worker
-from hotline import processes
 from hotline.rasa import RasaClient
 from hotline.settings import Settings
+from ops import processes
 from tests.conftest import AUTH_TOKEN, FERNET_KEY, SECRET
 
 # What the Rasa stand-in answers, by the language the worker sent in the metadata.

@@ -18,9 +18,9 @@ import redis
 
 from channels import keywords
 from channels.inbound import order_key
-from hotline import processes
 from hotline.conversations import INBOUND_STREAM
 from hotline.settings import PROJECT_ROOT
+from ops import processes
 from tests.channels.conftest import ChannelProcess, Phone, Servers, service_env, wait_for
 from tests.domain import responses
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hotline import content as content_cli
-from hotline.content.check import Problem, check, print_problems
+import content as content_cli
+from content.check import Problem, check, print_problems
 from hotline.settings import PROJECT_ROOT
 
 LANGUAGES = ("pt", "en", "fr", "sw")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from hotline.content.check import load
-from hotline.content.spreadsheet import COLUMNS, export, import_rows, main_import, read_table
+from content.check import load
+from content.spreadsheet import COLUMNS, export, import_rows, main_import, read_table
 from hotline.settings import PROJECT_ROOT
 
 

@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 
 from hotline.language import LANGUAGES
 from hotline.settings import PROJECT_ROOT, Settings
-from hotline.triage import rasa_parser, triage_conversation
+from ops.triage import rasa_parser, triage_conversation
 
 NLU_TESTS = PROJECT_ROOT / "tests" / "nlu"
 RISK_TESTS = PROJECT_ROOT / "tests" / "eval"

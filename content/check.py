@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from hotline.content import LANGUAGE_NAMES, LANGUAGES
+from content import LANGUAGE_NAMES, LANGUAGES
 
 MAX_SEGMENTS = 3
 # Characters three concatenated SMS can carry: 3 x 153 GSM-7 septets or 3 x 67 UCS-2 units.

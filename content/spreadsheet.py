@@ -18,8 +18,8 @@ from ruamel.yaml.scalarstring import (
     SingleQuotedScalarString,
 )
 
-from hotline.content import LANGUAGES
-from hotline.content.check import (
+from content import LANGUAGES
+from content.check import (
     CANNED_REPLIES,
     RUNTIME_RESPONSES,
     Problem,

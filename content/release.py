@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from hotline.content import LANGUAGES
-from hotline.content.check import load, normalise_example
+from content import LANGUAGES
+from content.check import load, normalise_example
 
 log = logging.getLogger(__name__)
 

@@ -7,32 +7,32 @@ import sys
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hotline.launcher import run
+    from ops.launcher import run
 
     return run()
 
 
 def _train(args: argparse.Namespace) -> int:
-    from hotline.training import train
+    from ops.training import train
 
     train(force=args.force)
     return 0
 
 
 def _triage(args: argparse.Namespace) -> int:
-    from hotline.triage import main
+    from ops.triage import main
 
     return main(sys.stdin, sys.stdout)
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from hotline.shell import main
+    from ops.shell import main
 
     return main(args.language)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from hotline.evaluation import main
+    from ops.evaluation import main
 
     return main()
 
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge = commands.add_parser("purge", help="erase closed cases past retention")
     purge.add_argument("--older-than", default="90d", help="e.g. 90d or 12h")
     purge.set_defaults(func=_purge)
-    from hotline import content
+    import content
 
     content.register(commands)
     counsellor = commands.add_parser("counsellor", help="counsellor accounts")

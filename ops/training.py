@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from hotline.processes import MODEL, RASA_BIN
 from hotline.settings import PROJECT_ROOT
+from ops.processes import MODEL, RASA_BIN
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from typing import IO, Any
 
 import httpx
 
-from actions import risk
-from hotline import processes
 from hotline.language import choose_language
 from hotline.settings import Settings
+from ops import processes
+from protection import risk
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from channels.sandbox_page import PHONE_PAGE
+from channels.sandbox.page import PHONE_PAGE
 from channels.twilio_adapter import parse_form, sign
 from hotline import sms
 from hotline.settings import Settings, get_settings

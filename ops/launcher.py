@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 
 from cryptography.fernet import Fernet
 
-from hotline import processes
 from hotline.settings import PROJECT_ROOT, Settings
+from ops import processes
 
 VAR = PROJECT_ROOT / "var"
 DEV_ENV = VAR / "dev.env"
@@ -72,11 +72,11 @@ def services(settings: Settings, env: dict[str, str]) -> list[tuple[str, list[st
         ("housekeeping", [py, "-m", "referral.housekeeping"], env),
     ]
     if settings.dev_mode:
-        planned.append(("sandbox", uvicorn + ["--port", str(SANDBOX_PORT), "channels.sandbox:app"], env))
+        planned.append(("sandbox", uvicorn + ["--port", str(SANDBOX_PORT), "channels.sandbox.app:app"], env))
     # The first supervisor's password is shown once, so only to a person at a terminal: when
     # the output goes to a file (scripts/with-hotline, CI) no account is made.
     terminal = {"HOTLINE_SHOW_PASSWORD": "1"} if sys.stdout.isatty() else {}
-    planned.append(("ready", [py, "-m", "hotline.launcher", "announce"], {**env, **terminal}))
+    planned.append(("ready", [py, "-m", "ops.launcher", "announce"], {**env, **terminal}))
     return planned
 
 

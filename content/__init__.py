@@ -17,19 +17,19 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from hotline.content.check import check, print_problems
+    from content.check import check, print_problems
 
     return print_problems(check(_root(args)), sys.stdout)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from hotline.content.report import main
+    from content.report import main
 
     return main(_root(args), Path(args.html) if args.html else None, sys.stdout)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from hotline.content.spreadsheet import export
+    from content.spreadsheet import export
 
     count = export(_root(args), Path(args.file))
     print(f"wrote {count} rows to {args.file}")
@@ -37,13 +37,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from hotline.content.spreadsheet import main_import
+    from content.spreadsheet import main_import
 
     return main_import(_root(args), Path(args.file), sys.stdout)
 
 
 def _release(args: argparse.Namespace) -> int:
-    from hotline.content.release import main
+    from content.release import main
 
     return main(_root(args), sys.stdout, mark=args.mark, since=args.since)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from hotline import processes
 from hotline.settings import Settings
+from ops import processes
 
 
 def _start(stack: ExitStack, command: list[str], env: dict[str, str]) -> None:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from hotline.content import LANGUAGE_NAMES, LANGUAGES
-from hotline.content.check import (
+from content import LANGUAGE_NAMES, LANGUAGES
+from content.check import (
     INDICATOR_REQUIRED,
     Content,
     Problem,

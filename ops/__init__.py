@@ -1,0 +1,1 @@
+"""Operator tools behind the `hotline` command: run, train, triage, eval, shell, accounts."""
