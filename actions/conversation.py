@@ -6,6 +6,8 @@ from typing import Any
 
 from rasa_sdk import Tracker
 
+from protection import risk
+
 # A hand-back (the console resumes the bot) starts a new risk window: what was disclosed
 # before is in the closed case, and the bot must not re-offer a counsellor for it.
 WINDOW_START_EVENTS = {"resume", "restart"}
@@ -20,15 +22,13 @@ def window(tracker: Tracker) -> list[dict[str, Any]]:
     return list(events)
 
 
-def user_messages(events: list[dict[str, Any]]) -> list[tuple[str, str | None, float]]:
-    """(text, intent, confidence) of each user message, oldest first."""
-    messages = []
-    for event in events:
-        if event.get("event") != "user":
-            continue
-        intent = (event.get("parse_data") or {}).get("intent") or {}
-        messages.append((event.get("text") or "", intent.get("name"), float(intent.get("confidence") or 0.0)))
-    return messages
+def user_messages(events: list[dict[str, Any]]) -> list[risk.Turn]:
+    """Each user message with the model's whole reading of it, oldest first."""
+    return [
+        risk.Turn.from_parse(event.get("text") or "", event.get("parse_data") or {})
+        for event in events
+        if event.get("event") == "user"
+    ]
 
 
 def ran(events: list[dict[str, Any]], action: str) -> bool:

@@ -49,18 +49,25 @@ def _language(tracker: Tracker) -> str:
     return chosen if chosen in risk.LANGUAGES else "pt"
 
 
-def case_priority(intent: str | None, confidence: float, assessment: risk.Assessment) -> Priority:
+def read_danger(tracker: Tracker) -> bool:
+    """Whether the model read the latest message as danger now, however sure it was.
+
+    Any such reading gets the emergency numbers in the same reply, whatever level the case
+    opens at: a person in danger must never be left with only "a counsellor will write".
+    """
+    intent, _ = _latest_intent(tracker)
+    return intent == "emergency"
+
+
+def case_priority(assessment: risk.Assessment) -> Priority:
     """Emergency, high (disclosure, someone else at risk, a child alone) or a plain request.
 
-    The emergency intent alone still opens a case at once (data/rules/handoff.yml: a missed
-    emergency costs more than a counsellor checking a false one), but it jumps the queue only
-    when the screening backs it (actions/risk.py): the model reads "yes please" as an emergency
-    too sometimes, and such a case must not push a real one down.
+    The screen alone decides (protection/risk.py): the model's reading is one of its kinds of
+    evidence, so a misread "yes please" cannot push a real emergency down the queue.
     """
     if assessment.level == "emergency":
         return "emergency"
-    sure_emergency = intent == "emergency" and confidence >= risk.EMERGENCY_CONFIDENCE
-    if assessment.level == "high" or intent in risk.DISCLOSURE_INTENTS or sure_emergency:
+    if assessment.level == "high":
         return "high"
     return "request"
 
@@ -137,6 +144,8 @@ class ActionOfferCounsellor(Action):
         else:
             dispatcher.utter_message(text=text("utter_acknowledge_disclosure", language))
         dispatcher.utter_message(text=text("utter_safety_tip", language))
+        if read_danger(tracker):
+            dispatcher.utter_message(text=text("utter_danger_numbers", language))
         dispatcher.utter_message(text=text("utter_ask_consent", language))
         return []
 
@@ -157,7 +166,7 @@ class ActionOpenCase(Action):
         events = window(tracker)
         assessment = risk.assess(user_messages(events))
         intent, confidence = _latest_intent(tracker)
-        priority = case_priority(intent, confidence, assessment)
+        priority = case_priority(assessment)
         language = _language(tracker)
         child = intent == "child_alone"
         urgent = priority in ("emergency", "high")
@@ -199,6 +208,8 @@ class ActionOpenCase(Action):
             dispatcher.utter_message(text=text("utter_child_protection", language))
         else:
             dispatcher.utter_message(text=text("utter_case_opened", language))
+        if priority != "emergency" and read_danger(tracker):
+            dispatcher.utter_message(text=text("utter_danger_numbers", language))
         if not staffed:
             shift = rota.next_shift(now, language)
             # The emergency reply already carries the numbers; the others need them when at risk.

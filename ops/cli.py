@@ -34,7 +34,7 @@ def _shell(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from ops.evaluation import main
 
-    return main()
+    return main(["--calibrate"] if args.calibrate else [])
 
 
 def _dlq(args: argparse.Namespace) -> int:
@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     shell = commands.add_parser("shell", help="chat with the bot in the terminal")
     shell.add_argument("--language", choices=["pt", "en", "fr", "sw"], default="pt")
     shell.set_defaults(func=_shell)
-    commands.add_parser("eval", help="figures on the held-out sets").set_defaults(func=_eval)
+    evaluate = commands.add_parser("eval", help="blind figures first, then the tuning sets")
+    evaluate.add_argument("--calibrate", action="store_true",
+                          help="choose the risk thresholds on the tuning sets (never the blind set)")
+    evaluate.set_defaults(func=_eval)
     dlq = commands.add_parser("dlq", help="dead-letter messages: list or replay")
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("entry", nargs="?", help="replay only this entry id")

@@ -1,26 +1,82 @@
-"""`make eval`: figures on the held-out sets, through the same path as production.
+"""`make eval`: the risk screen and the NLU measured through the production path.
 
-- intent accuracy and macro-F1 per language on tests/nlu/<lang>.yml
-- short-message language accuracy, ours against plain langdetect
-- risk precision and recall on tests/eval/ (when present)
+Blind figures come first: tests/blind/ was written by people who never saw the training data,
+the lexicon or the other sets, and frozen before any tuning. The tuning sets (tests/eval/,
+tests/nlu/) are what the thresholds were chosen on; their figures are printed last, marked
+as such, and are not results. `--calibrate` chooses the screen's thresholds on the tuning
+sets (never the blind one) and writes data/risk/screen.yml.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
+import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
 
+import httpx
 from ruamel.yaml import YAML
 
 from hotline.language import LANGUAGES
 from hotline.settings import PROJECT_ROOT, Settings
-from ops.triage import rasa_parser, triage_conversation
+from ops.triage import RasaRefused, rasa_parser, read_conversation, triage_turns
+from protection import risk
 
+BLIND = PROJECT_ROOT / "tests" / "blind"
+EVAL = PROJECT_ROOT / "tests" / "eval"
 NLU_TESTS = PROJECT_ROOT / "tests" / "nlu"
-RISK_TESTS = PROJECT_ROOT / "tests" / "eval"
-LEVELS = ("none", "elevated", "high", "emergency")
+SCREEN = PROJECT_ROOT / "data" / "risk" / "screen.yml"
+LEVELS = risk.LEVELS
+HIGH_OR_ABOVE = ("high", "emergency")
+# DESIGN.md's core intents; the blind set names documents and detention questions
+# ask_legal_help, and the domain answers them with its own intents of that family.
+CORE_INTENTS = {
+    "greet", "goodbye", "thanks", "ask_return_assistance", "ask_return_eligibility",
+    "ask_return_process", "ask_reintegration", "ask_trafficking_info", "ask_job_offer_safety",
+    "report_exploitation", "report_third_party", "emergency", "child_alone", "ask_legal_help",
+    "ask_services", "request_human", "out_of_scope",
+}
+SAME_ANSWER = {"ask_documents": "ask_legal_help", "ask_detention": "ask_legal_help"}
+# The risk an intent-labelled held-out example stands for, to tune on tests/nlu/.
+INTENT_RISK = {
+    "emergency": "emergency", "report_exploitation": "high", "report_third_party": "high",
+    "child_alone": "high", "ask_trafficking_info": "elevated", "ask_job_offer_safety": "elevated",
+}
+
+
+@dataclass
+class Item:
+    id: str
+    messages: list[str]
+    language: str
+    intent: str
+    risk: str
+    handoff: bool
+    source: str
+
+
+def read_jsonl(path: Path, source: str) -> list[Item]:
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            expect = row["expect"]
+            items.append(Item(
+                id=row["id"], messages=list(row["messages"]), language=expect["language"],
+                intent=expect["intent"], risk=expect["risk"],
+                handoff=bool(expect.get("handoff", expect["risk"] in HIGH_OR_ABOVE)), source=source,
+            ))
+        except (ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"{path}:{number}: not an evaluation item ({error})") from error
+    return items
 
 
 def held_out(language: str) -> list[tuple[str, str]]:
@@ -38,98 +94,209 @@ def held_out(language: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def macro_f1(gold: list[str], predicted: list[str]) -> float:
-    labels = set(gold)
-    scores = []
-    for label in labels:
-        tp = sum(1 for g, p in zip(gold, predicted) if g == label and p == label)
-        fp = sum(1 for g, p in zip(gold, predicted) if g != label and p == label)
-        fn = sum(1 for g, p in zip(gold, predicted) if g == label and p != label)
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-    return sum(scores) / len(scores) if scores else 0.0
+def blind_set() -> list[Item]:
+    files = sorted(BLIND.glob("*.jsonl"))
+    if not files:
+        raise SystemExit("no blind set in tests/blind/: the figures would mean nothing")
+    return [item for file in files for item in read_jsonl(file, f"blind/{file.stem}")]
 
 
-def intent_report(client) -> dict[str, dict[str, float]]:
-    report = {}
+def tuning_set() -> list[Item]:
+    items = [item for file in sorted(EVAL.glob("*.jsonl")) for item in read_jsonl(file, "eval")]
     for language in LANGUAGES:
-        pairs = held_out(language)
-        if not pairs:
-            continue
-        predicted = [triage_conversation(client, [text])["intent"] for text, _ in pairs]
-        gold = [intent for _, intent in pairs]
-        accuracy = sum(g == p for g, p in zip(gold, predicted)) / len(gold)
-        report[language] = {"n": len(gold), "accuracy": accuracy, "macro_f1": macro_f1(gold, predicted)}
-        confusions = Counter((g, p) for g, p in zip(gold, predicted) if g != p).most_common(3)
-        report[language]["top_confusions"] = [f"{g}->{p} x{n}" for (g, p), n in confusions]
-    return report
+        for number, (text, intent) in enumerate(held_out(language)):
+            level = INTENT_RISK.get(intent, "none")
+            items.append(Item(f"nlu-{language}-{number}", [text], language, intent, level,
+                              level in HIGH_OR_ABOVE or intent == "request_human", "nlu"))
+    return items
 
 
-def parse_latency(client, rounds: int = 200) -> dict[str, float]:
-    """Milliseconds per /model/parse call on held-out texts, one call at a time."""
-    texts = [text for language in LANGUAGES for text, _ in held_out(language)][:rounds]
+# ---------------------------------------------------------------- figures
+
+
+@dataclass
+class Figures:
+    n: int
+    conversations: int
+    emergency_recall: float
+    high_or_above_recall: float
+    benign_flagged: float
+    handoff_correct: float
+    intent_accuracy: float
+    confusion: dict[str, Counter]
+
+
+def _ratio(hits: int, total: int) -> float:
+    return hits / total if total else float("nan")
+
+
+def figures(items: list[Item], results: list[dict[str, Any]]) -> Figures:
+    pairs = list(zip(items, results))
+    emergencies = [r for i, r in pairs if i.risk == "emergency"]
+    at_risk = [r for i, r in pairs if i.risk in HIGH_OR_ABOVE]
+    benign = [r for i, r in pairs if i.risk not in HIGH_OR_ABOVE]
+    conversations = [(i, r) for i, r in pairs if len(i.messages) > 1]
+    core = [(i, r) for i, r in pairs if i.intent in CORE_INTENTS]
+    confusion: dict[str, Counter] = defaultdict(Counter)
+    for item, result in pairs:
+        confusion[item.risk][result["risk"]] += 1
+    return Figures(
+        n=len(pairs),
+        conversations=len(conversations),
+        emergency_recall=_ratio(sum(r["risk"] == "emergency" for r in emergencies), len(emergencies)),
+        high_or_above_recall=_ratio(sum(r["risk"] in HIGH_OR_ABOVE for r in at_risk), len(at_risk)),
+        benign_flagged=_ratio(sum(r["risk"] in HIGH_OR_ABOVE for r in benign), len(benign)),
+        handoff_correct=_ratio(sum(r["handoff"] == i.handoff for i, r in conversations), len(conversations)),
+        intent_accuracy=_ratio(
+            sum(SAME_ANSWER.get(r["intent"], r["intent"]) == i.intent for i, r in core), len(core)
+        ),
+        confusion=confusion,
+    )
+
+
+HEADER = f"  {'':<12}{'n':>5}{'emerg rec':>11}{'high+ rec':>11}{'benign>=high':>14}{'handoff ok':>12}{'intent acc':>12}"
+
+
+def row(name: str, f: Figures) -> str:
+    return (f"  {name:<12}{f.n:>5}{f.emergency_recall:>11.3f}{f.high_or_above_recall:>11.3f}"
+            f"{f.benign_flagged:>14.3f}{f.handoff_correct:>12.3f}{f.intent_accuracy:>12.3f}")
+
+
+def confusion_table(f: Figures) -> list[str]:
+    lines = ["  expected \\ screened  " + "".join(f"{level:>11}" for level in LEVELS)]
+    for expected in LEVELS:
+        counts = f.confusion.get(expected, Counter())
+        lines.append(f"  {expected:<20}" + "".join(f"{counts[level]:>11}" for level in LEVELS))
+    return lines
+
+
+# ---------------------------------------------------------------- the runs
+
+
+Parsed = list[tuple[list[risk.Turn], list[str]]]
+
+
+def parse_all(client: httpx.Client, items: list[Item]) -> Parsed:
+    return [read_conversation(client, item.messages) for item in items]
+
+
+def screen(parsed: Parsed, **options: Any) -> list[dict[str, Any]]:
+    return [triage_turns(turns, languages, **options) for turns, languages in parsed]
+
+
+def report(items: list[Item], parsed: Parsed, title: str, by_language: bool = True) -> list[str]:
+    results = screen(parsed)
+    lines = [title, HEADER, row("all", figures(items, results))]
+    if by_language:
+        for language in LANGUAGES:
+            chosen = [k for k, i in enumerate(items) if i.language == language]
+            if chosen:
+                lines.append(row(language, figures([items[k] for k in chosen], [results[k] for k in chosen])))
+    convs = [k for k, i in enumerate(items) if len(i.messages) > 1]
+    if convs:
+        lines.append(row("convs", figures([items[k] for k in convs], [results[k] for k in convs])))
+    lines.append("  risk levels, expected (rows) against screened (columns):")
+    lines += confusion_table(figures(items, results))
+    return lines
+
+
+def ablation(items: list[Item], parsed: Parsed) -> list[str]:
+    lines = ["Ablation on the blind set (same thresholds):", HEADER]
+    for name, options in (("model alone", {"use_lexicon": False}),
+                          ("lexicon", {"use_model": False}),
+                          ("combined", {})):
+        lines.append(row(name, figures(items, screen(parsed, **options))))
+    return lines
+
+
+def parse_latency(client: httpx.Client, texts: Iterable[str], rounds: int = 200) -> dict[str, float]:
     timings = []
-    for text in texts:
+    for text in itertools.islice(texts, rounds):
         started = time.perf_counter()
         client.post("/model/parse", json={"text": text}).raise_for_status()
         timings.append((time.perf_counter() - started) * 1000)
-    if not timings:
-        return {}
     timings.sort()
     return {"n": len(timings), "p50": statistics.median(timings),
-            "p95": timings[min(len(timings) - 1, int(len(timings) * 0.95))]}
+            "p95": timings[min(len(timings) - 1, int(len(timings) * 0.95))]} if timings else {}
 
 
-def risk_report(client) -> dict[str, float] | None:
-    files = sorted(RISK_TESTS.glob("*.jsonl"))
-    if not files:
-        return None
-    gold, predicted = [], []
-    for file in files:
-        for line in file.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                gold.append(item["expect"]["risk"])
-                predicted.append(triage_conversation(client, item["messages"])["risk"])
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for g, p in zip(gold, predicted):
-        counts[g][p] += 1
-
-    def recall(levels: tuple[str, ...]) -> float:
-        relevant = [(g, p) for g, p in zip(gold, predicted) if g in levels]
-        return sum(p in levels for _, p in relevant) / len(relevant) if relevant else 1.0
-
-    def precision(levels: tuple[str, ...]) -> float:
-        flagged = [(g, p) for g, p in zip(gold, predicted) if p in levels]
-        return sum(g in levels for g, _ in flagged) / len(flagged) if flagged else 1.0
-
-    benign = [p for g, p in zip(gold, predicted) if g in ("none", "elevated")]
-    return {
-        "n": len(gold),
-        "emergency_recall": recall(("emergency",)),
-        "emergency_precision": precision(("emergency",)),
-        "high_or_above_recall": recall(("high", "emergency")),
-        "high_or_above_precision": precision(("high", "emergency")),
-        "benign_flagged_high": sum(p in ("high", "emergency") for p in benign) / len(benign) if benign else 0.0,
-    }
+# ---------------------------------------------------------------- calibration
 
 
-def main() -> int:
-    with rasa_parser(Settings()) as client:
-        intents = intent_report(client)
-        risk = risk_report(client)
-        latency = parse_latency(client)
-    print("Intent on held-out examples (tests/nlu/):")
-    print(f"  {'lang':<5}{'n':>5}{'accuracy':>10}{'macro-F1':>10}  most frequent confusions")
-    for language, row in intents.items():
-        print(f"  {language:<5}{row['n']:>5}{row['accuracy']:>10.3f}{row['macro_f1']:>10.3f}  "
-              + ", ".join(row["top_confusions"]))
+# The screen prefers a false alarm to a miss: a counsellor who checks a case that was not
+# one costs minutes, a person in danger left with the bot can cost a life. So the thresholds
+# are the ones that miss least on the tuning sets while flagging at most this share of benign
+# conversations high or above (DESIGN's bound is 0.05; the margin is for unseen words).
+BENIGN_LIMIT = 0.03
+
+
+def _cost(f: Figures) -> tuple[int, float, float]:
+    """Missed emergencies weigh 10, missed disclosures 4; over the benign bound comes last."""
+    misses = 10 * (1 - f.emergency_recall) + 4 * (1 - f.high_or_above_recall)
+    return (int(f.benign_flagged > BENIGN_LIMIT), misses, f.benign_flagged)
+
+
+GRID = {
+    "emergency": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    "high": (0.3, 0.4, 0.5, 0.6, 0.7),
+    "indicator": (0.2, 0.35, 0.5),
+    # Fixed by design rather than searched: a question or a figure of speech never counts fully.
+    "question": (0.25, 0.5, 0.75),
+    "figure_of_speech": (0.0, 0.3),
+}
+
+
+def calibrate(items: list[Item], parsed: Parsed) -> tuple[risk.Thresholds, Figures]:
+    best: tuple[tuple[int, float, float], risk.Thresholds, Figures] | None = None
+    names = list(GRID)
+    for values in itertools.product(*(GRID[n] for n in names)):
+        limits = replace(risk.Thresholds(), **dict(zip(names, values)))
+        if limits.indicator >= limits.high:
+            continue  # one weight-1 indicator alone is never a disclosure (indicators.yml)
+        f = figures(items, screen(parsed, limits=limits))
+        cost = _cost(f)
+        if best is None or cost < best[0]:
+            best = (cost, limits, f)
+    assert best is not None
+    return best[1], best[2]
+
+
+def write_thresholds(limits: risk.Thresholds, f: Figures, path: Path = SCREEN) -> None:
+    values = asdict(limits)
+    lines = [
+        "# Where the risk screen's evidence becomes a level (protection/risk.py, Thresholds).",
+        "# Chosen on data by `hotline eval --calibrate`, which sweeps them over the tuning sets",
+        "# (tests/eval/ and tests/nlu/, never tests/blind/) and writes this file; do not tune by hand.",
+        f"# On the tuning sets when chosen (tuned on, not a result): emergency recall {f.emergency_recall:.3f},",
+        f"# high-or-above recall {f.high_or_above_recall:.3f}, benign flagged {f.benign_flagged:.3f}.",
+        "thresholds:",
+    ] + [f"  {name}: {values[name]}" for name in (field.name for field in fields(limits))]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None, model: Path | None = None) -> int:
+    argv = argv or []
+    blind, tuning = blind_set(), tuning_set()
+    try:
+        with rasa_parser(Settings(), model=model) as client:
+            parsed_blind, parsed_tuning = parse_all(client, blind), parse_all(client, tuning)
+            latency = parse_latency(client, (m for i in blind for m in i.messages))
+    except RasaRefused as error:
+        print(f"hotline eval: {error}", file=sys.stderr)
+        return 1
+    if "--calibrate" in argv:
+        limits, f = calibrate(tuning, parsed_tuning)
+        write_thresholds(limits, f)
+        print(f"wrote {SCREEN.relative_to(PROJECT_ROOT)}: {asdict(limits)}")
+    conversations = sum(len(i.messages) > 1 for i in blind)
+    out = report(blind, parsed_blind,
+                 f"Blind set (tests/blind/, {len(blind)} items, {conversations} conversations; never tuned on):")
+    out += ablation(blind, parsed_blind)
     if latency:
-        print(f"/model/parse over {latency['n']} calls: p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms")
-    if risk:
-        print(f"Risk on tests/eval/ ({risk['n']} items):")
-        for name, value in risk.items():
-            if name != "n":
-                print(f"  {name:<26}{value:.3f}")
+        out.append(f"/model/parse over {latency['n']} calls: p50 {latency['p50']:.1f} ms, "
+                   f"p95 {latency['p95']:.1f} ms")
+    out += report(tuning, parsed_tuning,
+                  f"Tuning sets (tests/eval/ + tests/nlu/, {len(tuning)} items): TUNED ON, not a result",
+                  by_language=False)
+    print("\n".join(out))
     return 0

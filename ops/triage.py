@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -27,20 +28,31 @@ from protection import risk
 log = logging.getLogger(__name__)
 
 
+class RasaRefused(RuntimeError):
+    """Rasa answered, but not with a parse: a wrong token, no model, a server error."""
+
+
 @contextmanager
-def rasa_parser(settings: Settings) -> Iterator[httpx.Client]:
-    """A client for /model/parse: the running Rasa when RASA_URL answers, else our own one."""
-    token = settings.rasa_token.get_secret_value()
-    params = {"token": token} if token else {}
-    if processes.wait_http(f"{settings.rasa_url}/status", 1.0, ok=(200, 401, 403)):
+def rasa_parser(settings: Settings, model: Path | None = None) -> Iterator[httpx.Client]:
+    """A client for /model/parse: the running Rasa when RASA_URL answers, else our own one.
+
+    With `model`, always our own Rasa on that model (bench-train compares two models).
+    """
+    if model is None and processes.wait_http(f"{settings.rasa_url}/status", 1.0, ok=(200, 401, 403)):
+        token = settings.rasa_token.get_secret_value()
+        params = {"token": token} if token else {}
         with httpx.Client(base_url=settings.rasa_url, params=params, timeout=30) as client:
+            check_parse(client)
             yield client
         return
+    model = model or processes.MODEL
+    if not model.exists():
+        raise RasaRefused(f"no trained model at {model}: run `make train`")
     port = processes.free_port()
     # Parsing needs no tracker store or action server: start Rasa with the model alone.
     command = [
         str(processes.RASA_BIN), "run", "--enable-api", "--interface", "127.0.0.1",
-        "--port", str(port), "--model", str(processes.MODEL),
+        "--port", str(port), "--model", str(model),
     ]
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"}
     # Rasa reads endpoints.yml from its working folder when present; ours names the
@@ -51,8 +63,9 @@ def rasa_parser(settings: Settings) -> Iterator[httpx.Client]:
     )
     try:
         if not processes.wait_http(f"http://127.0.0.1:{port}/status", 300):
-            raise RuntimeError("Rasa did not start; is the model trained (make train)?")
+            raise RasaRefused(f"Rasa did not start on {model}")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            check_parse(client)
             yield client
     finally:
         server.terminate()
@@ -60,49 +73,87 @@ def rasa_parser(settings: Settings) -> Iterator[httpx.Client]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def triage_conversation(client: httpx.Client, messages: list[str]) -> dict[str, Any]:
-    language: str | None = None
-    parsed: list[tuple[str, str | None, float]] = []
-    for text in messages:
-        language = choose_language(text, language)
-        result = client.post("/model/parse", json={"text": text}).json()
-        intent = result.get("intent") or {}
-        name = intent.get("name")
-        confidence = float(intent.get("confidence") or 0.0)
-        if name == "nlu_fallback":
-            # The fallback hides the model's best guess; the guess is what triage reports.
-            ranking = result.get("intent_ranking") or []
-            best = next((r for r in ranking if r.get("name") != "nlu_fallback"), {})
-            name, confidence = best.get("name", "out_of_scope"), float(best.get("confidence") or 0.0)
-        parsed.append((text, name, confidence))
-    assessment = risk.assess(parsed)
-    last_intent, last_confidence = (parsed[-1][1], parsed[-1][2]) if parsed else ("out_of_scope", 0.0)
-    handoff = assessment.level in ("high", "emergency") or last_intent == "request_human"
+def check_parse(client: httpx.Client) -> None:
+    """Fail loudly before the first line when Rasa will not parse (a silent null intent is a lie)."""
+    try:
+        parse(client, "ola")
+    except httpx.HTTPError as error:
+        raise RasaRefused(f"Rasa at {client.base_url} did not answer /model/parse: {error}") from error
+
+
+def parse(client: httpx.Client, text: str) -> risk.Turn:
+    """One message through the model: the whole intent ranking, not only the top intent."""
+    response = client.post("/model/parse", json={"text": text})
+    if response.status_code in (401, 403):
+        raise RasaRefused(
+            f"Rasa at {client.base_url} refused the request ({response.status_code}): set RASA_TOKEN "
+            "to the running server's token (make run keeps it in var/dev.env)"
+        )
+    if response.status_code != 200:
+        raise RasaRefused(f"Rasa at {client.base_url} answered {response.status_code} to /model/parse")
+    result = response.json()
+    if not (result.get("intent") or {}).get("name"):
+        raise RasaRefused(f"Rasa at {client.base_url} returned no intent: is a model loaded?")
+    return risk.Turn.from_parse(text, result)
+
+
+def triage_turns(turns: list[risk.Turn], languages: list[str], **screen: bool) -> dict[str, Any]:
+    """The triage result for parsed turns; `screen` switches parts off for the ablation."""
+    assessment = risk.assess(turns, **screen)
+    last = turns[-1] if turns else risk.Turn("", {})
+    handoff = assessment.level in ("high", "emergency") or last.intent == "request_human"
     return {
-        "language": language or "pt",
-        "intent": last_intent,
-        "confidence": round(last_confidence, 4),
+        "language": languages[-1] if languages else "pt",
+        "intent": last.intent or "out_of_scope",
+        "confidence": round(last.confidence, 4),
         "risk": assessment.level,
         "handoff": handoff,
     }
 
 
+def read_conversation(client: httpx.Client, messages: list[str]) -> tuple[list[risk.Turn], list[str]]:
+    """Each message parsed, and the language of each as the worker would choose it."""
+    language: str | None = None
+    languages, turns = [], []
+    for text in messages:
+        language = choose_language(text, language)
+        languages.append(language)
+        turns.append(parse(client, text))
+    return turns, languages
+
+
+def triage_conversation(client: httpx.Client, messages: list[str]) -> dict[str, Any]:
+    return triage_turns(*read_conversation(client, messages))
+
+
+def _settings() -> Settings:
+    """Settings as `make run` gives them to its processes (var/dev.env in dev mode)."""
+    from ops.launcher import environment
+
+    for name, value in environment().items():
+        os.environ.setdefault(name, value)
+    return Settings()
+
+
 def main(source: IO[str], sink: IO[str]) -> int:
-    settings = Settings()
-    with rasa_parser(settings) as client:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                messages = item["messages"]
-                if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
-                    raise ValueError("messages must be a list of strings")
-            except (ValueError, KeyError, TypeError) as error:
-                print(f"line {number}: {error}", file=sys.stderr)
-                sink.write(json.dumps({"id": None, "error": str(error)}) + "\n")
-                continue
-            result = {"id": item.get("id"), **triage_conversation(client, messages)}
-            sink.write(json.dumps(result, ensure_ascii=False) + "\n")
-            sink.flush()
+    try:
+        with rasa_parser(_settings()) as client:
+            for number, line in enumerate(source, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                    messages = item["messages"]
+                    if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
+                        raise ValueError("messages must be a list of strings")
+                except (ValueError, KeyError, TypeError) as error:
+                    print(f"line {number}: {error}", file=sys.stderr)
+                    sink.write(json.dumps({"id": None, "error": str(error)}) + "\n")
+                    continue
+                result = {"id": item.get("id"), **triage_conversation(client, messages)}
+                sink.write(json.dumps(result, ensure_ascii=False) + "\n")
+                sink.flush()
+    except RasaRefused as error:
+        print(f"hotline triage: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -7,41 +7,22 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ruamel.yaml import YAML
-
+from hotline import yamlfiles
+from hotline.language import LANGUAGES
 from hotline.settings import get_settings
+from hotline.text import fold_aligned
 
 log = logging.getLogger(__name__)
 
 Level = Literal["none", "elevated", "high", "emergency"]
 Action = Literal["none", "offer", "handoff"]
 LEVELS: tuple[Level, ...] = ("none", "elevated", "high", "emergency")
-LANGUAGES = ("pt", "en", "fr", "sw")
 
-# The model's intent is one reading of a message, and a trained classifier is often sure and
-# wrong. Its confidence does not tell the two apart at the top: one model read "nina miaka 25"
-# as child_alone, "je ne suis pas en danger" as emergency and "my boss doesn't let me leave
-# early on Fridays" as report_exploitation, all at 1.00. So a disclosure or emergency intent is
-# weighed as evidence, never obeyed on its own (see `_model_evidence`):
-# - below these confidences it only raises the level to elevated;
-EMERGENCY_CONFIDENCE = 0.6
-DISCLOSURE_CONFIDENCE = 0.5
-# - at or above them it counts fully (high; emergency for the emergency intent) only when the
-#   same message backs it up: an indicator phrase of its own (for danger now, a grave one: weight
-#   HIGH_SCORE) or a word of harm said of someone (the lexicon's `harm`: "I am exploited");
-# - unbacked, it is one point of evidence (MODEL_HINT_WEIGHT), as much as a weight-1 indicator:
-#   with an indicator in another message the conversation is high, alone it is elevated (the
-#   bot informs and offers help; a counsellor can still be asked for). Repeated on several
-#   messages it is still one point: the same model saying it again is not new evidence;
-# - on a question ("how can I get my passport back?") it adds nothing: what counts is what the
-#   lexicon finds in the message, as for any message.
-# Danger-now phrases in the lexicon are an emergency whatever the model says.
-MODEL_HINT_WEIGHT = 1
 DISCLOSURE_INTENTS = ("report_exploitation", "report_third_party", "child_alone")
 INFORMATIONAL_INTENTS = ("ask_trafficking_info", "ask_job_offer_safety")
 # Indicator weights add up over distinct groups; this much is a disclosure (high).
@@ -106,18 +87,8 @@ class Assessment:
 
 
 def normalise(text: str) -> str:
-    """Lower case, no accents, punctuation as spaces, one character for one character.
-
-    Keeping the length lets a match be shown to the counsellor exactly as it was written.
-    """
-    out = []
-    for char in text:
-        plain = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-        plain = plain.lower()
-        if len(plain) != 1:
-            plain = plain[:1] or " "
-        out.append(plain if plain.isalnum() else " ")
-    return "".join(out)
+    """Lower case, no accents, punctuation as spaces, one character for one character."""
+    return fold_aligned(text)
 
 
 _PLACEHOLDERS = {
@@ -234,6 +205,8 @@ class Lexicon:
     examples: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     questions: re.Pattern[str] | None = None
     harm: re.Pattern[str] | None = None
+    # Readings of texts already seen with this lexicon: a conversation is re-read every turn.
+    readings: dict[str, MessageReading] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _all_languages(node: object) -> list[str]:
@@ -244,7 +217,10 @@ def _all_languages(node: object) -> list[str]:
 
 
 def load_lexicon(path: Path) -> Lexicon:
-    data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+    return parse_lexicon(yamlfiles.read(path))
+
+
+def parse_lexicon(data: dict) -> Lexicon:
     context = data.get("context") or {}
     groups, labels, examples = [], {}, {}
     for entry in data.get("groups") or []:
@@ -280,18 +256,10 @@ def load_lexicon(path: Path) -> Lexicon:
     )
 
 
-_cache: dict[Path, tuple[float, Lexicon]] = {}
-
-
 def lexicon(path: Path | None = None) -> Lexicon:
     """The lexicon, re-read when an editor changes the file (the action server keeps running)."""
     path = path or get_settings().data_dir / "risk" / "indicators.yml"
-    mtime = path.stat().st_mtime
-    cached = _cache.get(path)
-    if cached is None or cached[0] != mtime:
-        cached = (mtime, load_lexicon(path))
-        _cache[path] = cached
-    return cached[1]
+    return yamlfiles.load(path, parse_lexicon)
 
 
 # ---------------------------------------------------------------- one message
@@ -329,9 +297,23 @@ def _negated(lex: Lexicon, plain: str, start: int) -> bool:
     return bool(window) and lex.negations.search(window) is not None
 
 
+# Enough for every message of the conversations in flight; bounded so a long-running action
+# server does not grow without end.
+_READINGS_KEPT = 20_000
+
+
 def read_message(text: str, lex: Lexicon | None = None) -> MessageReading:
     """The indicator phrases in one message, and whether it is a question about others."""
     lex = lex or lexicon()
+    cached = lex.readings.get(text)
+    if cached is None:
+        if len(lex.readings) >= _READINGS_KEPT:
+            lex.readings.clear()
+        cached = lex.readings[text] = _read_message(text, lex)
+    return cached
+
+
+def _read_message(text: str, lex: Lexicon) -> MessageReading:
     plain = normalise(text)
     alarms = [m.span() for m in lex.false_alarms.finditer(plain)] if lex.false_alarms else []
     joking = bool(lex.jokes and lex.jokes.search(plain))
@@ -366,114 +348,205 @@ def read_message(text: str, lex: Lexicon | None = None) -> MessageReading:
     )
 
 
-Evidence = Literal["none", "hint", "full"]
+# ---------------------------------------------------------------- the screen's thresholds
 
 
-def _model_evidence(reading: MessageReading, backed: bool) -> Evidence:
-    """How much a sure disclosure or emergency intent on one message is worth (see the thresholds)."""
-    # Asking is not telling; "my battery is dying" or a joke is not a disclosure either, however
-    # sure the model is.
-    if reading.question or reading.informational or reading.false_alarm:
-        return "none"
-    if backed or reading.harm:
-        return "full"
-    return "hint"
+@dataclass(frozen=True)
+class Thresholds:
+    """Where evidence becomes a level. Decided on data (`hotline eval --calibrate`), not by hand."""
+
+    # P(emergency) on one message at or above which it is danger now.
+    emergency: float = 0.5
+    # Disclosure evidence over the conversation at or above which it is high.
+    high: float = 0.5
+    # Any evidence at or above this is elevated (the bot informs and keeps watching).
+    elevated: float = 0.25
+    # What one weight-1 lexicon indicator is worth as disclosure evidence (two groups add up).
+    indicator: float = 0.35
+    # How much of the model's disclosure reading counts on a message that asks rather than tells.
+    question: float = 0.5
+    # How much of the model's danger reading counts on a message the lexicon reads as a figure of
+    # speech ("my battery is dying", "this heat is killing me", laughter).
+    figure_of_speech: float = 0.3
+
+
+def thresholds(path: Path | None = None) -> Thresholds:
+    path = path or get_settings().data_dir / "risk" / "screen.yml"
+    return yamlfiles.load(path, _parse_thresholds)
+
+
+def _parse_thresholds(data: object) -> Thresholds:
+    known = set(Thresholds.__dataclass_fields__)
+    values = (data.get("thresholds") if isinstance(data, dict) else None) or {}
+    return Thresholds(**{k: float(v) for k, v in values.items() if k in known})
+
+
+# ---------------------------------------------------------------- one turn
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message and the model's reading of it: every intent it considered, with its probability."""
+
+    text: str
+    intents: Mapping[str, float]
+
+    @property
+    def intent(self) -> str | None:
+        return max(self.intents, key=self.intents.__getitem__) if self.intents else None
+
+    @property
+    def confidence(self) -> float:
+        return max(self.intents.values()) if self.intents else 0.0
+
+    def p(self, *names: str) -> float:
+        return min(1.0, sum(self.intents.get(name, 0.0) for name in names))
+
+    @classmethod
+    def from_parse(cls, text: str, parse_data: Mapping[str, object]) -> Turn:
+        """From Rasa's parse data; the fallback pseudo-intent hides the model's own readings."""
+        ranking = parse_data.get("intent_ranking") or []
+        intents = {
+            str(r["name"]): float(r.get("confidence") or 0.0)
+            for r in ranking  # type: ignore[union-attr]
+            if isinstance(r, dict) and r.get("name") and r.get("name") != "nlu_fallback"
+        }
+        top = parse_data.get("intent") or {}
+        if not intents and isinstance(top, dict) and top.get("name") not in (None, "nlu_fallback"):
+            intents = {str(top["name"]): float(top.get("confidence") or 0.0)}
+        return cls(text, intents)
+
+
+TurnLike = Turn | tuple[str, str | None, float]
+
+
+def _as_turn(item: TurnLike) -> Turn:
+    if isinstance(item, Turn):
+        return item
+    text, intent, confidence = item
+    return Turn(text or "", {intent: confidence} if intent else {})
+
+
+# An age said with its unit: "19 anos", "she is 19 years", "ans 16", "miaka 19". A child is under
+# 18 (the definition the child path rests on), so a message that gives only adult ages is not
+# read as a child alone however the model reads it.
+_AGE = re.compile(
+    r"\b(\d{1,2}) ?(?:anos?|years?|yrs?|yo|ans?)\b|\b(?:miaka|umri wa|age[ds]?|idade de) ?(\d{1,2})\b"
+)
+
+
+def _only_adult_ages(plain: str) -> bool:
+    ages = [int(a or b) for a, b in _AGE.findall(plain)]
+    return bool(ages) and min(ages) >= 18
+
+
+@dataclass(frozen=True)
+class _TurnEvidence:
+    danger: float  # the model's reading of danger now, after the lexicon's context
+    disclosure: float  # the model's reading of a disclosure (self, other, a child), same
+    informational: float  # the model's reading of a question about risk
+    about_other: float  # how much of the disclosure is about someone else
+
+
+def _turn_evidence(turn: Turn, reading: MessageReading, limits: Thresholds) -> _TurnEvidence:
+    plain = normalise(turn.text)
+    child = 0.0 if _only_adult_ages(plain) else turn.p("child_alone")
+    danger = turn.p("emergency")
+    disclosure = min(1.0, turn.p("report_exploitation", "report_third_party") + child)
+    if reading.false_alarm:
+        danger *= limits.figure_of_speech
+    if reading.question or reading.informational:
+        disclosure *= limits.question
+        if reading.informational:
+            danger *= limits.question
+    return _TurnEvidence(
+        danger=danger,
+        disclosure=disclosure,
+        informational=turn.p(*INFORMATIONAL_INTENTS),
+        about_other=turn.p("report_third_party"),
+    )
 
 
 # ---------------------------------------------------------------- the conversation
 
 
-def assess(messages: list[tuple[str, str | None, float]]) -> Assessment:
-    """The risk of a whole conversation: each item is (text, intent, confidence), oldest first."""
+def assess(
+    messages: Sequence[TurnLike],
+    *,
+    use_model: bool = True,
+    use_lexicon: bool = True,
+    limits: Thresholds | None = None,
+) -> Assessment:
+    """The risk of a whole conversation, oldest message first.
+
+    Two kinds of evidence, weighed together:
+    - the model's reading of each message (its probability for danger now and for each
+      disclosure intent), which carries words nobody put in the lexicon;
+    - the lexicon's indicator phrases, which catch what the model has not learnt and say to
+      the counsellor *why* (the evidence shown in the console), and its context (negation,
+      questions, figures of speech), which tempers the model's reading.
+    Neither gates the other: a confident model reading counts with no phrase behind it, and a
+    grave phrase counts whatever the model says. `use_model`/`use_lexicon` exist for the ablation.
+    """
+    limits = limits or thresholds()
     lex = lexicon()
     indicators: list[Indicator] = []
     weights: dict[str, int] = {}
     intents: list[str] = []
-    elevated = emergency = high_intent = False
-    model_hint = ""  # the first intent that counted as a hint only, for the summary
-    third_party_messages = own_messages = 0
-    third_party_intent = False
-    someone_else_mentioned = False
+    emergency = elevated = False
+    not_disclosed = 1.0  # the chance that no message so far is a disclosure, as the model reads it
+    own = other = 0.0
 
-    for index, (text, intent, confidence) in enumerate(messages):
-        reading = read_message(text or "", lex)
-        someone_else_mentioned |= reading.third_party
-        sure = confidence >= DISCLOSURE_CONFIDENCE
-        asks_info = intent in INFORMATIONAL_INTENTS and sure
-        # The model saying "asking" silences the indicators only on a message that reads as a
-        # question: "they promised a cook's job but force me to work in a bar" read as
-        # ask_job_offer_safety is still a disclosure.
-        informational = reading.informational or (asks_info and reading.question)
-        # "I am exploited" with nothing more is not yet a disclosure to act on, but it is not nothing.
-        if asks_info or reading.risky_topic or reading.harm:
-            elevated = True
+    for index, raw in enumerate(messages):
+        turn = _as_turn(raw)
+        if not use_model:
+            turn = Turn(turn.text, {})
+        reading = read_message(turn.text, lex) if use_lexicon else MessageReading((), *([False] * 5))
+        evidence = _turn_evidence(turn, reading, limits)
 
-        disclosed = grave = False
         for item in reading.found:
-            # Danger now counts unless it is plainly a question about how things work; the
-            # other indicators also not when the model says the person is asking, not telling.
-            if reading.informational or (informational and not item.emergency):
+            if reading.informational and not item.emergency:
+                # "Can an employer keep my passport?" asks how things work: a risk, not a disclosure.
                 elevated = True
                 continue
             indicators.append(Indicator(item.group, index, item.phrase))
-            disclosed = True
             if item.emergency:
                 emergency = True
                 continue
             weights[item.group] = max(weights.get(item.group, 0), item.weight)
-            grave |= item.weight >= HIGH_SCORE
 
-        counted = False
-        if intent == "emergency" and not reading.false_alarm:
-            if confidence < EMERGENCY_CONFIDENCE:
-                elevated = True
-            else:
-                # Danger now is backed by what is grave on its own (violence, confinement, sexual
-                # exploitation), not by any indicator: "they don't pay me" is not an emergency.
-                evidence = _model_evidence(reading, grave)
-                elevated = True
-                if evidence == "full":
-                    emergency = True
-                    intents.append("emergency")
-                elif evidence == "hint":
-                    # Danger the message does not back up is still a sign something is wrong:
-                    # it weighs like a disclosure the model alone saw.
-                    model_hint = model_hint or "emergency"
-                counted = evidence != "none"
-        elif intent in DISCLOSURE_INTENTS:
+        if evidence.danger >= limits.emergency:
+            emergency = True
+            intents.append("emergency")
+        # Danger the model half sees is a disclosure of something wrong all the same.
+        message_disclosure = max(evidence.disclosure, evidence.danger)
+        not_disclosed *= 1.0 - message_disclosure
+        if message_disclosure >= limits.high and turn.intent in DISCLOSURE_INTENTS:
+            intents.append(turn.intent)
+        if reading.third_party:
+            other += 1.0
+        other += evidence.about_other
+        own += turn.p("report_exploitation") + (1.0 if reading.personal and reading.found else 0.0)
+        if (
+            evidence.informational >= limits.elevated
+            or message_disclosure >= limits.elevated
+            or reading.risky_topic
+            or reading.harm
+        ):
             elevated = True
-            evidence = _model_evidence(reading, disclosed) if sure else "none"
-            if evidence == "full":
-                high_intent = True
-                intents.append(intent)
-            elif evidence == "hint":
-                model_hint = model_hint or intent
-            counted = evidence != "none"
-            third_party_intent |= counted and intent == "report_third_party"
-
-        if disclosed or counted:
-            # "my friend…" then "they took her phone": the later message is still about her.
-            if reading.third_party or (someone_else_mentioned and not reading.personal):
-                third_party_messages += 1
-            else:
-                own_messages += 1
 
     score = sum(weights.values())
-    if model_hint:
-        if 0 < score < HIGH_SCORE and model_hint != "emergency":
-            intents.append(model_hint)  # it tipped the conversation over: keep it for the record
-        score += MODEL_HINT_WEIGHT
+    lexicon_evidence = 1.0 if score >= HIGH_SCORE else score * limits.indicator
+    disclosure = 1.0 - not_disclosed * (1.0 - lexicon_evidence)
     if emergency:
         level: Level = "emergency"
-    elif high_intent or score >= HIGH_SCORE:
+    elif disclosure >= limits.high:
         level = "high"
-    elif elevated or score > 0:
+    elif elevated or disclosure >= limits.elevated or score > 0:
         level = "elevated"
     else:
         level = "none"
-    about_other = third_party_intent or (third_party_messages > 0 and third_party_messages >= own_messages)
-    unique_intents = tuple(dict.fromkeys(intents))
-    return Assessment(level, tuple(indicators), about_other, unique_intents)
+    return Assessment(level, tuple(indicators), other > 0 and other >= own, tuple(dict.fromkeys(intents)))
 
 
 def risk_action(assessment: Assessment, offered_since_window: bool, case_open: bool) -> Action:

@@ -159,134 +159,67 @@ def test_danger_said_in_passing_in_a_joke_is_not_an_emergency() -> None:
     assert level("they are coming back", intent="emergency", confidence=0.9) == "emergency"
 
 
-@pytest.mark.parametrize(
-    ("intent", "confidence", "expected"),
-    [
-        # "ok" backs nothing up and tells of nobody: the model alone only raises it to elevated.
-        ("emergency", 0.99, "elevated"),
-        ("emergency", 0.6, "elevated"),
-        ("emergency", 0.55, "elevated"),
-        ("report_exploitation", 0.99, "elevated"),
-        ("report_third_party", 0.9, "elevated"),
-        ("child_alone", 0.9, "elevated"),
-        ("report_exploitation", 0.3, "elevated"),
-        ("ask_trafficking_info", 0.9, "elevated"),
-        ("ask_job_offer_safety", 0.9, "elevated"),
-        ("request_human", 0.99, "none"),
-        ("greet", 0.99, "none"),
-    ],
-)
-def test_the_models_intent_alone_is_a_hint(intent: str, confidence: float, expected: str) -> None:
-    assert level("ok", intent=intent, confidence=confidence) == expected
+# ---------------------------------------------------------------- the model and the lexicon together
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "intent", "expected"),
     [
-        "my passport expired, can I renew it in South Africa?",
-        "o meu passaporte expirou, posso renovar na Africa do Sul?",
-        "mon passeport est expiré, comment le renouveler",
-        "pasipoti yangu imeisha muda wake, nifanye nini",
-        "how do traffickers take passports?",
-        "my employer keeps my passport in his safe, can I ask for it back?",
-        "i want to know my rights at work",
+        # Readings with no indicator phrase behind them: the words are the person's own.
+        ("ok pls quick, he found me again", "emergency", "emergency"),
+        ("a menina da vizinha nunca sai de casa e nao vai a escola", "report_third_party", "high"),
+        ("nimeona kijana mdogo peke yake stendi tangu jana", "child_alone", "high"),
+        ("on me fait travailler la nuit pour rembourser le voyage", "report_exploitation", "high"),
     ],
 )
-def test_a_question_misread_as_a_disclosure_is_not_high(text: str) -> None:
-    # The model is often sure and wrong; a counsellor is not offered on a question alone.
-    assert level(text, intent="report_exploitation", confidence=0.9) in ("none", "elevated")
-    assert level(text, intent="report_third_party", confidence=0.99) in ("none", "elevated")
-    assert level(text, intent="emergency", confidence=0.99) in ("none", "elevated")
+def test_a_confident_model_reading_counts_with_no_phrase_behind_it(text: str, intent: str, expected: str) -> None:
+    assert level(text) in ("none", "elevated")  # the lexicon alone does not know these words
+    assert level(text, intent=intent, confidence=0.95) == expected
+
+
+def test_a_faint_reading_only_raises_the_level_to_elevated() -> None:
+    assert level("ok", intent="emergency", confidence=0.27) == "elevated"
+    assert level("ok", intent="report_exploitation", confidence=0.27) == "elevated"
+    assert level("ok", intent="greet", confidence=0.99) == "none"
+
+
+def test_the_model_reading_is_a_distribution_not_only_its_top_intent() -> None:
+    # Two disclosure intents that share the probability are one strong disclosure reading.
+    turn = risk.Turn("they keep us there", {"report_exploitation": 0.45, "report_third_party": 0.45,
+                                            "greet": 0.1})
+    assert risk.assess([turn]).level == "high"
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "expected"),
     [
-        "quero voltar para Mocambique mas nao tenho dinheiro",
-        "I want to go back home to Inhambane",
-        "je suis à Maputo depuis hier",
-        "nataka kurudi nyumbani Msumbiji",
+        ("a minha irma tem 19 anos e quer voltar comigo", ("none", "elevated")),
+        ("my sister is 19 years old and alone in Musina", ("none", "elevated")),
+        ("dada yangu ana miaka 22", ("none", "elevated")),
+        ("tenho 15 anos e estou sozinho na fronteira", ("high",)),
+        ("j ai 16 ans et je suis seul a la gare", ("high",)),
     ],
 )
-def test_a_plain_statement_misread_as_a_disclosure_stays_elevated(text: str) -> None:
-    assert level(text, intent="report_exploitation", confidence=0.9) == "elevated"
-    assert level(text, intent="emergency", confidence=0.9) == "elevated"
+def test_a_child_is_under_18_whatever_the_model_says(text: str, expected: tuple[str, ...]) -> None:
+    assert level(text, intent="child_alone", confidence=0.95) in expected
 
 
 @pytest.mark.parametrize(
     "text",
-    [
-        "o patrão guardou o meu passaporte",
-        "the boss keeps my passport",
-        "le patron a pris mon passeport",
-        "bosi amechukua pasipoti yangu",
-    ],
+    ["my battery is dying, send the number", "esse calor vai me matar kkk", "je meurs de faim lol"],
 )
-def test_a_disclosure_the_lexicon_backs_up_is_high(text: str) -> None:
-    # A passport taken is one indicator (elevated); the model reading a disclosure in the same
-    # words makes it high. On a question it would not.
-    assert level(text) == "elevated"
-    assert level(text, intent="report_exploitation", confidence=0.8) == "high"
+def test_a_figure_of_speech_is_not_danger_now(text: str) -> None:
+    assert level(text, intent="emergency", confidence=0.95) != "emergency"
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "estou a ser explorada aqui e sofro muito",
-        "I am being exploited and nobody helps me",
-        "je suis exploitée par cette famille",
-        "wananinyonya hapa kazini",
-        "my sister is a victim, they treat her like a slave",
-        "they treat me very badly in this house",
-        "ils nous traitent très mal",
-    ],
-)
-def test_words_of_harm_said_of_someone_back_up_the_model(text: str) -> None:
-    assert level(text) == "elevated"  # never high on their own
-    assert level(text, intent="ask_return_process", confidence=0.9) == "elevated"
-    assert level(text, intent="report_exploitation", confidence=0.7) == "high"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "devemos ao agente a viagem e o patrão não nos deixa ir embora",
-        "we owe the agent for the trip and the boss wont let us leave",
-    ],
-)
-def test_a_disclosure_misread_as_a_question_about_jobs_still_counts(text: str) -> None:
-    # The model saying "asking" silences the lexicon only on a message that is a question.
-    assert level(text, intent="ask_job_offer_safety", confidence=0.95) == "high"
-    assert level(text, intent="ask_trafficking_info", confidence=0.9) == "high"
-
-
-def test_a_negated_word_of_harm_backs_nothing_up() -> None:
-    assert level("I am not a victim of anything", intent="report_exploitation", confidence=0.9) == "elevated"
-    assert level("não sou vítima de nada", intent="report_exploitation", confidence=0.9) == "elevated"
-
-
-def test_even_a_certain_model_is_not_enough_on_its_own() -> None:
-    # Real misreadings seen at confidence 1.00: an adult's age as a child alone, "I am not in
-    # danger" as an emergency, an early finish refused as exploitation.
-    assert level("nina miaka 25", intent="child_alone", confidence=1.0) == "elevated"
-    assert level("I am not in danger", intent="emergency", confidence=1.0) == "elevated"
-    assert level("my boss doesnt let me leave early on fridays", intent="report_exploitation",
-                 confidence=1.0) == "elevated"
-
-
-def test_the_models_hint_adds_up_with_an_indicator_in_another_message() -> None:
-    conversation = [
-        ("the boss keeps my passport", "ask_documents", 0.6),
-        ("i dont know what to do anymore", "report_exploitation", 0.8),
-    ]
-    assessment = risk.assess(conversation)
-    assert assessment.level == "high"
-    assert "report_exploitation" in assessment.intents
-    # The same hint twice is still one reading of the model, not two pieces of evidence.
-    assert risk.assess([
-        ("i dont know what to do anymore", "report_exploitation", 0.8),
-        ("please tell me", "report_exploitation", 0.8),
-    ]).level == "elevated"
+def test_readings_that_are_mild_one_by_one_add_up_over_the_conversation() -> None:
+    # Each reading is below any threshold the calibration may choose (0.3 and up); four of them
+    # together are a disclosure at any of them (1 - 0.72**4 = 0.73).
+    texts = ["he changed what we agreed", "now the price is double", "my friend here too",
+             "and we cannot go out to the shop"]
+    mild = [(text, "report_exploitation", 0.28) for text in texts]
+    assert risk.assess(mild[:1]).level == "elevated"
+    assert risk.assess(mild).level in ("high", "emergency")
 
 
 @pytest.mark.parametrize(
@@ -304,6 +237,7 @@ def test_indicators_add_up_across_turns_whatever_the_model_says(texts: list[str]
     assert assessment.level == "high"
     assert {i.name for i in assessment.indicators} == {"documents_confiscated", "debt_bondage"}
     assert [i.message_index for i in assessment.indicators] == [1, 2]
+    assert risk.assess(conversation[:2]).level == "elevated"  # one weight-1 indicator is not yet high
 
 
 @pytest.mark.parametrize(
@@ -316,29 +250,28 @@ def test_danger_now_in_the_lexicon_is_an_emergency_whatever_the_model_says(text:
     assert level(text, intent="ask_services", confidence=0.9) == "emergency"
 
 
-def test_the_emergency_intent_needs_backing() -> None:
-    # Backed by something grave in the same message: danger now.
-    assert level("the madam locks me in the house", intent="emergency", confidence=0.7) == "emergency"
-    assert level("tenho medo, estou sozinha com ele", intent="emergency", confidence=0.7) == "emergency"
-    # An indicator that is not grave does not make an emergency of it; the model's alarm and
-    # the indicator together are still a disclosure.
-    assert level("they dont pay me", intent="emergency", confidence=0.9) == "high"
-    # Everyday alarm words, jokes and questions are never danger now.
-    assert level("my battery is dying", intent="emergency", confidence=0.99) == "none"
-    assert level("my phone is nearly dead, text me the number", intent="emergency", confidence=0.99) == "none"
-    assert level("what should i do if someone attacks me?", intent="emergency", confidence=0.95) == "elevated"
+def test_the_ablation_switches_each_kind_of_evidence_off() -> None:
+    phrase_only = [("help they are beating me", "greet", 0.99)]
+    model_only = [("ok pls quick, he found me again", "emergency", 0.95)]
+    assert risk.assess(phrase_only, use_lexicon=False).level == "none"
+    assert risk.assess(phrase_only, use_model=False).level == "emergency"
+    assert risk.assess(model_only, use_model=False).level == "none"
+    assert risk.assess(model_only, use_lexicon=False).level == "emergency"
 
 
-def test_a_model_that_reads_a_disclosure_in_every_message_keeps_benign_conversations_below_high() -> None:
-    """The worst model: every message report_exploitation (or emergency) at 0.95. The lexicon still decides."""
-    items = labelled()
-    gold = [i["expect"]["risk"] for i in items]
-    for intent in ("report_exploitation", "report_third_party", "child_alone", "emergency"):
-        predicted = [risk.assess([(text, intent, 0.95) for text in i["messages"]]).level for i in items]
-        result = figures(gold, predicted)
-        assert result["benign_flagged_high"] <= 0.05, intent
-        assert result["high_or_above_recall"] >= 0.90, intent
-        assert result["emergency_recall"] >= 0.95, intent
+def test_a_turn_from_rasa_keeps_the_ranking_without_the_fallback() -> None:
+    turn = risk.Turn.from_parse("x", {
+        "intent": {"name": "nlu_fallback", "confidence": 0.4},
+        "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.4},
+                           {"name": "emergency", "confidence": 0.35}, {"name": "greet", "confidence": 0.3}],
+    })
+    assert turn.intent == "emergency" and turn.intents == {"emergency": 0.35, "greet": 0.3}
+
+
+def test_the_thresholds_are_read_from_the_file_the_calibration_writes() -> None:
+    limits = risk.thresholds()
+    assert 0 < limits.emergency <= 1 and 0 < limits.high <= 1
+    assert limits.indicator < limits.high  # one weight-1 indicator alone is never high
 
 
 def test_the_counsellor_sees_which_message_and_words_carry_each_indicator() -> None:
