@@ -26,6 +26,7 @@ from referral.console.deps import (
     RotaDep,
     SettingsDep,
 )
+from referral.console.i18n import translator
 from referral.console.library import ServiceHit
 from referral.console.pages import render
 from referral.queue import OUTCOMES, Case
@@ -65,7 +66,7 @@ class CaseSummary(BaseModel):
     badge: str = Field(description="The colour the console shows: risk level raised to the priority")
     language: str
     channel: str
-    evidence: str = Field(description="One line on why the case is here")
+    evidence: str = Field(description="One line on why the case is here, in your language")
     about_other: bool
     consent: str
     opened_at: float
@@ -131,8 +132,6 @@ class ClosedOut(BaseModel):
     bot_resumed: bool = Field(description="False when Rasa did not answer: the resume is retried")
 
 
-
-
 class Canned(BaseModel):
     id: str
     title: str
@@ -144,11 +143,13 @@ class Colleague(BaseModel):
     role: str
 
 
-def _summary(case: Case, now: float) -> CaseSummary:
+def _summary(case: Case, now: float, language: str) -> CaseSummary:
+    """`language`: the counsellor's, for the words of `evidence`."""
     return CaseSummary(
         id=case.id, status=case.status, priority=case.priority, risk_level=case.risk_level,
         badge=casework.risk_badge(case), language=case.language, channel=case.channel,
-        evidence=casework.evidence_line(case), about_other=case.about_other, consent=case.consent,
+        evidence=casework.evidence_line(case, translator(language)), about_other=case.about_other,
+        consent=case.consent,
         opened_at=case.opened_at, waiting_seconds=max(0.0, (case.claimed_at or case.closed_at or now) - case.opened_at),
         claimed_by=case.claimed_by, claimed_at=case.claimed_at, closed_at=case.closed_at, outcome=case.outcome,
     )
@@ -186,7 +187,7 @@ def queue(work: CaseworkDep, clock: ClockDep,
     """Waiting cases by priority then waiting time; `mine`: my cases; `open`: every open case.
     The first `limit` of them, most urgent first."""
     now = clock()
-    return [_summary(case, now) for case in work.queue(tab, limit)]
+    return [_summary(case, now, work.me.language) for case in work.queue(tab, limit)]
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, responses=ERRORS)
@@ -204,7 +205,7 @@ def case_detail(case_id: str, me: CounsellorDep, work: CaseworkDep, db: DbDep, s
         for line in casework.transcript_lines(case)
     ]
     return CaseDetail(
-        **_summary(case, now).model_dump(),
+        **_summary(case, now, me.language).model_dump(),
         masked_address=casework.masked_address(db, case.conversation_id, settings.fernet_key.get_secret_value()),
         indicators=case.indicators, trigger=case.trigger, closed_by=case.closed_by,
         outside_whatsapp_window=casework.outside_whatsapp_window(case, now),
@@ -215,7 +216,7 @@ def case_detail(case_id: str, me: CounsellorDep, work: CaseworkDep, db: DbDep, s
 @router.post("/cases/{case_id}/claim", response_model=CaseSummary, responses=ERRORS)
 def claim(case_id: str, work: CaseworkDep, clock: ClockDep) -> CaseSummary:
     """Take a waiting case. 409 with `claimed_by` when someone else was faster."""
-    return _summary(work.claim(case_id), clock())
+    return _summary(work.claim(case_id), clock(), work.me.language)
 
 
 @router.post("/cases/{case_id}/reply", response_model=Sent, responses=ERRORS)
@@ -236,14 +237,14 @@ def note(case_id: str, body: NoteIn, work: CaseworkDep) -> dict[str, str]:
 @router.post("/cases/{case_id}/transfer", response_model=CaseSummary, responses=ERRORS)
 def transfer(case_id: str, body: TransferIn, work: CaseworkDep, clock: ClockDep) -> CaseSummary:
     """Give the case to a colleague, or back to the waiting queue."""
-    return _summary(work.transfer(case_id, body.to), clock())
+    return _summary(work.transfer(case_id, body.to), clock(), work.me.language)
 
 
 @router.post("/cases/{case_id}/close", response_model=ClosedOut, responses=ERRORS)
 async def close(case_id: str, body: CloseIn, work: CaseworkDep, rasa: RasaDep, clock: ClockDep) -> ClosedOut:
     """Close with an outcome; the bot takes the conversation back (retried if Rasa is down)."""
     closed = await work.close(case_id, body.outcome, body.note, rasa)
-    return ClosedOut(case=_summary(closed.case, clock()), bot_resumed=closed.bot_resumed)
+    return ClosedOut(case=_summary(closed.case, clock(), work.me.language), bot_resumed=closed.bot_resumed)
 
 
 # ---------------------------------------------------------------- what a reply draws on

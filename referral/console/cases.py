@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hotline import sms
 from referral import rota
-from referral.console import casework, library, permissions, sessions
+from referral.console import casework, formatting, library, permissions, sessions
 from referral.console.casework import Casework
 from referral.console.deps import (
     CaseworkDep,
@@ -27,8 +28,9 @@ from referral.console.deps import (
     ZoneDep,
 )
 from referral.console.events import stream_position
+from referral.console.i18n import translator
 from referral.console.pages import render
-from referral.queue import OUTCOMES, CaseNotFound
+from referral.queue import OUTCOMES
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,9 +47,11 @@ def _back(request: Request, db, case_id: str, key: str, **values: str) -> Redire
 
 
 def _queue_context(work: Casework, tab: Tab, now: float) -> dict[str, Any]:
+    t = translator(work.me.language)
     return {
         "tab": tab, "cases": work.queue(tab), "total": work.queue_size(tab), "now": now,
-        "badge": casework.risk_badge, "evidence": casework.evidence_line, "waited": casework.waited_text,
+        "badge": casework.risk_badge, "evidence": lambda case: casework.evidence_line(case, t),
+        "waited": formatting.waited,
     }
 
 
@@ -77,12 +81,11 @@ def heartbeat(me: CounsellorDep, db: DbDep, hours: RotaDep) -> Response:
 # ---------------------------------------------------------------- a case
 
 
-def _transcript_context(work: Casework, case_id: str, zone, now: float) -> dict[str, Any]:
+def _transcript_context(work: Casework, case_id: str, zone: ZoneInfo, now: float) -> dict[str, Any]:
     case = work.case(case_id)
     return {
         "case": case, "lines": casework.transcript_lines(case), "now": now,
-        "clock": lambda at: casework.clock_text(at, zone, now),
-        "iso": lambda at: casework.iso(at, zone),
+        "clock": formatting.clock(zone, now), "iso": lambda at: formatting.iso(at, zone),
     }
 
 
@@ -90,22 +93,16 @@ def _transcript_context(work: Casework, case_id: str, zone, now: float) -> dict[
 def case_page(request: Request, case_id: str, me: CounsellorDep, work: CaseworkDep, db: DbDep,
               settings: SettingsDep, zone: ZoneDep, clock: ClockDep) -> Response:
     now = clock()
-    try:
-        context = _transcript_context(work, case_id, zone, now)
-    except CaseNotFound:
-        page = render(request, "message.html", me=me, flash=_flash(request, db),
-                      message_key="case_not_found", values={"id": case_id})
-        page.status_code = status.HTTP_404_NOT_FOUND
-        return page
+    context = _transcript_context(work, case_id, zone, now)
     case = context["case"]
     language = case.language or "pt"
     return render(
         request, "case.html", me=me, flash=_flash(request, db), since=stream_position(db), **context,
         actions=permissions.actions_for(me, case),
-        badge=casework.risk_badge(case), evidence=casework.evidence_line(case),
+        badge=casework.risk_badge(case), evidence=casework.evidence_line(case, translator(me.language)),
         masked=casework.masked_address(db, case.conversation_id, settings.fernet_key.get_secret_value()),
         outside_window=casework.outside_whatsapp_window(case, now),
-        waited=casework.waited_text(now - case.opened_at),
+        waited=formatting.waited(now - case.opened_at),
         canned=library.canned_replies(settings.data_dir, language, me.language),
         provinces=library.PROVINCES, service_types=library.SERVICE_TYPES,
         outcomes=OUTCOMES, colleagues=[c for c in work.transfer_targets() if c.name != case.claimed_by],

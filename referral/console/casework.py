@@ -11,17 +11,17 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import redis
 
 from hotline import conversations
 from hotline.ids import mask, unseal
 from hotline.rasa import RasaClient
+from hotline.text import fold_aligned
 from referral import accounts, handback
 from referral.accounts import Counsellor
 from referral.console import permissions
+from referral.console.i18n import Translator
 from referral.queue import (
     OUTCOMES,
     RISK_LEVELS,
@@ -84,20 +84,26 @@ def risk_badge(case: Case) -> str:
     return max(level, raised, key=RISK_LEVELS.index)
 
 
-def evidence_line(case: Case) -> str:
-    """One line on why the case is here: the screening's summary, else the phrases."""
-    if case.summary:
-        return case.summary
-    phrases = dict.fromkeys(str(i.get("phrase") or i.get("name") or "") for i in case.indicators)
-    return "; ".join(p for p in phrases if p)
+def evidence_line(case: Case, t: Translator) -> str:
+    """One line on why the case is here, in the counsellor's language: the screening's
+    signals; the intent that opened the case when there is none, or when it is an emergency.
+
+    Built from the codes the case keeps, not from its summary, which is in the person's
+    language: a counsellor reading English sees English whatever the person wrote in.
+    """
+    parts = [t.code("signal_", name) for name in dict.fromkeys(str(i.get("name") or "") for i in case.indicators)
+             if name]
+    if case.trigger and (not parts or case.trigger == "emergency"):
+        parts.append(t.code("intent_", case.trigger))
+    return "; ".join(dict.fromkeys(parts))
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str] | None:
-    words = phrase.split()
+    words = fold_aligned(phrase).split()
     if not words:
         return None
     # The screening collapses spaces in the phrase it quotes; the message may have more.
-    return re.compile(r"\s+".join(re.escape(word) for word in words), re.IGNORECASE)
+    return re.compile(r"\s+".join(re.escape(word) for word in words))
 
 
 def _merge(text: str, marks: list[tuple[int, int, str]]) -> tuple[Span, ...]:
@@ -137,7 +143,9 @@ def transcript_lines(case: Case) -> list[Line]:
         if isinstance(index, int) and 0 <= index < len(person):
             candidates.insert(0, person[index])
         for message in candidates:
-            found = pattern.search(message.text)
+            # Folded text keeps every character's place: "NÃO posso sair" matches "nao posso
+            # sair" and the mark still falls on the person's own words.
+            found = pattern.search(fold_aligned(message.text))
             if found:
                 marks.setdefault(message.id, []).append((found.start(), found.end(), name))
                 break
@@ -169,30 +177,6 @@ def masked_address(db: redis.Redis, conversation_id: str, fernet_key: str) -> st
         return mask(unseal(sealed, fernet_key))
     except ValueError:
         return "•••"
-
-
-def waited_text(seconds: float) -> str:
-    """3 min, 2 h 05, 1 d 4 h: short enough for a queue row on a phone."""
-    minutes = max(0, int(seconds // 60))
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d}"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
-def clock_text(at: float, zone: ZoneInfo, now: float) -> str:
-    """14:05 today, 12/03 14:05 on an earlier day, in the hotline's time zone."""
-    moment = datetime.fromtimestamp(at, zone)
-    if moment.date() == datetime.fromtimestamp(now, zone).date():
-        return moment.strftime("%H:%M")
-    return moment.strftime("%d/%m %H:%M")
-
-
-def iso(at: float | None, zone: ZoneInfo) -> str | None:
-    return datetime.fromtimestamp(at, zone).isoformat(timespec="seconds") if at else None
 
 
 # ---------------------------------------------------------------- the actions

@@ -11,7 +11,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import redis
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, status
 
 from hotline.rasa import RasaClient
 from hotline.settings import Settings, get_settings
@@ -20,6 +20,7 @@ from referral import accounts, rota
 from referral.accounts import Counsellor
 from referral.console import permissions, sessions
 from referral.console.casework import Casework
+from referral.console.errors import Refused
 from referral.queue import Referrals
 
 _clients: dict[str, redis.Redis] = {}
@@ -42,10 +43,6 @@ def db_dep(settings: SettingsDep) -> redis.Redis:
 DbDep = Annotated[redis.Redis, Depends(db_dep)]
 
 
-class SignInRequired(Exception):
-    """Raised for an anonymous page request; the app turns it into a redirect to /login."""
-
-
 def _session(request: Request, db: DbDep) -> dict[str, str] | None:
     return sessions.load(db, request.cookies.get(sessions.COOKIE))
 
@@ -54,9 +51,8 @@ async def current_counsellor(request: Request, db: DbDep) -> Counsellor:
     session = _session(request, db)
     counsellor = accounts.get(db, session["counsellor"]) if session else None
     if counsellor is None or not counsellor.active:
-        if request.url.path.startswith("/api/"):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in first")
-        raise SignInRequired()
+        # The API answers 401; a page sends the browser to /login (errors.py).
+        raise Refused(status.HTTP_401_UNAUTHORIZED, "sign_in_first")
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         # Forms send the token as a field, the JSON API and HTMX as a header.
         offered = request.headers.get("x-csrf-token")
@@ -65,9 +61,11 @@ async def current_counsellor(request: Request, db: DbDep) -> Counsellor:
         ):
             offered = (await request.form()).get("csrf_token")
         if not sessions.csrf_ok(session, offered):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+            raise Refused(status.HTTP_403_FORBIDDEN, "csrf_refused")
+    # For the error pages, which are drawn outside any route.
     request.state.csrf = session["csrf"]
     request.state.db = db
+    request.state.me = counsellor
     return counsellor
 
 
@@ -76,7 +74,7 @@ CounsellorDep = Annotated[Counsellor, Depends(current_counsellor)]
 
 def supervisor(counsellor: CounsellorDep) -> Counsellor:
     if not permissions.is_supervisor(counsellor):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "supervisors only")
+        raise Refused(status.HTTP_403_FORBIDDEN, "supervisors_only")
     return counsellor
 
 
@@ -84,7 +82,7 @@ SupervisorDep = Annotated[Counsellor, Depends(supervisor)]
 
 
 def clock_dep() -> Callable[[], float]:
-    """What time it is; tests hand in a fixed clock."""
+    """What time it is, for the queue and every figure; tests hand in a fixed clock."""
     return time.time
 
 
@@ -111,6 +109,7 @@ RasaDep = Annotated[RasaClient, Depends(rasa_dep)]
 
 
 def rota_dep(settings: SettingsDep) -> rota.Rota:
+    """The shifts in data/rota.yml; without the file, the default time zone and no shifts."""
     try:
         return rota.load_rota(settings.data_dir / "rota.yml")
     except FileNotFoundError:

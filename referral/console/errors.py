@@ -1,4 +1,9 @@
-"""How a refused request about a case reads: JSON for the API, a message on the page otherwise."""
+"""Every refusal the console gives, in one place: JSON under /api/, a page or a message otherwise.
+
+Routes raise; they never catch to choose how a refusal looks. The API's JSON keeps the
+queue's codes (`not_found`, `already_claimed` …) and, for the console's own refusals, the
+English words as `detail`. A person in a browser gets the reason in their own language.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,21 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from referral.console import sessions
-from referral.console.casework import InvalidRequest
+from referral.console.i18n import translator
+from referral.console.pages import render
 from referral.queue import AlreadyClaimed, CaseClosed, CaseNotFound, NotYourCase, ReferralError
 
 
+class Refused(Exception):
+    """A request the console will not meet; `key` names the words that say why."""
+
+    def __init__(self, status_code: int, key: str, **values: str) -> None:
+        super().__init__(key)
+        self.status_code, self.key, self.values = status_code, key, values
+
+
 def describe(error: ReferralError) -> tuple[int, dict[str, Any]]:
-    """The HTTP status and the JSON body for a refused request."""
+    """The HTTP status and the JSON body for a refused request about a case."""
     body: dict[str, Any] = {"detail": str(error)}
     case_id = getattr(error, "case_id", None)
     if case_id:
@@ -29,8 +43,8 @@ def describe(error: ReferralError) -> tuple[int, dict[str, Any]]:
     return status.HTTP_422_UNPROCESSABLE_CONTENT, {**body, "error": "invalid"}
 
 
-def flash_for(error: ReferralError) -> tuple[str, dict[str, str]]:
-    """The words (i18n key and values) that tell a counsellor why, on the page."""
+def words_for(error: ReferralError) -> tuple[str, dict[str, str]]:
+    """The words (catalogue key and values) that tell a counsellor why."""
     if isinstance(error, CaseNotFound):
         return "case_not_found", {"id": error.case_id}
     if isinstance(error, AlreadyClaimed):
@@ -39,20 +53,43 @@ def flash_for(error: ReferralError) -> tuple[str, dict[str, str]]:
         return "case_is_closed", {}
     if isinstance(error, NotYourCase):
         return ("not_your_case", {"who": error.claimed_by}) if error.claimed_by else ("claim_first", {})
-    if isinstance(error, InvalidRequest):
-        return "invalid_request", {"reason": str(error)}
     return "invalid_request", {"reason": str(error)}
 
 
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def problem_page(request: Request, status_code: int, key: str, **values: str) -> Response:
+    """A page of the console that says why, with the header and the way back."""
+    me = getattr(request.state, "me", None)  # set once the counsellor was recognised
+    title = "forbidden_title" if status_code == status.HTTP_403_FORBIDDEN else "problem_title"
+    page = render(request, "problem.html", me=me, title_key=title, message_key=key, values=values)
+    page.status_code = status_code
+    return page
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, error: Refused) -> Response:
+        if _is_api(request):
+            detail = translator("en")(error.key, **error.values)
+            return JSONResponse({"detail": detail}, status_code=error.status_code)
+        if error.status_code == status.HTTP_401_UNAUTHORIZED:
+            return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
+        return problem_page(request, error.status_code, error.key, **error.values)
+
     @app.exception_handler(ReferralError)
-    async def _refused(request: Request, error: ReferralError) -> Response:
+    async def _case_refused(request: Request, error: ReferralError) -> Response:
         code, body = describe(error)
-        if request.url.path.startswith("/api/"):
+        if _is_api(request):
             return JSONResponse(body, status_code=code)
-        # A form: back to the case (or the queue) with the reason on top.
-        key, values = flash_for(error)
-        db = getattr(request.state, "db", None)  # set when the counsellor was recognised
+        key, values = words_for(error)
+        if request.method in ("GET", "HEAD"):
+            return problem_page(request, code, key, **values)
+        # A form: back to the case (or the queue) with the reason on top, so a reload
+        # never posts it again.
+        db = getattr(request.state, "db", None)
         if db is not None:
             sessions.flash(db, request.cookies.get(sessions.COOKIE), key, "error", **values)
         case_id = getattr(error, "case_id", None)

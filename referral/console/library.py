@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ruamel.yaml import YAML
-
+from hotline import yamlfiles
+from hotline.language import DEFAULT_LANGUAGE, LANGUAGES
 from protection import directory
 
-LANGUAGES = ("pt", "en", "fr", "sw")
 PROVINCES = directory.PROVINCES
 SERVICE_TYPES = directory.SERVICE_TYPES
 
 
-def _pick(texts: dict[str, str], language: str, fallback: str = "pt") -> str:
-    return texts.get(language) or texts.get(fallback) or next(iter(texts.values()), "")
+def _pick(texts: dict[str, str], language: str, fallback: str = DEFAULT_LANGUAGE) -> str:
+    """The text in `language` if it is one of the hotline's, else in `fallback`, else any."""
+    chosen = texts.get(language) if language in LANGUAGES else None
+    return chosen or texts.get(fallback) or next(iter(texts.values()), "")
 
 
 # ---------------------------------------------------------------- canned replies
@@ -31,17 +33,9 @@ class CannedReply:
     text: str  # in the person's language
 
 
-_canned: dict[Path, tuple[float, list[dict]]] = {}
-
-
-def _load_canned(path: Path) -> list[dict]:
-    mtime = path.stat().st_mtime
-    cached = _canned.get(path)
-    if cached is None or cached[0] != mtime:
-        raw = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-        entries = [e for e in raw.get("canned_replies") or [] if isinstance(e, dict) and e.get("id")]
-        cached = _canned[path] = (mtime, entries)
-    return cached[1]
+def _canned_entries(raw: Any) -> list[dict]:
+    entries = raw.get("canned_replies") if isinstance(raw, dict) else None
+    return [e for e in entries or [] if isinstance(e, dict) and e.get("id")]
 
 
 def canned_replies(data_dir: Path, language: str, ui_language: str = "en") -> list[CannedReply]:
@@ -55,7 +49,7 @@ def canned_replies(data_dir: Path, language: str, ui_language: str = "en") -> li
             title=_pick(entry.get("title") or {}, ui_language, "en") or str(entry["id"]),
             text=_pick(entry.get("text") or {}, language).strip(),
         )
-        for entry in _load_canned(path)
+        for entry in yamlfiles.load(path, _canned_entries)
     ]
 
 
@@ -78,7 +72,9 @@ class ServiceHit:
 def search_services(data_dir: Path, province: str = "", kind: str = "", language: str = "pt") -> list[ServiceHit]:
     """Services of a kind in a province; national services count in every province.
 
-    Local ones come first, then national ones, each in the directory's order of types.
+    With a province, its own services come first, then national ones; with none, the
+    national ones, which reach anyone, come before those of one place (South Africa's
+    police is no answer for someone in Tete). Each part in the directory's order of types.
     """
     province, kind = province.strip(), kind.strip()
     order = {name: rank for rank, name in enumerate(SERVICE_TYPES)}
@@ -87,7 +83,7 @@ def search_services(data_dir: Path, province: str = "", kind: str = "", language
         if (not kind or service.type == kind)
         and (not province or service.province in (province, "national"))
     ]
-    found.sort(key=lambda s: (s.province == "national", order.get(s.type, 99)))
+    found.sort(key=lambda s: ((s.province == "national") == bool(province), order.get(s.type, 99)))
     return [
         ServiceHit(
             id=service.id, type=service.type, province=service.province,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from hotline.logs import setup_logging
 from hotline.settings import get_settings
-from referral.console import auth, errors
-from referral.console.deps import SignInRequired, db_dep
+from referral.console import api, auth, cases, errors, events, supervisor
+from referral.console.deps import db_dep
 
 STATIC = Path(__file__).parent / "static"
+ROUTERS = (auth.router, cases.router, events.router, supervisor.router, api.router)
 
 
 def create_app() -> FastAPI:
@@ -21,21 +22,9 @@ def create_app() -> FastAPI:
     # The API docs are served by api.py behind the login, not by FastAPI's open defaults.
     app = FastAPI(title="Hotline console", docs_url=None, openapi_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(auth.router)
-    for module in ("cases", "events", "supervisor", "api"):
-        name = f"referral.console.{module}"
-        try:
-            router = __import__(name, fromlist=["router"]).router
-        except ModuleNotFoundError as missing:
-            if missing.name != name:  # a broken import inside the module must not hide it
-                raise
-            continue
+    for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
-
-    @app.exception_handler(SignInRequired)
-    async def _sign_in(request: Request, exc: SignInRequired) -> RedirectResponse:
-        return RedirectResponse("/login", status_code=303)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

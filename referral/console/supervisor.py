@@ -1,28 +1,27 @@
 """The supervisor's console: the hotline at a glance, each case's audit trail, counsellor accounts.
 
 Pages live under /supervisor and their JSON twins under /api/supervisor. The router itself
-depends on `deps.supervisor`, so no route here can forget the role check.
+depends on `deps.supervisor`, so no route here can forget the role check. A refusal is
+raised as `errors.Refused` and drawn by errors.py, for the pages and the API alike.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
+from typing import Any, Literal
 
 import redis
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from referral import accounts, rota, stats
 from referral.accounts import AccountError, Counsellor
-from referral.console.deps import DbDep, SettingsDep, SupervisorDep, supervisor
-from referral.console.i18n import translator
+from referral.console import formatting
+from referral.console.deps import ClockDep, DbDep, ReferralsDep, RotaDep, SupervisorDep, supervisor
+from referral.console.errors import Refused
+from referral.console.i18n import Translator, translator
 from referral.console.pages import render
 from referral.queue import AuditEvent, Case, CaseNotFound, Referrals
 
@@ -33,38 +32,7 @@ OPEN_CASES_SHOWN = 100
 _CASE_ID = re.compile(r"^R\d{1,12}$")
 
 
-def clock_dep() -> Callable[[], float]:
-    """The time the figures are computed at; tests hand in a fixed one."""
-    return time.time
-
-
-ClockDep = Annotated[Callable[[], float], Depends(clock_dep)]
-
-
-def _rota(settings: SettingsDep) -> rota.Rota:
-    try:
-        return rota.load_rota(settings.data_dir / "rota.yml")
-    except FileNotFoundError:
-        # No rota file: the hotline's default time zone and no shifts.
-        return rota.parse_rota({})
-
-
-RotaDep = Annotated[rota.Rota, Depends(_rota)]
-
-
 # ---------------------------------------------------------------- what the pages and the API share
-
-
-class Refused(Exception):
-    """A supervisor's request that cannot be met; `key` names the words that say why."""
-
-    def __init__(self, status_code: int, key: str, **values: str) -> None:
-        super().__init__(key)
-        self.status_code, self.key, self.values = status_code, key, values
-
-
-def _api_error(error: Refused) -> HTTPException:
-    return HTTPException(error.status_code, translator("en")(error.key, **error.values))
 
 
 def _account(db: redis.Redis, name: str) -> Counsellor:
@@ -145,11 +113,10 @@ def _case_facts(case: Case) -> dict[str, Any]:
     return {**asdict(stats.CaseFacts.of(case)), "erased_at": case.erased_at}
 
 
-def _audit(db: redis.Redis, case_id: str) -> tuple[Case, list[AuditEvent]]:
+def _audit(referrals: Referrals, case_id: str) -> tuple[Case, list[AuditEvent]]:
     case_id = case_id.strip().upper()
     if not _CASE_ID.match(case_id):
         raise Refused(status.HTTP_404_NOT_FOUND, "sv_case_not_found", id=case_id)
-    referrals = Referrals(db)
     try:
         case = referrals.get(case_id, transcript=False)
     except CaseNotFound as error:
@@ -157,62 +124,23 @@ def _audit(db: redis.Redis, case_id: str) -> tuple[Case, list[AuditEvent]]:
     return case, referrals.audit(case_id)
 
 
-# ---------------------------------------------------------------- how pages show times and numbers
+# ---------------------------------------------------------------- codes as words on the pages
 
 
-def duration(seconds: float | None) -> str:
-    """A wait as a person reads it: 45 s, 4 min 05 s, 38 min, 2 h 07 min, 3 d 4 h."""
-    if seconds is None:
-        return "—"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 10:
-        return f"{minutes} min {secs:02d} s"
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
-def _clock_face(zone: ZoneInfo, now: float, seconds: bool = False) -> Callable[[float | None], str]:
-    today = datetime.fromtimestamp(now, zone).date()
-    clock = "%H:%M:%S" if seconds else "%H:%M"
-
-    def when(moment: float | None) -> str:
-        """Local time in the hotline's zone; the date too unless it is today."""
-        if not moment:
-            return "—"
-        local = datetime.fromtimestamp(moment, zone)
-        return local.strftime(clock if local.date() == today else f"%Y-%m-%d {clock}")
-
-    return when
-
-
-def _bars(counts: dict[str, int], prefix: str, t: Callable[..., str]) -> list[dict[str, Any]]:
+def _bars(counts: dict[str, int], prefix: str, t: Translator) -> list[dict[str, Any]]:
     """Rows of a bar chart; widths are shares of the largest bar, so the chart fills its box."""
     top = max(counts.values(), default=0) or 1
     return [
-        {"code": code, "label": _words_or_code(t, prefix, code), "count": count,
-         "width": round(100 * count / top, 1)}
+        {"code": code, "label": t.code(prefix, code), "count": count, "width": round(100 * count / top, 1)}
         for code, count in counts.items()
     ]
 
 
-def _words_or_code(t: Callable[..., str], prefix: str, code: Any) -> str:
-    words = t(f"{prefix}{code}")
-    return str(code) if words == f"{prefix}{code}" else words
-
-
 _DETAIL_WORDS = {"priority": "sv_priority_", "previous_priority": "sv_priority_", "risk_level": "sv_level_",
-                 "outcome": "sv_outcome_", "consent": "sv_consent_"}
+                 "outcome": "outcome_", "consent": "sv_consent_", "trigger": "intent_"}
 
 
-def _detail_lines(t: Callable[..., str], detail: dict[str, Any]) -> list[str]:
+def _detail_lines(t: Translator, detail: dict[str, Any]) -> list[str]:
     """An audit event's safe detail as short phrases: 'outcome: Referred: shelter', 'to: the queue'."""
     lines = []
     for key, value in detail.items():
@@ -223,10 +151,10 @@ def _detail_lines(t: Callable[..., str], detail: dict[str, Any]) -> list[str]:
                 continue  # nothing recorded
             shown = t("sv_queue")  # a transfer to or from nobody is the queue
         elif key in _DETAIL_WORDS:
-            shown = _words_or_code(t, _DETAIL_WORDS[key], value)
+            shown = t.code(_DETAIL_WORDS[key], value)
         else:
             shown = str(value)
-        lines.append(f"{_words_or_code(t, 'sv_detail_', key)}: {shown}")
+        lines.append(f"{t.code('sv_detail_', key)}: {shown}")
     return lines
 
 
@@ -234,25 +162,26 @@ def _detail_lines(t: Callable[..., str], detail: dict[str, Any]) -> list[str]:
 
 
 @router.get("/supervisor", response_class=HTMLResponse, summary="The hotline at a glance")
-def dashboard_page(request: Request, me: SupervisorDep, db: DbDep, hours: RotaDep,
-                   clock: ClockDep) -> Response:
+def dashboard_page(request: Request, me: SupervisorDep, db: DbDep, referrals: ReferralsDep,
+                   hours: RotaDep, clock: ClockDep) -> Response:
     now = clock()
-    figures = stats.dashboard(Referrals(db), hours.timezone, now)
+    figures = stats.dashboard(referrals, hours.timezone, now)
     t = translator(me.language)
     return render(
         request, "supervisor.html", me=me, d=figures, staffing=_staffing(db, hours, now),
-        outcome_bars=_bars(figures.by_outcome, "sv_outcome_", t),
-        language_bars=_bars(figures.by_language, "sv_lang_", t),
+        outcome_bars=_bars(figures.by_outcome, "outcome_", t),
+        language_bars=_bars(figures.by_language, "lang_", t),
         shown_open=figures.open_cases[:OPEN_CASES_SHOWN],
         more_open=max(0, len(figures.open_cases) - OPEN_CASES_SHOWN),
-        when=_clock_face(hours.timezone, now), duration=duration, now=now,
+        when=formatting.clock(hours.timezone, now), duration=formatting.duration, now=now,
     )
 
 
 @router.get("/api/supervisor/dashboard", summary="The dashboard's figures")
-def dashboard_api(me: SupervisorDep, db: DbDep, hours: RotaDep, clock: ClockDep) -> dict[str, Any]:
+def dashboard_api(me: SupervisorDep, db: DbDep, referrals: ReferralsDep, hours: RotaDep,
+                  clock: ClockDep) -> dict[str, Any]:
     now = clock()
-    figures = stats.dashboard(Referrals(db), hours.timezone, now)
+    figures = stats.dashboard(referrals, hours.timezone, now)
     return {**asdict(figures), "staffing": _staffing(db, hours, now)}
 
 
@@ -269,31 +198,22 @@ def find_case(me: SupervisorDep, case: str = "") -> Response:
 
 
 @router.get("/supervisor/cases/{case_id}/audit", response_class=HTMLResponse, summary="A case's audit trail")
-def audit_page(request: Request, case_id: str, me: SupervisorDep, db: DbDep, hours: RotaDep,
-               clock: ClockDep) -> Response:
+def audit_page(request: Request, case_id: str, me: SupervisorDep, referrals: ReferralsDep,
+               hours: RotaDep, clock: ClockDep) -> Response:
+    case, events = _audit(referrals, case_id)
     t = translator(me.language)
-    try:
-        case, events = _audit(db, case_id)
-    except Refused as error:
-        page = render(request, "supervisor_audit.html", me=me, case=None, events=[],
-                      problem=t(error.key, **error.values), case_id=case_id)
-        page.status_code = error.status_code
-        return page
-    shown = [{**event, "what": _words_or_code(t, "sv_action_", event["action"]),
+    shown = [{**event, "what": t.code("sv_action_", event["action"]),
               "lines": _detail_lines(t, event["detail"])} for event in map(_event, events)]
     return render(
-        request, "supervisor_audit.html", me=me, case=case, events=shown, problem=None, case_id=case.id,
-        when=_clock_face(hours.timezone, clock(), seconds=True),
-        outcome=_words_or_code(t, "sv_outcome_", case.outcome),
+        request, "supervisor_audit.html", me=me, case=case, events=shown, case_id=case.id,
+        when=formatting.clock(hours.timezone, clock(), seconds=True),
+        outcome=t.code("outcome_", case.outcome),
     )
 
 
 @router.get("/api/supervisor/cases/{case_id}/audit", summary="A case's audit trail: who, what, when")
-def audit_api(case_id: str, me: SupervisorDep, db: DbDep) -> dict[str, Any]:
-    try:
-        case, events = _audit(db, case_id)
-    except Refused as error:
-        raise _api_error(error) from None
+def audit_api(case_id: str, me: SupervisorDep, referrals: ReferralsDep) -> dict[str, Any]:
+    case, events = _audit(referrals, case_id)
     return {"case": _case_facts(case), "events": [_event(e) for e in events]}
 
 
@@ -357,6 +277,8 @@ def add_form(request: Request, me: SupervisorDep, db: DbDep, name: str = Form(""
     try:
         account, password = _add(db, name, role, language)
     except Refused as error:
+        # The one refusal drawn here rather than by errors.py: the form comes back with
+        # what was typed, so a supervisor corrects a name instead of typing it again.
         return _accounts_page(request, me, db, problem=translator(me.language)(error.key, **error.values),
                               status_code=error.status_code,
                               form={"name": name, "role": role, "language": language})
@@ -364,33 +286,21 @@ def add_form(request: Request, me: SupervisorDep, db: DbDep, name: str = Form(""
 
 
 @router.post("/supervisor/counsellors/{name}/disable", include_in_schema=False)
-def disable_form(request: Request, name: str, me: SupervisorDep, db: DbDep) -> Response:
-    return _switch_form(request, name, me, db, active=False)
+def disable_form(name: str, me: SupervisorDep, db: DbDep) -> Response:
+    account = _set_active(db, me, name, False)
+    return RedirectResponse(f"/supervisor/counsellors?done=disabled&who={account.name}", status_code=303)
 
 
 @router.post("/supervisor/counsellors/{name}/enable", include_in_schema=False)
-def enable_form(request: Request, name: str, me: SupervisorDep, db: DbDep) -> Response:
-    return _switch_form(request, name, me, db, active=True)
-
-
-def _switch_form(request: Request, name: str, me: Counsellor, db: redis.Redis, *, active: bool) -> Response:
-    try:
-        account = _set_active(db, me, name, active)
-    except Refused as error:
-        return _accounts_page(request, me, db, problem=translator(me.language)(error.key, **error.values),
-                              status_code=error.status_code)
-    done = "enabled" if active else "disabled"
-    return RedirectResponse(f"/supervisor/counsellors?done={done}&who={account.name}", status_code=303)
+def enable_form(name: str, me: SupervisorDep, db: DbDep) -> Response:
+    account = _set_active(db, me, name, True)
+    return RedirectResponse(f"/supervisor/counsellors?done=enabled&who={account.name}", status_code=303)
 
 
 @router.post("/supervisor/counsellors/{name}/reset-password", response_class=HTMLResponse,
              include_in_schema=False)
 def reset_form(request: Request, name: str, me: SupervisorDep, db: DbDep) -> Response:
-    try:
-        account, password = _reset_password(db, name)
-    except Refused as error:
-        return _accounts_page(request, me, db, problem=translator(me.language)(error.key, **error.values),
-                              status_code=error.status_code)
+    account, password = _reset_password(db, name)
     return _password_page(request, me, account, password, "reset")
 
 
@@ -402,36 +312,24 @@ def accounts_api(me: SupervisorDep, db: DbDep) -> list[Account]:
 @router.post("/api/supervisor/counsellors", status_code=status.HTTP_201_CREATED,
              summary="Add an account; the generated password is in this answer only")
 def add_api(body: NewAccount, response: Response, me: SupervisorDep, db: DbDep) -> IssuedPassword:
-    try:
-        account, password = _add(db, body.name, body.role, body.language)
-    except Refused as error:
-        raise _api_error(error) from None
+    account, password = _add(db, body.name, body.role, body.language)
     response.headers["Cache-Control"] = "no-store"
     return IssuedPassword(account=Account.of(account), password=password)
 
 
 @router.post("/api/supervisor/counsellors/{name}/disable", summary="Disable an account (not your own)")
 def disable_api(name: str, me: SupervisorDep, db: DbDep) -> Account:
-    try:
-        return Account.of(_set_active(db, me, name, False))
-    except Refused as error:
-        raise _api_error(error) from None
+    return Account.of(_set_active(db, me, name, False))
 
 
 @router.post("/api/supervisor/counsellors/{name}/enable", summary="Enable a disabled account")
 def enable_api(name: str, me: SupervisorDep, db: DbDep) -> Account:
-    try:
-        return Account.of(_set_active(db, me, name, True))
-    except Refused as error:
-        raise _api_error(error) from None
+    return Account.of(_set_active(db, me, name, True))
 
 
 @router.post("/api/supervisor/counsellors/{name}/reset-password",
              summary="Give an account a new generated password, returned this once")
 def reset_api(name: str, response: Response, me: SupervisorDep, db: DbDep) -> IssuedPassword:
-    try:
-        account, password = _reset_password(db, name)
-    except Refused as error:
-        raise _api_error(error) from None
+    account, password = _reset_password(db, name)
     response.headers["Cache-Control"] = "no-store"
     return IssuedPassword(account=Account.of(account), password=password)

@@ -34,7 +34,7 @@ def test_the_queue_lists_waiting_cases_by_priority_then_waiting_time(sign_in, op
     assert [c["id"] for c in waiting] == [emergency, high, request]
     first = waiting[0]
     assert first["badge"] == "emergency"
-    assert first["evidence"] == "passport taken; not free to leave"
+    assert first["evidence"] == "documents taken; not free to leave"  # in ana's language
     assert (first["language"], first["channel"], first["status"]) == ("en", "whatsapp", "waiting")
     assert first["waiting_seconds"] >= 0
 

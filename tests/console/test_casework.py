@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from referral.accounts import Counsellor
-from referral.console import casework, permissions
+from referral.console import casework, formatting, permissions
+from referral.console.i18n import translator
 from referral.queue import Case, Message
 
 ANA = Counsellor("ana", "counsellor", "en", True)
@@ -48,6 +49,45 @@ def test_evidence_falls_back_to_the_first_message_with_the_words() -> None:
     assert "".join(s.text for s in lines[1].spans) == "I am not free to leave"
 
 
+def test_evidence_is_found_whatever_the_accents_and_capitals() -> None:
+    lines = casework.transcript_lines(case(
+        transcript=[person("1", "Socorro, NÃO POSSO sair daqui!")],
+        indicators=[{"name": "not_free_to_leave", "message_index": 0, "phrase": "nao posso sair"}],
+    ))
+    assert [(s.text, s.evidence) for s in lines[0].spans] == [
+        ("Socorro, ", None), ("NÃO POSSO sair", "not_free_to_leave"), (" daqui!", None)]
+
+
+INDICATORS = [{"name": "documents_confiscated", "message_index": 0, "phrase": "took my passport"},
+              {"name": "not_free_to_leave", "message_index": 0, "phrase": "not free to leave"},
+              {"name": "documents_confiscated", "message_index": 1, "phrase": "passport"}]
+
+
+@pytest.mark.parametrize(("language", "line"), [
+    ("en", "documents taken; not free to leave"), ("pt", "documentos retidos; não pode sair")])
+def test_the_evidence_line_is_in_the_counsellors_language(language: str, line: str) -> None:
+    # The summary is in the person's language (Swahili here); the counsellor reads their own.
+    swahili = case(language="sw", indicators=INDICATORS, summary="hati zimechukuliwa; hawezi kuondoka",
+                   trigger="report_exploitation")
+    assert casework.evidence_line(swahili, translator(language)) == line
+
+
+@pytest.mark.parametrize(("trigger", "en", "pt"), [
+    ("request_human", "asked for a counsellor", "pediu um conselheiro"),
+    ("report_third_party", "reports another person at risk", "relata outra pessoa em risco"),
+    ("a_new_intent", "a new intent", "a new intent"),  # never a raw code, even before words exist
+])
+def test_without_signals_the_line_says_what_opened_the_case(trigger: str, en: str, pt: str) -> None:
+    asked = case(trigger=trigger)
+    assert casework.evidence_line(asked, translator("en")) == en
+    assert casework.evidence_line(asked, translator("pt")) == pt
+
+
+def test_an_emergency_says_so_next_to_its_signals() -> None:
+    urgent = case(trigger="emergency", indicators=INDICATORS[1:2])
+    assert casework.evidence_line(urgent, translator("en")) == "not free to leave; danger now"
+
+
 def test_overlapping_evidence_keeps_every_character_once() -> None:
     lines = casework.transcript_lines(case(
         transcript=[person("1", "my boss took my passport")],
@@ -69,7 +109,7 @@ def test_the_badge_is_the_risk_raised_to_the_priority(priority: str, level: str,
 @pytest.mark.parametrize(("seconds", "text"), [(30, "0 min"), (600, "10 min"), (3900, "1 h 05"),
                                                (90000, "1 d 1 h")])
 def test_waited_text(seconds: float, text: str) -> None:
-    assert casework.waited_text(seconds) == text
+    assert formatting.waited(seconds) == text
 
 
 def test_the_whatsapp_window() -> None:

@@ -35,12 +35,34 @@ def test_the_queue_shows_the_case_with_its_evidence_and_no_full_number(sign_in, 
     row = re.search(rf'<tr[^>]*data-case-id="{case_id}".*?</tr>', page.text, re.DOTALL)
     assert row, "the case is not in the queue"
     assert 'data-testid="queue-row"' in row.group(0)
-    assert "passport taken; not free to leave" in row.group(0)
+    assert "documents taken; not free to leave" in row.group(0)
     assert "badge emergency" in row.group(0)
     assert "WhatsApp" in row.group(0) and "EN" in row.group(0)
     assert "1 min" in row.group(0) or "0 min" in row.group(0)
     for form in (NUMBER, NUMBER[1:], NUMBER[4:]):
         assert form not in page.text
+
+
+def test_the_queue_shows_signals_in_the_counsellors_language_never_codes(sign_in, open_case,
+                                                                          db: redis.Redis) -> None:
+    disclosure = open_case("high", language="sw")
+    # Someone who asked for a person: no signal, only the intent.
+    asked = Referrals(db).open_case("c-asked", priority="request", channel="sms", language="sw",
+                                    risk_level="none", consent="requested", trigger="request_human").case_id
+    pages = {"en": sign_in("ana", language="en").get("/").text,
+             "pt": sign_in("paula", language="pt").get("/").text}
+
+    def row(html: str, case_id: str) -> str:
+        found = re.search(rf'<tr[^>]*data-case-id="{case_id}".*?</tr>', html, re.DOTALL)
+        assert found, case_id
+        return found.group(0)
+
+    assert "documents taken; not free to leave" in row(pages["en"], disclosure)
+    assert "documentos retidos; não pode sair" in row(pages["pt"], disclosure)
+    assert "asked for a counsellor" in row(pages["en"], asked)
+    assert "pediu um conselheiro" in row(pages["pt"], asked)
+    for html in pages.values():
+        assert "request_human" not in html and "report_exploitation" not in html
 
 
 def test_the_queue_tabs(sign_in, open_case) -> None:

@@ -12,8 +12,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from referral import accounts, rota
-from referral.console import supervisor
-from referral.console.i18n import WORDS
+from referral.console import deps, supervisor
+from referral.console.i18n import catalogue
 from referral.queue import OUTCOMES, Referrals
 
 from .conftest import PASSWORD
@@ -41,7 +41,7 @@ class Clock:
 def clock(app) -> Clock:
     """The queue's clock and the dashboard's 'now', the same fixed moment."""
     fixed = Clock(NOW)
-    app.dependency_overrides[supervisor.clock_dep] = lambda: (lambda: fixed.now)
+    app.dependency_overrides[deps.clock_dep] = lambda: (lambda: fixed.now)
     return fixed
 
 
@@ -401,14 +401,34 @@ def test_forms_carry_the_csrf_token(boss) -> None:
 # ---------------------------------------------------------------- words
 
 
-def test_every_supervisor_word_exists_in_portuguese_and_english() -> None:
-    from referral.console.supervisor_words import WORDS as supervisor_words
+def test_every_code_a_supervisor_page_shows_has_words_in_both_languages() -> None:
+    for language in ("pt", "en"):
+        words = catalogue(language)
+        for outcome in (*OUTCOMES, "open", "unknown"):
+            assert words.get(f"outcome_{outcome}"), (language, outcome)
+        for action in ("opened", "retriggered", "claimed", "transferred", "replied", "noted",
+                       "message_received", "closed", "resumed", "erased"):
+            assert words.get(f"sv_action_{action}"), (language, action)
 
-    for key, words in supervisor_words.items():
-        assert key.startswith("sv_") and set(words) == {"pt", "en"} and all(words.values()), key
-        assert WORDS[key] == words  # merged into the console's words
-    for outcome in OUTCOMES:
-        assert f"sv_outcome_{outcome}" in supervisor_words
-    for action in ("opened", "retriggered", "claimed", "transferred", "replied", "noted",
-                   "message_received", "closed", "resumed", "erased"):
-        assert f"sv_action_{action}" in supervisor_words
+
+def test_a_counsellor_who_opens_a_supervisor_page_is_told_so_on_a_page(sign_in) -> None:
+    ana = sign_in("ana", "counsellor", language="en")
+    page = ana.get("/supervisor")
+    assert page.status_code == 403
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'data-testid="problem"' in page.text and "for supervisors" in page.text
+    assert 'href="/static/console.css"' in page.text  # styled like every console page
+    # The JSON API keeps JSON.
+    api = ana.get("/api/supervisor/dashboard")
+    assert api.status_code == 403 and api.headers["content-type"] == "application/json"
+    assert api.json()["detail"]
+
+    paula = sign_in("paula", "counsellor", language="pt")
+    assert "para supervisores" in paula.get("/supervisor/counsellors").text
+
+
+def test_the_audit_trail_shows_the_trigger_in_words(boss, referrals: Referrals) -> None:
+    case_id = referrals.open_case("c1", priority="request", channel="sms", language="pt",
+                                  risk_level="none", consent="requested", trigger="request_human").case_id
+    html = boss.get(f"/supervisor/cases/{case_id}/audit").text
+    assert "asked for a counsellor" in html and "request_human" not in html
