@@ -8,7 +8,7 @@ HOTLINE := $(VENV)/bin/hotline
 RASA := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bin/rasa
 RASA_DATA := --domain bot --data data/nlu data/stories data/rules --config config.yml
 
-.PHONY: help setup run test train eval bench shell lint release redis chromium validate stories pytest content-check
+.PHONY: help setup run test train eval bench bench-train shell lint release redis chromium validate stories pytest content-check
 
 help:
 	@echo "make run     install what is missing, train if needed, start the hotline"
@@ -17,6 +17,7 @@ help:
 	@echo "make shell   chat with the bot in the terminal (LANG=pt|en|fr|sw)"
 	@echo "make eval    intent, language and risk figures on the held-out sets"
 	@echo "make bench   load benchmark against Rasa's own REST channel; console page times"
+	@echo "make bench-train  the former and the current pipeline trained side by side"
 	@echo "make release content check, validate, train, story tests, summary of changes"
 
 $(VENV)/.installed: pyproject.toml
@@ -71,6 +72,9 @@ eval: setup train
 
 bench: setup train
 	@scripts/with-hotline bash -c '$(VENV)/bin/python bench/load.py && $(VENV)/bin/python bench/console.py'
+
+bench-train: setup
+	@$(VENV)/bin/python bench/train.py
 
 lint: setup
 	$(VENV)/bin/ruff check hotline actions channels referral tests
