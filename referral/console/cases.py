@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hotline import sms
+from hotline.language import DEFAULT_LANGUAGE
 from referral import rota
 from referral.console import casework, formatting, library, permissions, sessions
 from referral.console.casework import Casework
@@ -95,7 +96,7 @@ def case_page(request: Request, case_id: str, me: CounsellorDep, work: CaseworkD
     now = clock()
     context = _transcript_context(work, case_id, zone, now)
     case = context["case"]
-    language = case.language or "pt"
+    language = case.language or DEFAULT_LANGUAGE
     return render(
         request, "case.html", me=me, flash=_flash(request, db), since=stream_position(db), **context,
         actions=permissions.actions_for(me, case),
@@ -122,7 +123,7 @@ def transcript_fragment(request: Request, case_id: str, me: CounsellorDep, work:
 def services_fragment(request: Request, case_id: str, me: CounsellorDep, work: CaseworkDep,
                       settings: SettingsDep, province: str = "", type: str = "") -> Response:
     case = work.case(case_id, transcript=False)
-    found = library.search_services(settings.data_dir, province, type, case.language or "pt")
+    found = library.search_services(settings.data_dir, province, type, case.language or DEFAULT_LANGUAGE)
     return render(request, "services.html", me=me, services=found, searched=True)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
 
 from referral.console import sessions
 from referral.console.i18n import translator
@@ -78,6 +80,13 @@ def install(app: FastAPI) -> None:
         if error.status_code == status.HTTP_401_UNAUTHORIZED:
             return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
         return problem_page(request, error.status_code, error.key, **error.values)
+
+    @app.exception_handler(HTTPException)
+    async def _no_such_page(request: Request, error: HTTPException) -> Response:
+        # FastAPI's own refusals (no such route …): JSON for the API, a page for a person.
+        if _is_api(request) or error.status_code != status.HTTP_404_NOT_FOUND:
+            return await http_exception_handler(request, error)
+        return problem_page(request, error.status_code, "page_not_found")
 
     @app.exception_handler(ReferralError)
     async def _case_refused(request: Request, error: ReferralError) -> Response:

@@ -233,3 +233,19 @@ def test_a_busy_queue_shows_the_most_urgent_first_and_says_how_many_more(sign_in
     assert page.count('data-testid="queue-row"') == QUEUE_ROWS
     assert page.index(f'data-case-id="{urgent}"') < page.index('data-case-id="R1"')
     assert f"first {QUEUE_ROWS} of {QUEUE_ROWS + 21}" in page
+
+
+def test_an_unknown_page_is_a_console_page_and_an_unknown_api_path_json(sign_in) -> None:
+    ana = sign_in("ana")
+    page = ana.get("/no/such/page")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "There is no such page in the console." in page.text
+    api = ana.get("/api/no/such/thing")
+    assert api.status_code == 404 and api.json() == {"detail": "Not Found"}
+
+
+def test_a_refused_form_is_a_page_not_json(sign_in) -> None:
+    ana = sign_in("ana")
+    page = ana.client.post("/me/language", data={"language": "pt", "csrf_token": "forged"})
+    assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+    assert "reload the page" in page.text
