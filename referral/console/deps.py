@@ -53,6 +53,11 @@ async def current_counsellor(request: Request, db: DbDep) -> Counsellor:
     if counsellor is None or not counsellor.active:
         # The API answers 401; a page sends the browser to /login (errors.py).
         raise Refused(status.HTTP_401_UNAUTHORIZED, "sign_in_first")
+    # Known before the CSRF check, so even that refusal's page has the counsellor's header
+    # and language (errors.py draws refusals outside any route).
+    request.state.csrf = session["csrf"]
+    request.state.db = db
+    request.state.me = counsellor
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         # Forms send the token as a field, the JSON API and HTMX as a header.
         offered = request.headers.get("x-csrf-token")
@@ -62,10 +67,6 @@ async def current_counsellor(request: Request, db: DbDep) -> Counsellor:
             offered = (await request.form()).get("csrf_token")
         if not sessions.csrf_ok(session, offered):
             raise Refused(status.HTTP_403_FORBIDDEN, "csrf_refused")
-    # For the error pages, which are drawn outside any route.
-    request.state.csrf = session["csrf"]
-    request.state.db = db
-    request.state.me = counsellor
     return counsellor
 
 

@@ -249,3 +249,4 @@ def test_a_refused_form_is_a_page_not_json(sign_in) -> None:
     page = ana.client.post("/me/language", data={"language": "pt", "csrf_token": "forged"})
     assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
     assert "reload the page" in page.text
+    assert 'data-testid="signed-in-as">ana<' in page.text  # the console's own header, in ana's words
