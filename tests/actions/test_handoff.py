@@ -196,8 +196,20 @@ def test_the_hand_back_closes_with_one_line_in_the_persons_language(language: st
     assert names == ["utter_case_closed"] and result == []
 
 
-def test_an_unbacked_emergency_reading_opens_a_high_case_not_an_emergency(db: redis.Redis) -> None:
-    """The model sometimes reads a plain "yes please" as an emergency: a case still opens at
-    once, but it does not jump ahead of the screened emergencies."""
-    open_case(db, [user("yes please", "emergency", 0.99)], "en")
-    assert the_case(db).priority == "high"
+def test_a_danger_reading_the_screen_does_not_confirm_still_gets_the_numbers(db: redis.Redis) -> None:
+    """A faint emergency reading opens no emergency case, but the person is never left with only
+    "a counsellor will write": the emergency numbers are in the same reply."""
+    names, _, _ = open_case(db, [user("please just tell me", "emergency", 0.2)], "en")
+    assert the_case(db).priority == "request"
+    assert "utter_danger_numbers" in names
+    offered, _, _ = run(ActionOfferCounsellor(), [user("please just tell me", "emergency", 0.2)],
+                        {"language": "fr"})
+    assert offered.index("utter_danger_numbers") < offered.index("utter_ask_consent")
+
+
+def test_a_confident_danger_reading_is_an_emergency_case(db: redis.Redis) -> None:
+    """The screen prefers a false alarm to a miss: a sure reading of danger now is an emergency
+    even in words no lexicon phrase holds; the emergency reply carries the numbers itself."""
+    names, _, _ = open_case(db, [user("he found me again, pls quick", "emergency", 0.97)], "en")
+    assert the_case(db).priority == "emergency"
+    assert names[0] == "utter_emergency" and "utter_danger_numbers" not in names
