@@ -1,119 +1,163 @@
-"""`make run`: start every process under one supervisor and say where to go.
+"""`make run`: start every process under supervisord, keep them up, and say where to go.
 
 Redis is started only when none answers at REDIS_URL. In dev mode (no Twilio account)
 the sandbox stands in for Twilio, and secrets are generated once into var/dev.env.
+A process that dies is restarted (ops/supervision.py) while the others go on serving.
 """
 
 from __future__ import annotations
 
+import argparse
+import http.client
 import os
 import secrets
-import shlex
+import signal
 import sys
+import threading
 import time
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlparse
 
+import redis
 from cryptography.fernet import Fernet
 
 from hotline.settings import PROJECT_ROOT, Settings
 from ops import processes
+from ops.supervision import STATE_KEY, STATE_TTL_SECONDS, LogFollower, Program, Supervisor, Watch
 
 VAR = PROJECT_ROOT / "var"
 DEV_ENV = VAR / "dev.env"
 ACTION_PORT, RASA_PORT, GATEWAY_PORT, SANDBOX_PORT, CONSOLE_PORT = 5055, 5005, 8000, 8025, 8080
+PORTS = {"actions": ACTION_PORT, "rasa": RASA_PORT, "gateway": GATEWAY_PORT,
+         "sandbox": SANDBOX_PORT, "console": CONSOLE_PORT}
+# Started first, stopped last: what the others lean on.
+PRIORITY = {"redis": 10, "actions": 20, "rasa": 30}
 
 
-def dev_secrets() -> dict[str, str]:
+@dataclass(frozen=True)
+class Place:
+    """Where one run lives: its var/ folder and its ports (the tests use a temporary one)."""
+
+    var: Path = VAR
+    ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
+    model: Path = processes.MODEL
+
+
+def dev_secrets(var: Path = VAR) -> dict[str, str]:
     """Random per-machine secrets for dev mode, made on the first run and kept in var/."""
-    if not DEV_ENV.exists():
-        VAR.mkdir(exist_ok=True)
+    dev_env = var / DEV_ENV.name
+    if not dev_env.exists():
+        var.mkdir(parents=True, exist_ok=True)
         values = {
             "HOTLINE_SECRET": secrets.token_urlsafe(32),
             "HOTLINE_FERNET_KEY": Fernet.generate_key().decode(),
             "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
             "RASA_TOKEN": secrets.token_urlsafe(24),
         }
-        DEV_ENV.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        DEV_ENV.chmod(0o600)
-    pairs = (line.split("=", 1) for line in DEV_ENV.read_text().splitlines() if "=" in line)
+        dev_env.touch(mode=0o600)
+        dev_env.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    pairs = (line.split("=", 1) for line in dev_env.read_text().splitlines() if "=" in line)
     return {k: v for k, v in pairs}
 
 
-def environment() -> dict[str, str]:
+def environment(place: Place = Place()) -> dict[str, str]:
     """The process environment: the operator's variables win over generated dev secrets."""
     env = dict(os.environ)
     if not env.get("TWILIO_ACCOUNT_SID"):
-        for name, value in dev_secrets().items():
+        for name, value in dev_secrets(place.var).items():
             env.setdefault(name, value)
+    ports = place.ports
     env.setdefault("HOTLINE_ENV", "dev")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-    env.setdefault("RASA_URL", f"http://127.0.0.1:{RASA_PORT}")
-    env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{GATEWAY_PORT}")
-    env.setdefault("SANDBOX_URL", f"http://127.0.0.1:{SANDBOX_PORT}")
+    env.setdefault("RASA_URL", f"http://127.0.0.1:{ports['rasa']}")
+    env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{ports['gateway']}")
+    env.setdefault("SANDBOX_URL", f"http://127.0.0.1:{ports['sandbox']}")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 
-def services(settings: Settings, env: dict[str, str]) -> list[tuple[str, list[str], dict[str, str]]]:
-    """(name, command, environment) for each process to supervise."""
-    py = sys.executable
+def services(settings: Settings, env: dict[str, str],
+             place: Place = Place()) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(name, command, environment) for each process to supervise; each gets only its secrets."""
+    py, ports = sys.executable, place.ports
     uvicorn = [py, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
-    planned: list[tuple[str, list[str], dict[str, str]]] = []
+    planned: list[tuple[str, list[str]]] = []
     redis_url = urlparse(settings.redis_url)
     if not processes.port_answers(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
-        planned.append(("redis", processes.redis_command(redis_url.port or 6379, VAR / "redis"), env))
+        planned.append(("redis", processes.redis_command(redis_url.port or 6379, place.var / "redis")))
+    planned.append(("actions", processes.actions_command(ports["actions"])))
+    if place.model.exists():
+        planned.append(("rasa", processes.rasa_command(settings, ports["rasa"], place.model,
+                                                       log_dir=place.var / "log")))
     planned += [
-        ("actions", processes.actions_command(ACTION_PORT), processes.actions_environment(env)),
-        ("rasa", processes.rasa_command(settings, RASA_PORT), {**processes.rasa_environment(settings, ACTION_PORT), **{k: v for k, v in env.items() if k.startswith("RASA")}}),
-        ("gateway", uvicorn + ["--port", str(GATEWAY_PORT), "channels.gateway:app"], env),
-        ("worker", [py, "-m", "channels.worker"], env),
-        ("sender", [py, "-m", "channels.sender"], env),
-        ("console", uvicorn + ["--port", str(CONSOLE_PORT), "--factory", "referral.console.main:create_app"], env),
-        ("housekeeping", [py, "-m", "referral.housekeeping"], env),
+        ("gateway", uvicorn + ["--port", str(ports["gateway"]), "channels.gateway:app"]),
+        ("worker", [py, "-m", "channels.worker"]),
+        ("sender", [py, "-m", "channels.sender"]),
+        ("console", uvicorn + ["--port", str(ports["console"]), "--factory",
+                               "referral.console.main:create_app"]),
+        ("housekeeping", [py, "-m", "referral.housekeeping"]),
     ]
     if settings.dev_mode:
-        planned.append(("sandbox", uvicorn + ["--port", str(SANDBOX_PORT), "channels.sandbox.app:app"], env))
-    # The first supervisor's password is shown once, so only to a person at a terminal: when
-    # the output goes to a file (scripts/with-hotline, CI) no account is made.
-    terminal = {"HOTLINE_SHOW_PASSWORD": "1"} if sys.stdout.isatty() else {}
-    planned.append(("ready", [py, "-m", "ops.launcher", "announce"], {**env, **terminal}))
-    return planned
+        planned.append(("sandbox", uvicorn + ["--port", str(ports["sandbox"]), "channels.sandbox.app:app"]))
+    extra = {
+        "actions": {"SANIC_HOST": "127.0.0.1"},
+        "rasa": processes.rasa_variables(settings, ports["actions"]),
+    }
+    return [(name, command, {**processes.only_needed_secrets(name, env), **extra.get(name, {})})
+            for name, command in planned]
 
 
-def health_urls(settings: Settings) -> list[tuple[str, str, str]]:
-    """(service, health URL, what to print) in the order a newcomer needs them."""
+def health_urls(settings: Settings, place: Place = Place()) -> list[tuple[str, str, str]]:
+    """(process, health URL, what to print) in the order a newcomer needs them."""
     token = settings.rasa_token.get_secret_value()
+    ports = place.ports
+    local = "http://127.0.0.1"
     urls = [
-        ("action server", f"http://127.0.0.1:{ACTION_PORT}/health", f"http://127.0.0.1:{ACTION_PORT} (internal)"),
-        ("Rasa", f"http://127.0.0.1:{RASA_PORT}/status?token={token}", f"http://127.0.0.1:{RASA_PORT} (internal, token in var/dev.env)"),
-        ("gateway", f"http://127.0.0.1:{GATEWAY_PORT}/healthz", f"{settings.public_url}/twilio/messages (Twilio webhook)"),
-        ("console", f"http://127.0.0.1:{CONSOLE_PORT}/healthz", f"http://127.0.0.1:{CONSOLE_PORT}/ (counsellors)"),
+        ("actions", f"{local}:{ports['actions']}/health", f"{local}:{ports['actions']} (internal)"),
+        ("rasa", f"{local}:{ports['rasa']}/status?token={token}",
+         f"{local}:{ports['rasa']} (internal, token in var/dev.env)"),
+        ("gateway", f"{local}:{ports['gateway']}/healthz",
+         f"{settings.public_url}/twilio/messages (Twilio webhook)"),
+        ("console", f"{local}:{ports['console']}/healthz", f"{local}:{ports['console']}/ (counsellors)"),
     ]
     if settings.dev_mode:
-        urls.append(("sandbox phone", f"{settings.sandbox_url}/healthz", f"{settings.sandbox_url}/ (text the hotline here)"))
+        urls.append(("sandbox", f"{settings.sandbox_url}/healthz",
+                     f"{settings.sandbox_url}/ (text the hotline here)"))
     return urls
 
 
-def announce() -> None:
-    """Wait for every service to answer its health check, print where to go, then idle."""
-    settings = Settings()
+LABELS = {"actions": "action server", "rasa": "Rasa", "sandbox": "sandbox phone"}
+
+
+def announce(settings: Settings, place: Place, running: set[str], say: Callable[[str], None]) -> None:
+    """Wait for every service to answer its health check, then print where to go."""
     started = time.monotonic()
     lines = []
-    for name, url, shown in health_urls(settings):
+    for name, url, shown in health_urls(settings, place):
+        if name not in running:
+            continue
         if not processes.wait_http(url, timeout=300):
-            print(f"{name} did not become healthy; see the lines above", flush=True)
-            sys.exit(1)
-        lines.append(f"  {name:<14} {shown}")
-    print(f"hotline ready in {time.monotonic() - started:.1f}s:", *lines, sep="\n", flush=True)
-    first_supervisor(settings)
-    print("  chat with the bot in a terminal: make shell LANG=pt|en|fr|sw", flush=True)
-    print("Ctrl-C stops everything.", flush=True)
-    while True:
-        time.sleep(3600)
+            say(f"{LABELS.get(name, name)} did not become healthy in 300 s; the others go on. "
+                f"See {place.var / 'log' / 'run' / (name + '.log')}")
+            return
+        lines.append(f"  {LABELS.get(name, name):<14} {shown}")
+    say("\n".join([f"hotline ready in {time.monotonic() - started:.1f}s:", *lines]))
+    first_supervisor(settings, show_password=sys.stdout.isatty(), say=say)
+    say("  chat with the bot in a terminal: make shell LANG=pt|en|fr|sw\n"
+        "A process that dies is restarted; Ctrl-C stops everything.")
 
 
-def first_supervisor(settings: Settings) -> None:
-    """In dev mode, the first run makes one supervisor account and shows its password once."""
+def first_supervisor(settings: Settings, show_password: bool | None = None,
+                     say: Callable[[str], None] | None = None) -> None:
+    """In dev mode, the first run makes one supervisor account and shows its password once.
+
+    The password is shown only to a person at a terminal: when the output goes to a file
+    (scripts/with-hotline, CI) no account is made.
+    """
+    say = say or (lambda text: print(text, flush=True))
     if not settings.dev_mode:
         return
     from hotline.store import connect
@@ -122,29 +166,95 @@ def first_supervisor(settings: Settings) -> None:
     db = connect(settings)
     if accounts.all_counsellors(db):
         return
-    if not os.environ.get("HOTLINE_SHOW_PASSWORD"):
-        print("  console login  none yet: `.venv/bin/hotline counsellor add NAME --role supervisor`",
-              flush=True)
+    if show_password is None:
+        show_password = bool(os.environ.get("HOTLINE_SHOW_PASSWORD"))
+    if not show_password:
+        say("  console login  none yet: `.venv/bin/hotline counsellor add NAME --role supervisor`")
         return
     password = accounts.generate_password()
     accounts.add(db, "supervisor", "supervisor", password, "en")
-    print(f"  console login  supervisor / {password}  (shown once; add more with "
-          "`.venv/bin/hotline counsellor add NAME`)", flush=True)
+    say(f"  console login  supervisor / {password}  (shown once; add more with "
+        "`.venv/bin/hotline counsellor add NAME`)")
 
 
-def run() -> int:
-    from honcho.manager import Manager
+class _Publisher:
+    """Writes the processes' states where the gateway's /healthz reads them."""
 
-    env = environment()
+    def __init__(self, settings: Settings) -> None:
+        self.db = redis.Redis.from_url(settings.redis_url, decode_responses=True,
+                                       socket_timeout=1, socket_connect_timeout=1)
+
+    def __call__(self, record: dict[str, str]) -> None:
+        try:
+            with self.db.pipeline() as pipe:
+                pipe.delete(STATE_KEY).hset(STATE_KEY, mapping=record)
+                pipe.expire(STATE_KEY, STATE_TTL_SECONDS).execute()
+        except (redis.RedisError, OSError):
+            pass  # Redis is one of the processes that can be down; the terminal still says so
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(place: Place = Place()) -> int:
+    """Supervise every process until Ctrl-C (or SIGTERM); returns supervisord's exit status."""
+    lock = threading.Lock()
+
+    def say(text: str) -> None:
+        with lock:
+            print(text, flush=True)
+
+    env = environment(place)
     os.environ.update(env)
     settings = Settings()
-    (VAR / "log").mkdir(parents=True, exist_ok=True)
-    manager = Manager()
-    for name, command, process_env in services(settings, env):
-        manager.add_process(name, shlex.join(command), env=process_env, cwd=str(PROJECT_ROOT))
-    manager.loop()
-    return manager.returncode or 0
+    planned = services(settings, env, place)
+    if not place.model.exists():
+        say(f"no trained model at {place.model}: Rasa is not started (make train)")
+    programs = [Program(name, command, penv, PRIORITY.get(name, 40), 20 if name == "rasa" else 10)
+                for name, command, penv in planned]
+    supervisor = Supervisor(programs, env, processes.SECRETS, place.var, PROJECT_ROOT)
+    follower = LogFollower(supervisor.logs, ["supervisord", *(p.name for p in programs)], say)
+    watch = Watch(say, supervisor.logs, _Publisher(settings))
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    follower.start()
+    supervisor.start()
+    try:
+        if not supervisor.wait_started():
+            say(f"supervisord did not start; see {supervisor.logs / 'supervisord.log'}")
+            return 1
+        running = {p.name for p in programs}
+        threading.Thread(target=announce, args=(settings, place, running, say), daemon=True).start()
+        while supervisor.process is not None and supervisor.process.poll() is None:
+            try:
+                watch.update(supervisor.states())
+            except (OSError, http.client.HTTPException, xmlrpc.client.Error):
+                pass  # supervisord is shutting down, or busy for a moment
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        say("stopping every process …")
+    finally:
+        code = supervisor.stop()
+        follower.stop()
+    say("stopped")
+    return code
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["announce"]:
-    announce()
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ops.launcher [--var DIR] [--port NAME=PORT …]`: a run somewhere else."""
+    parser = argparse.ArgumentParser(prog="python -m ops.launcher", description=__doc__)
+    parser.add_argument("--var", type=Path, default=VAR)
+    parser.add_argument("--port", action="append", default=[], metavar="NAME=PORT",
+                        help=f"one of {', '.join(PORTS)}")
+    args = parser.parse_args(argv)
+    ports = dict(PORTS)
+    for pair in args.port:
+        name, _, number = pair.partition("=")
+        if name not in PORTS or not number.isdigit():
+            parser.error(f"--port {pair}: expected NAME=PORT with NAME one of {', '.join(PORTS)}")
+        ports[name] = int(number)
+    return run(Place(var=args.var.resolve(), ports=ports))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

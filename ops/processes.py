@@ -6,6 +6,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,8 +17,36 @@ from hotline.settings import PROJECT_ROOT, Settings
 RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
 MODEL = PROJECT_ROOT / "models" / "hotline.tar.gz"
 
+SECRETS = ("HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN", "RASA_TOKEN")
+
+# The secrets each process is given, in `make run` and in the systemd units alike: a process
+# that holds no key cannot leak it. Rasa takes its token on the command line, not from here.
+SECRETS_NEEDED: dict[str, frozenset[str]] = {
+    "redis": frozenset(),
+    "rasa": frozenset(),
+    "actions": frozenset(),
+    # Signature check, keyed conversation ids and sealing the number on the way in.
+    "gateway": frozenset({"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
+    # Rasa's API, and the number for DELETE's confirmation.
+    "worker": frozenset({"RASA_TOKEN", "HOTLINE_FERNET_KEY"}),
+    # Unseals the number to send; the only process that talks to Twilio.
+    "sender": frozenset({"HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
+    # Masked numbers on case pages; hand-back through Rasa's events API.
+    "console": frozenset({"HOTLINE_FERNET_KEY", "RASA_TOKEN"}),
+    "housekeeping": frozenset({"HOTLINE_FERNET_KEY", "RASA_TOKEN"}),
+    # Stands in for Twilio, so it holds Twilio's token (dev only).
+    "sandbox": frozenset({"TWILIO_AUTH_TOKEN"}),
+}
+
+
+def only_needed_secrets(process: str, env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the secrets `process` does not use (an unknown process gets none)."""
+    needed = SECRETS_NEEDED.get(process, frozenset())
+    return {k: v for k, v in env.items() if k not in SECRETS or k in needed}
+
 
 def free_port() -> int:
+    """A loopback port nobody listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -52,11 +81,10 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
     ]
 
 
-def rasa_environment(settings: Settings, action_port: int) -> dict[str, str]:
-    """endpoints.yml reads these: where the action server and Redis are."""
+def rasa_variables(settings: Settings, action_port: int) -> dict[str, str]:
+    """What endpoints.yml reads: where the action server and Redis are."""
     url = urlparse(settings.redis_url)
     return {
-        **os.environ,
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "REDIS_HOST": url.hostname or "127.0.0.1",
         "REDIS_PORT": str(url.port or 6379),
@@ -67,21 +95,28 @@ def rasa_environment(settings: Settings, action_port: int) -> dict[str, str]:
     }
 
 
-def rasa_command(settings: Settings, port: int, model: Path = MODEL) -> list[str]:
-    (PROJECT_ROOT / "var" / "log").mkdir(parents=True, exist_ok=True)
+def rasa_environment(settings: Settings, action_port: int) -> dict[str, str]:
+    """This process's environment without its secrets, plus what endpoints.yml reads."""
+    return {**only_needed_secrets("rasa", os.environ), **rasa_variables(settings, action_port)}
+
+
+def rasa_command(
+    settings: Settings, port: int, model: Path = MODEL, log_dir: Path = PROJECT_ROOT / "var" / "log"
+) -> list[str]:
+    log_dir.mkdir(parents=True, exist_ok=True)
     command = [
         str(RASA_BIN), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port),
         "--model", str(model), "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
         "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-        "--log-file", str(PROJECT_ROOT / "var" / "log" / "rasa.log"),
+        "--log-file", str(log_dir / "rasa.log"),
     ]
     token = settings.rasa_token.get_secret_value()
     return command + ["--auth-token", token] if token else command
 
 
-def actions_environment(env: dict[str, str]) -> dict[str, str]:
+def actions_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The action server is internal: rasa-sdk reads its bind address from SANIC_HOST."""
-    return {**env, "SANIC_HOST": "127.0.0.1"}
+    return {**only_needed_secrets("actions", env), "SANIC_HOST": "127.0.0.1"}
 
 
 def actions_command(port: int) -> list[str]:
