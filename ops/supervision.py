@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -71,7 +70,6 @@ def config(programs: Iterable[Program], base: Mapping[str, str], secrets: Iterab
     """
     logs = var / "log" / "run"
     secret_values = {base[name]: name for name in secrets if base.get(name)}
-    env_tool = shutil.which("env") or "/usr/bin/env"
     sections = [
         "[unix_http_server]", f"file={_escape(str(var / 'supervisor.sock'))}", "chmod=0700", "",
         "[supervisord]", "nodaemon=true", "silent=true", "loglevel=info",
@@ -92,8 +90,8 @@ def config(programs: Iterable[Program], base: Mapping[str, str], secrets: Iterab
             f"%(ENV_{secret_values[word]})s" if word in secret_values else _escape(word)
             for word in program.command
         ]
-        if removed:
-            words = [env_tool, *(f"-u{key}" for key in removed), *words]
+        words = [sys.executable, "-m", "ops.supervision", "exec", "--tag", _escape(f"{var}:{program.name}"),
+                 *(f"--unset={key}" for key in removed), "--", *words]
         sections += [
             f"[program:{program.name}]",
             # shlex.join quotes only what needs it; the %(ENV_…)s stays a single word.
@@ -250,11 +248,14 @@ class Watch:
     """Turns supervisord's states into plain sentences and into the health record in Redis."""
 
     def __init__(self, say: Callable[[str], None], log_folder: Path,
-                 publish: Callable[[dict[str, str]], None]) -> None:
+                 publish: Callable[[dict[str, str]], None],
+                 retries: Mapping[str, int] | None = None) -> None:
         self.say = say
+        self.retries = retries or {}
         self.log_folder = log_folder
         self.publish = publish
         self.seen: dict[str, str] = {}
+        self.pids: dict[str, int | None] = {}
         self.deaths: dict[str, deque[float]] = {}
         self.flapping: set[str] = set()
 
@@ -262,34 +263,95 @@ class Watch:
         now = time.monotonic() if now is None else now
         for name, info in states.items():
             state, before = info["statename"], self.seen.get(name)
-            self.seen[name] = state
-            if state == before:
+            pid, earlier_pid = info.get("pid"), self.pids.get(name)
+            self.seen[name], self.pids[name] = state, pid
+            # Polled twice a second, a restart can look like RUNNING -> STARTING, or even
+            # RUNNING -> RUNNING with a new pid: what changed is that the process did.
+            died_running = before == "RUNNING" and (
+                state in ("STARTING", "EXITED", "BACKOFF") or (state == "RUNNING" and pid != earlier_pid))
+            died_starting = before == "STARTING" and state in ("EXITED", "BACKOFF")
+            if died_running or died_starting:
+                self._died(name, now, running=died_running)
+            if state == before and not died_running:
                 continue
-            if state in ("EXITED", "BACKOFF") and before in ("RUNNING", "STARTING"):
-                deaths = self.deaths.setdefault(name, deque())
-                deaths.append(now)
-                while deaths and now - deaths[0] > FLAP_WINDOW:
-                    deaths.popleft()
-                if before == "RUNNING":
-                    self.say(f"{name} stopped unexpectedly; restarting it, the others go on")
-                else:
-                    self.say(f"{name} died while starting; trying again after a longer pause")
-                if len(deaths) >= FLAP_LIMIT and name not in self.flapping:
-                    self.flapping.add(name)
-                    self.say(f"{name} keeps dying: {len(deaths)} times in "
-                             f"{FLAP_WINDOW / 60:.0f} min; still restarting it. "
-                             f"See {self.log_folder / (name + '.log')}")
-            elif state == "RUNNING" and name in self.deaths:
-                self.say(f"{name} is back (pid {info['pid']})")
+            if state == "RUNNING" and name in self.deaths:
+                self.say(f"{name} is back (pid {pid})")
             elif state == "FATAL":
                 self.say(f"{name} is DOWN and no longer restarted: it failed "
-                         f"{START_RETRIES + 1} starts in a row. The others go on. "
+                         f"{self.retries.get(name, START_RETRIES) + 1} starts in a row. The others go on. "
                          f"See {self.log_folder / (name + '.log')}")
         record = {n: ("FLAPPING" if n in self.flapping and s == "RUNNING" else s)
                   for n, s in self.seen.items()}
         self.publish(record)
 
+    def _died(self, name: str, now: float, running: bool) -> None:
+        deaths = self.deaths.setdefault(name, deque())
+        deaths.append(now)
+        while deaths and now - deaths[0] > FLAP_WINDOW:
+            deaths.popleft()
+        if running:
+            self.say(f"{name} stopped unexpectedly; restarting it, the others go on")
+        else:
+            self.say(f"{name} died while starting; trying again after a longer pause")
+        if len(deaths) >= FLAP_LIMIT and name not in self.flapping:
+            self.flapping.add(name)
+            self.say(f"{name} keeps dying: {len(deaths)} times in {FLAP_WINDOW / 60:.0f} min; "
+                     f"still restarting it. See {self.log_folder / (name + '.log')}")
+
     @staticmethod
     def down(record: Mapping[str, str]) -> list[str]:
         """The processes a health check should name as down."""
         return sorted(n for n, s in record.items() if s in DOWN_STATES)
+
+
+TAG = "HOTLINE_SUPERVISED"
+
+
+def leftovers(tag: str) -> list[int]:
+    """Processes still carrying `tag`: what a killed program started and left behind."""
+    marker = f"{TAG}={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # gone, or not ours to read
+        if marker in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def exec_program(argv: list[str]) -> None:
+    """`python -m ops.supervision exec --tag T [--unset NAME …] -- COMMAND …`.
+
+    Each program starts through this: it ends whatever the program's previous run left behind
+    (the action server's Sanic workers outlive a SIGKILLed parent and keep its port), marks
+    the new run so its own leftovers can be found, drops the secrets it must not hold, and
+    becomes COMMAND (same pid). systemd gets the same from a unit's cgroup.
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m ops.supervision exec")
+    parser.add_argument("--tag", required=True)
+    parser.add_argument("--unset", action="append", default=[])
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    deadline = time.monotonic() + 5
+    while (stale := leftovers(args.tag)) and time.monotonic() < deadline:
+        for pid in stale:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    env = {k: v for k, v in os.environ.items() if k not in set(args.unset)}
+    env[TAG] = args.tag
+    os.execvpe(command[0], command, env)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["exec"]:
+    exec_program(sys.argv[2:])
