@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from ops.launcher import first_supervisor, services
+from ops import processes
+from ops.launcher import Place, first_supervisor, services
 from referral import accounts
 
 
@@ -32,6 +33,21 @@ def test_output_to_a_file_gets_no_password_and_no_account(
     assert accounts.all_counsellors(db) == []
 
 
-def test_make_run_supervises_the_console_and_the_housekeeping(settings) -> None:
+def test_make_run_supervises_the_console_and_the_housekeeping(settings, tmp_path) -> None:
     names = [name for name, _, _ in services(settings, {})]
-    assert {"console", "housekeeping", "gateway", "worker", "sender", "rasa", "actions"} <= set(names)
+    assert {"console", "housekeeping", "gateway", "worker", "sender", "actions"} <= set(names)
+    # Rasa is started when there is a model to serve; without one the rest still runs.
+    assert ("rasa" in names) == processes.MODEL.exists()
+    without = [name for name, _, _ in services(settings, {}, Place(model=tmp_path / "none.tar.gz"))]
+    assert "rasa" not in without and "gateway" in without
+
+
+def test_each_process_is_given_only_the_secrets_it_uses(settings) -> None:
+    env = {name: f"value-of-{name}" for name in processes.SECRETS} | {"PATH": "/usr/bin"}
+    given = {name: set(penv) & set(processes.SECRETS) for name, _, penv in services(settings, env)}
+    assert given["actions"] == set()
+    assert given["sender"] == {"HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}
+    assert given["gateway"] == {"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}
+    assert all(penv["PATH"] == "/usr/bin" for _, _, penv in services(settings, env))
+    if "rasa" in given:
+        assert given["rasa"] == set()
