@@ -1,18 +1,70 @@
-"""Typed settings read from the environment, refusing placeholder secrets outside dev."""
+"""Typed settings read from the environment; a process that would run unsafe refuses to start.
+
+The rules, checked whenever settings are built (so at every process's start):
+
+- A Twilio account means production: with TWILIO_ACCOUNT_SID set, HOTLINE_ENV must be
+  `prod`, and production needs an account SID that looks like one.
+- Outside the test suite (HOTLINE_ENV=test), a secret that is set must be real (not a
+  placeholder, not short), and the secrets a process uses must be set. Which secrets a
+  process uses is `SECRETS_NEEDED`; the process says who it is by HOTLINE_PROCESS (the
+  launcher sets it) or by calling `Settings.require`. A production process that does not
+  say who it is must hold every secret.
+- The Fernet key must parse as a Fernet key, in every mode: a bad key would otherwise be
+  found only when the first number is sealed.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# Values a developer might paste from an example; never acceptable in production.
-_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "dev", "test", "placeholder"}
+# Each secret's field and the variable an operator sets.
+SECRETS = {
+    "secret": "HOTLINE_SECRET",
+    "fernet_key": "HOTLINE_FERNET_KEY",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "rasa_token": "RASA_TOKEN",
+}
+
+# The secrets each process is given, in `make run` and in the systemd units alike: a process
+# that holds no key cannot leak it. Rasa takes its token on the command line, not from here.
+SECRETS_NEEDED: dict[str, frozenset[str]] = {
+    "redis": frozenset(),
+    "rasa": frozenset(),
+    "actions": frozenset(),
+    # Signature check, keyed conversation ids and sealing the number on the way in.
+    "gateway": frozenset({"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
+    # Rasa's API, and the number for DELETE's confirmation.
+    "worker": frozenset({"RASA_TOKEN", "HOTLINE_FERNET_KEY"}),
+    # Unseals the number to send; the only process that talks to Twilio.
+    "sender": frozenset({"HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
+    # Masked numbers on case pages; hand-back through Rasa's events API.
+    "console": frozenset({"HOTLINE_FERNET_KEY", "RASA_TOKEN"}),
+    "housekeeping": frozenset({"HOTLINE_FERNET_KEY", "RASA_TOKEN"}),
+    # Stands in for Twilio, so it holds Twilio's token (dev only).
+    "sandbox": frozenset({"TWILIO_AUTH_TOKEN"}),
+}
+
+# Values a developer might paste from an example; never acceptable outside the test suite.
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "test", "placeholder", "password"}
+_PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "placeholder", "example", "xxxx", "your-",
+                      "your_")
+MIN_SECRET_CHARS = 16
+# A random secret of 16 characters has far more distinct ones; "aaaa…" or "0000…" has one.
+_MIN_DISTINCT_CHARS = 8
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+
+
+class UnsafeSettings(ValueError):
+    """The settings would run the hotline unsafely; the message says what to change."""
 
 
 class Settings(BaseSettings):
@@ -25,10 +77,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
     env: Literal["dev", "test", "prod"] = Field("dev", alias="HOTLINE_ENV")
+    # Which process this is (a key of SECRETS_NEEDED), so it refuses to start without its secrets.
+    process: str | None = Field(None, alias="HOTLINE_PROCESS")
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
     rasa_url: str = Field("http://127.0.0.1:5005", alias="RASA_URL")
     rasa_token: SecretStr = Field(SecretStr(""), alias="RASA_TOKEN")
-    # Keyed-hash key for conversation ids; also signs console sessions.
+    # Keyed-hash key for conversation ids: without it an id brute-forces back to a number.
     secret: SecretStr = Field(SecretStr(""), alias="HOTLINE_SECRET")
     # Fernet key that seals phone numbers at rest (only the sender unseals them).
     fernet_key: SecretStr = Field(SecretStr(""), alias="HOTLINE_FERNET_KEY")
@@ -53,17 +107,96 @@ class Settings(BaseSettings):
         # The sandbox accepts any account SID; a fixed fake one keeps URLs stable in dev.
         return self.twilio_account_sid or "AC" + "0" * 32
 
-    @model_validator(mode="after")
-    def _refuse_placeholders(self) -> Settings:
-        if self.env != "prod":
-            return self
-        for name in ("secret", "fernet_key", "twilio_auth_token", "rasa_token"):
-            value = getattr(self, name).get_secret_value()
-            if value.strip().lower() in _PLACEHOLDERS or len(value) < 16:
-                raise ValueError(f"{name} is unset or a placeholder; production refuses to start")
-        if not self.twilio_account_sid:
-            raise ValueError("TWILIO_ACCOUNT_SID is unset; production needs a real Twilio account")
+    def secret_value(self, variable: str) -> str:
+        """The value of a secret by its variable's name (HOTLINE_SECRET …)."""
+        field = next(name for name, env in SECRETS.items() if env == variable)
+        return getattr(self, field).get_secret_value()
+
+    def missing_secrets(self, process: str) -> list[str]:
+        """The secrets `process` uses that are empty here (none in the test suite)."""
+        if process not in SECRETS_NEEDED:
+            raise UnsafeSettings(f"HOTLINE_PROCESS={process} names no process of the hotline "
+                                 f"(one of {', '.join(sorted(SECRETS_NEEDED))})")
+        if self.env == "test":
+            return []
+        return sorted(name for name in SECRETS_NEEDED[process] if not self.secret_value(name).strip())
+
+    def require(self, process: str) -> Settings:
+        """Refuse to start `process` without the secrets it uses; a service calls this at start."""
+        missing = self.missing_secrets(process)
+        if missing:
+            raise UnsafeSettings(
+                f"the {process} process refuses to start: {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} empty"
+                + (" (make run generates them into var/dev.env)" if self.env == "dev" else "")
+            )
         return self
+
+    def problems(self) -> list[str]:
+        """Everything that makes these settings unsafe, each with what to change."""
+        problems = []
+        sid = self.twilio_account_sid
+        if sid and self.env != "prod":
+            problems.append(f"TWILIO_ACCOUNT_SID is set, which means production, but HOTLINE_ENV is "
+                            f"{self.env}: set HOTLINE_ENV=prod with real secrets, or unset "
+                            "TWILIO_ACCOUNT_SID to use the dev sandbox")
+        if self.env == "prod":
+            if not sid:
+                problems.append("TWILIO_ACCOUNT_SID is unset; production needs a real Twilio account")
+            elif not _ACCOUNT_SID.match(sid):
+                problems.append("TWILIO_ACCOUNT_SID is not an account SID (AC and 32 hex digits)")
+        key = self.fernet_key.get_secret_value()
+        if key and not _parses_as_fernet(key):
+            problems.append("HOTLINE_FERNET_KEY is not a Fernet key (32 url-safe base64 bytes); make one "
+                            "with `python -c 'from cryptography.fernet import Fernet; "
+                            "print(Fernet.generate_key().decode())'`")
+        if self.env == "test":
+            return problems  # the suite's own values, never a deployment's
+        for variable in SECRETS.values():
+            value = self.secret_value(variable)
+            if value and _is_placeholder(value):
+                problems.append(f"{variable} is a placeholder or shorter than {MIN_SECRET_CHARS} "
+                                "random characters")
+        if self.process is not None:
+            try:
+                missing = self.missing_secrets(self.process)
+            except UnsafeSettings as error:
+                return [*problems, str(error)]
+        elif self.env == "prod":
+            # A production process that does not say which it is must hold every secret.
+            missing = sorted(v for v in SECRETS.values() if not self.secret_value(v).strip())
+        else:
+            missing = []  # an operator's tool in dev; each service checks its own (require)
+        if missing:
+            who = f"the {self.process} process" if self.process else "production"
+            problems.append(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} empty, and "
+                            f"{who} needs {'it' if len(missing) == 1 else 'them'}")
+        return problems
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        problems = self.problems()
+        if problems:
+            raise UnsafeSettings("refusing to start: " + "; ".join(problems))
+        return self
+
+
+def _parses_as_fernet(key: str) -> bool:
+    try:
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _is_placeholder(value: str) -> bool:
+    folded = value.strip().lower()
+    return (
+        folded in _PLACEHOLDERS
+        or len(folded) < MIN_SECRET_CHARS
+        or len(set(folded)) < _MIN_DISTINCT_CHARS
+        or any(word in folded for word in _PLACEHOLDER_WORDS)
+    )
 
 
 @lru_cache(maxsize=1)
