@@ -4,6 +4,9 @@ The real `twilio` client sends to it (only its base URL differs from production)
 the messages in Redis, calls the status callback as Twilio does, and serves a phone at `/`
 that signs and posts webhooks to the gateway exactly like Twilio, showing the replies live.
 It is Twilio's side of the line, so it holds numbers; it never logs them.
+
+It refuses to start outside dev mode and the test suite: it signs whatever it is asked to
+with the Twilio token, so in production its phone page would forge webhooks from any number.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pydantic import BaseModel
 from channels.sandbox.page import PHONE_PAGE
 from channels.twilio_adapter import parse_form, sign
 from hotline import sms
-from hotline.settings import Settings, get_settings
+from hotline.settings import Settings, UnsafeSettings, get_settings
 from hotline.store import connect_async
 
 log = logging.getLogger(__name__)
@@ -200,10 +203,21 @@ def _address(channel: str, number: str) -> str:
     return f"whatsapp:{number}" if channel == "whatsapp" else number
 
 
+def refuse_outside_dev(settings: Settings) -> None:
+    """Raise unless this is dev mode or the test suite, with no Twilio account in sight."""
+    if settings.env not in ("dev", "test") or not settings.dev_mode:
+        raise UnsafeSettings(
+            "the sandbox runs only in dev mode (HOTLINE_ENV=dev, no TWILIO_ACCOUNT_SID): it would "
+            "sign forged webhooks with the real Twilio token"
+        )
+    settings.require("sandbox")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or get_settings()
+        refuse_outside_dev(current)
         db = connect_async(current)
         async with httpx.AsyncClient(timeout=10) as http:
             app.state.sandbox = Sandbox(current, db, http)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 import pytest
 import redis
+from cryptography.fernet import Fernet
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
+from channels.sandbox.app import create_app
 from channels.sender import twilio_client
 from hotline.conversations import INBOUND_STREAM
+from hotline.settings import Settings, UnsafeSettings
 from tests.channels.conftest import Servers
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 
 
 def test_create_list_and_fetch_with_the_real_client(servers: Servers) -> None:
@@ -64,3 +73,33 @@ def test_healthz(servers: Servers) -> None:
     gateway = httpx.get(servers.gateway_url + "/healthz").json()
     assert gateway == {"status": "degraded", "redis": True, "rasa": False}  # no Rasa in this test
     assert httpx.get(servers.sandbox_url + "/healthz").json()["redis"] is True
+
+
+def _start(settings: Settings) -> str:
+    """'started', or why the sandbox refused to start (uvicorn runs the same lifespan)."""
+    try:
+        with TestClient(create_app(settings)) as client:
+            return "started" if client.get("/healthz").status_code == 200 else "unhealthy"
+    except UnsafeSettings as refusal:
+        return str(refusal)
+
+
+def test_the_sandbox_refuses_to_start_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOTLINE_PROCESS", raising=False)
+    production = Settings(
+        HOTLINE_ENV="prod", TWILIO_ACCOUNT_SID=ACCOUNT_SID, HOTLINE_SECRET=secrets.token_urlsafe(32),
+        HOTLINE_FERNET_KEY=Fernet.generate_key().decode(), TWILIO_AUTH_TOKEN=secrets.token_hex(16),
+        RASA_TOKEN=secrets.token_urlsafe(24),
+    )
+    assert "runs only in dev mode" in _start(production)
+    # Settings refuse a Twilio account outside production; the sandbox checks again itself.
+    for env in ("dev", "test"):
+        assert "runs only in dev mode" in _start(Settings.model_construct(**{**production.__dict__, "env": env}))
+
+
+def test_the_sandbox_starts_in_dev_only_with_its_token(settings_factory) -> None:
+    assert _start(settings_factory()) == "started"  # the test suite
+    dev = settings_factory(HOTLINE_ENV="dev", RASA_TOKEN=secrets.token_urlsafe(24))
+    assert _start(dev) == "started"
+    tokenless = dev.model_copy(update={"twilio_auth_token": SecretStr("")})
+    assert "TWILIO_AUTH_TOKEN is empty" in _start(tokenless)
