@@ -6,7 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-LANGUAGES = ("pt", "en", "fr", "sw")
+from hotline.language import LANGUAGES
+
+__all__ = ["LANGUAGES", "LANGUAGE_NAMES", "register"]
+
+# How an editor's message names each of the core's languages.
 LANGUAGE_NAMES = {"pt": "Portuguese", "en": "English", "fr": "French", "sw": "Swahili"}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from content import LANGUAGES
-from content.check import load, normalise_example
+from content.model import load, normalise_example
 
 log = logging.getLogger(__name__)
 

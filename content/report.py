@@ -9,17 +9,10 @@ from pathlib import Path
 from typing import TextIO
 
 from content import LANGUAGE_NAMES, LANGUAGES
-from content.check import (
-    INDICATOR_REQUIRED,
-    Content,
-    Problem,
-    indicator_groups,
-    is_empty,
-    language_maps,
-    load,
-    required_examples,
-    run_checks,
-)
+from content.check import run_checks
+from content.checks.indicators import INDICATOR_REQUIRED
+from content.checks.nlu import required_examples
+from content.model import Content, Problem, indicator_groups, is_empty, language_maps, load
 
 REPORT_FILE = "content-report.html"
 

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 import content as content_cli
-from content.check import Problem, check, print_problems
+from content import sent
+from content.check import check, print_problems
+from content.model import Problem, load
+from hotline import sms
 from hotline.settings import PROJECT_ROOT
 
 LANGUAGES = ("pt", "en", "fr", "sw")
@@ -56,7 +59,7 @@ responses:
       name: language
       value: sw
 
-  utter_nobody_on_duty:
+  utter_back_soon:
   - text: "Ninguém está de serviço. Voltamos {next_shift}."
   - text: "Nobody is on duty. We are back {next_shift}."
     condition:
@@ -100,7 +103,7 @@ services:
 - id: office
   type: office
   province: Maputo Cidade
-  name: {pt: "Escritório", en: "Office", fr: "Bureau", sw: "Ofisi"}
+  name: {pt: "Gabinete", en: "Office", fr: "Bureau", sw: "Ofisi"}
   phone: "+25821310779"
   source: "called by Ana on 2024-05-02"
   verified: true
@@ -157,6 +160,45 @@ canned_replies:
 """
 
 
+# What the action server says on the safety paths; short texts, so each test makes one long.
+HANDOFF_NAMES = (
+    "utter_acknowledge_disclosure",
+    "utter_acknowledge_third_party",
+    "utter_safety_tip",
+    "utter_danger_numbers",
+    "utter_ask_consent",
+    "utter_case_opened",
+    "utter_emergency",
+    "utter_child_protection",
+    "utter_consent_declined",
+    "utter_nobody_on_duty",
+    "utter_nobody_on_duty_urgent",
+    "utter_case_closed",
+    "utter_services_intro",
+    "utter_no_services",
+)
+
+
+def handoff(texts: dict[tuple[str, str], str] | None = None, names=HANDOFF_NAMES) -> str:
+    """data/handoff.yml with a short text per response and language, or the given ones."""
+    texts = texts or {}
+    out = ['version: "3.1"', "responses:"]
+    for name in names:
+        out.append(f"  {name}:")
+        for language in LANGUAGES:
+            shift = " {next_shift}" if "nobody" in name else ""
+            text = texts.get((name, language), f"Said {name[6:]} in {language}{shift}.")
+            out.append(f'  - text: "{text}"')
+            if language != "pt":
+                out += [
+                    "    condition:",
+                    "    - type: slot",
+                    "      name: language",
+                    f"      value: {language}",
+                ]
+    return "\n".join(out) + "\n"
+
+
 def nlu(language: str) -> str:
     greet = "".join(f"    - {WORDS[language]} {i}\n" for i in range(12))
     report = "".join(f"    - {HELP[language]} {i}\n" for i in range(25))
@@ -175,6 +217,7 @@ def base_files() -> dict[str, str]:
         "data/risk/indicators.yml": INDICATORS,
         "data/keywords.yml": KEYWORDS,
         "data/canned_replies.yml": CANNED,
+        "data/handoff.yml": handoff(),
     }
     for language in LANGUAGES:
         files[f"data/nlu/{language}/nlu.yml"] = nlu(language)
@@ -294,7 +337,7 @@ def test_placeholders_must_match_the_portuguese(tmp_path: Path) -> None:
     line = line_of(tmp_path, "bot/general.yml", "{prochain}")
     assert any(
         p.startswith(
-            f"bot/general.yml:{line}: utter_nobody_on_duty [fr] has "
+            f"bot/general.yml:{line}: utter_back_soon [fr] has "
             "placeholders {prochain} but the Portuguese text has {next_shift}"
         )
         for p in found
@@ -465,19 +508,189 @@ def test_a_rule_naming_something_unknown_is_an_error(
 
 def test_texts_the_action_server_says_are_checked_too(tmp_path: Path) -> None:
     files = base_files()
-    files["data/handoff.yml"] = GENERAL.replace("utter_greet", "utter_case_opened").replace(
-        "  utter_nobody_on_duty:", "  utter_waiting:"
-    )
-    files["data/handoff.yml"] = files["data/handoff.yml"].replace("Habari! Nikusaidie vipi?", "")
+    files["data/handoff.yml"] = handoff({("utter_case_opened", "sw"): ""})
     files["data/rules/rules.yml"] = RULES.replace(
         "action: action_open_case", "action: utter_case_opened"
     )
     found = errors(check(write_tree(tmp_path, files)))
     assert len(found) == 2, found
-    assert found[0].startswith("data/handoff.yml:15: utter_case_opened [sw] is empty")
+    line = line_of(tmp_path, "data/handoff.yml", '- text: ""')
+    assert found[0].startswith(f"data/handoff.yml:{line}: utter_case_opened [sw] is empty")
     assert found[1].startswith(
         "data/rules/rules.yml:10: 'disclosure' names utter_case_opened, which does not exist; "
         "the action server says it (it is in data/handoff.yml), not Rasa"
+    )
+
+
+def test_a_text_an_action_says_missing_from_handoff_is_an_error(tmp_path: Path) -> None:
+    files = base_files()
+    names = tuple(n for n in HANDOFF_NAMES if n != "utter_ask_consent")
+    files["data/handoff.yml"] = handoff(names=names)
+    assert only_error(check(write_tree(tmp_path, files))) == (
+        "data/handoff.yml: utter_ask_consent is missing; action_offer_counsellor say(s) it: "
+        "add it here with its pt, en, fr and sw texts"
+    )
+
+
+# ---------------------------------------------------------------- what is sent
+
+
+def sentence(length: int, start: str = "Text") -> str:
+    """A GSM-7 text of exactly `length` characters."""
+    return (start + " " + "x" * length)[:length]
+
+
+def test_replies_sent_together_are_measured_joined(tmp_path: Path) -> None:
+    # Each text is 2 segments alone; the sender joins the three into one SMS of 4.
+    texts = {
+        ("utter_acknowledge_disclosure", "en"): sentence(150, "Thank you"),
+        ("utter_safety_tip", "en"): sentence(160, "For your safety"),
+        ("utter_ask_consent", "en"): sentence(170, "May we"),
+    }
+    files = base_files()
+    files["data/handoff.yml"] = handoff(texts)
+    found = errors(check(write_tree(tmp_path, files)))
+    line = line_of(tmp_path, "data/handoff.yml", "May we")
+    assert len(found) == 2, found
+    offer = next(p for p in found if "the high-risk offer [en]" in p)
+    assert offer.startswith(
+        f"data/handoff.yml:{line}: the high-risk offer [en] goes out as one SMS of 4 segments "
+        "(GSM-7): utter_acknowledge_disclosure (150) + utter_safety_tip (160) + "
+        "utter_ask_consent (170), 484 characters"
+    )
+    assert "it must fit 3 segments (459 characters or fewer)" in offer
+    # With the emergency numbers between the tip and the question it is longer still.
+    assert any(
+        "the high-risk offer read as danger now [en] goes out as one SMS of 4" in p for p in found
+    )
+
+
+@pytest.mark.parametrize(("consent", "failing"), [(127, []), (128, ["read as danger now [en]"])])
+def test_a_joined_message_may_fill_three_segments_exactly(
+    tmp_path: Path, consent: int, failing: list[str]
+) -> None:
+    danger = len("Said danger_numbers in en.")
+    # 150 + 150 + 26 + 127 and three blank lines between them: 459 septets, 3 segments.
+    assert 150 + 150 + danger + 127 + 3 * len(sms.MESSAGE_SEPARATOR) == 459
+    texts = {
+        ("utter_acknowledge_disclosure", "en"): sentence(150),
+        ("utter_safety_tip", "en"): sentence(150),
+        ("utter_ask_consent", "en"): sentence(consent),
+    }
+    files = base_files()
+    files["data/handoff.yml"] = handoff(texts)
+    found = errors(check(write_tree(tmp_path, files)))
+    assert len(found) == len(failing), found
+    assert all(want in got for want, got in zip(failing, found, strict=True))
+
+
+def test_a_joined_path_is_measured_with_its_placeholder_filled(tmp_path: Path) -> None:
+    # 300 + 2 + 150 = 452 as written; {next_shift} (12) becomes "segunda-feira às 06:00" (22).
+    texts = {
+        ("utter_child_protection", "pt"): sentence(300, "Fizeste bem"),
+        ("utter_nobody_on_duty_urgent", "pt"): "Resposta a partir de {next_shift}. "
+        + sentence(150 - 35, "Policia"),
+    }
+    assert len(texts[("utter_nobody_on_duty_urgent", "pt")]) == 150
+    files = base_files()
+    files["data/handoff.yml"] = handoff(texts)
+    message = only_error(check(write_tree(tmp_path, files)))
+    assert "the child path with nobody on duty [pt] goes out as one SMS of 4 segments" in message
+    assert "utter_child_protection (300) + utter_nobody_on_duty_urgent (160)" in message
+
+
+def test_ucs2_in_one_reply_makes_the_whole_sms_ucs2(tmp_path: Path) -> None:
+    # Four texts of 50 and three blank lines: 206 characters, 2 segments in GSM-7, but one
+    # 'û' in one of them makes the whole SMS UCS-2, and 4 segments, though each is one alone.
+    texts = {
+        ("utter_acknowledge_disclosure", "fr"): sentence(50, "Merci"),
+        ("utter_safety_tip", "fr"): sentence(50, "Pour votre sûreté"),
+        ("utter_danger_numbers", "fr"): sentence(50, "En danger"),
+        ("utter_ask_consent", "fr"): sentence(50, "Pouvons-nous"),
+    }
+    files = base_files()
+    files["data/handoff.yml"] = handoff(texts)
+    message = only_error(check(write_tree(tmp_path, files)))
+    assert (
+        message.startswith("data/handoff.yml:")
+        and "the high-risk offer read as danger now [fr] goes out as one SMS of 4 segments"
+        in message
+    )
+    assert "(UCS-2 because of 'û')" in message
+    assert "201 characters or fewer" in message
+
+
+def test_the_service_list_is_built_and_measured(tmp_path: Path) -> None:
+    long_name = sentence(440, "Linha Verde")
+    files = base_files()
+    files["data/services.yml"] = SERVICES.replace('en: "Linha Verde"', f'en: "{long_name}"')
+    found = errors(check(write_tree(tmp_path, files)))
+    line = line_of(tmp_path, "data/services.yml", long_name)
+    listing = [p for p in found if "the service list [en]" in p]
+    assert len(listing) == 1, found
+    assert listing[0].startswith(f"data/services.yml:{line}: the service list [en] (asking for ")
+    assert "goes out as one SMS of 4 segments (GSM-7)" in listing[0]
+    assert (
+        "utter_services_intro (26) + service office (23) + service linha-verde (446)"
+        in (listing[0])
+    )
+    # Declining the counsellor sends the same list after the refusal.
+    assert any("the counsellor declined [en]" in p for p in found), found
+
+
+def test_on_whatsapp_the_same_message_has_no_segments(tmp_path: Path) -> None:
+    texts = {("utter_safety_tip", "en"): sentence(400, "For your safety")}
+    files = base_files()
+    files["data/handoff.yml"] = handoff(texts)
+    content = load(write_tree(tmp_path, files))
+    offer = next(
+        m for m in sent.messages(content) if m.turn == "the high-risk offer" and m.language == "en"
+    )
+    assert offer.bodies() == [sms.MESSAGE_SEPARATOR.join(offer.texts)]
+    assert offer.segments("whatsapp") is None
+    assert offer.segments("sms") == sms.segment_count(offer.bodies()[0]) == 4
+
+
+def test_one_character_that_makes_a_text_ucs2_is_named(tmp_path: Path) -> None:
+    text = sentence(100, "It’s free")  # 1 segment in GSM-7, 2 in UCS-2
+    problems = broken(tmp_path, "bot/general.yml", "Hello! How can I help?", text)
+    assert errors(problems) == []
+    line = line_of(tmp_path, "bot/general.yml", text)
+    assert [str(p) for p in problems] == [
+        (
+            f"bot/general.yml:{line}: warning: utter_greet [en] is sent in UCS-2 only because "
+            "of '’' (1 time(s)): 2 SMS segments instead of 1; write \"'\" instead"
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It’s free",  # one segment either way
+        sentence(100, "ça coûte"),  # two characters force UCS-2, not one
+    ],
+)
+def test_ucs2_that_costs_nothing_or_needs_two_characters_is_not_flagged(
+    tmp_path: Path, text: str
+) -> None:
+    assert broken(tmp_path, "bot/general.yml", "Hello! How can I help?", text) == []
+
+
+def test_a_joined_message_names_the_reply_with_the_costly_character(tmp_path: Path) -> None:
+    texts = {
+        ("utter_acknowledge_disclosure", "en"): sentence(60, "Thank you"),
+        ("utter_safety_tip", "en"): sentence(60, "Delete these"),
+    }
+    files = base_files()
+    files["data/handoff.yml"] = handoff(texts)
+    problems = check(write_tree(tmp_path, files))
+    assert errors(problems) == []
+    line = line_of(tmp_path, "data/handoff.yml", "Delete these")
+    assert (
+        f"data/handoff.yml:{line}: warning: the high-risk offer [en] is sent in UCS-2 only "
+        "because of U+00A0 (1 time(s)): 3 SMS segments instead of 1; write ' ' instead "
+        "(it is in utter_safety_tip)" in [str(p) for p in problems]
     )
 
 

@@ -1,0 +1,259 @@
+"""What a person receives: the texts that leave together in one turn, per language and channel.
+
+On the safety paths the action server says several texts in one turn (actions/handoff.py), and
+the sender joins a conversation's consecutive replies into one SMS (channels/sender.py through
+hotline.sms.join_messages), so the acknowledgement, the safety tip and the consent question
+arrive as one message and cost its segments together. The service list is built at run time
+from data/services.yml (protection/directory.py). This module rebuilds those messages from the
+content files so the check measures what is sent, not each text on its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml.error import YAMLError
+
+from content import LANGUAGES
+from content.model import PLACEHOLDER, SERVICES, Content, Response, service_texts
+from hotline import sms
+
+# Stands for the reply that lists services: utter_services_intro, a line break, then one line
+# per service, as action_list_services and action_decline_counsellor build it.
+SERVICE_LIST = "(service list)"
+SERVICE_INTRO = "utter_services_intro"
+
+# A slot's value is only known at run time; measure with the longest value it takes.
+PLACEHOLDER_SAMPLES = {
+    "next_shift": {
+        # The longest values referral/rota.py writes in each language.
+        "pt": "segunda-feira às 06:00",
+        "en": "Wednesday at 06:00",
+        "fr": "la prochaine permanence",
+        "sw": "Jumatatu saa 06:00",
+    },
+}
+DEFAULT_PLACEHOLDER_SAMPLE = "x" * 20
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One way a turn can end: the action, and the texts it says in order."""
+
+    name: str
+    action: str
+    replies: tuple[str, ...]
+
+
+# What each action of actions/handoff.py and actions/services.py can say in one turn, read
+# from their branches: whether the person spoke of someone else, whether the model read
+# danger now, whether anyone is on duty, whether a case could be opened at all.
+OFFER, OPEN, DECLINE, SERVICES_ACTION = (
+    "action_offer_counsellor",
+    "action_open_case",
+    "action_decline_counsellor",
+    "action_list_services",
+)
+_ACK, _THIRD, _TIP, _DANGER, _CONSENT = (
+    "utter_acknowledge_disclosure",
+    "utter_acknowledge_third_party",
+    "utter_safety_tip",
+    "utter_danger_numbers",
+    "utter_ask_consent",
+)
+_NOBODY, _NOBODY_URGENT = "utter_nobody_on_duty", "utter_nobody_on_duty_urgent"
+TURNS: tuple[Turn, ...] = (
+    Turn("the high-risk offer", OFFER, (_ACK, _TIP, _CONSENT)),
+    Turn("the high-risk offer about someone else", OFFER, (_THIRD, _TIP, _CONSENT)),
+    Turn("the high-risk offer read as danger now", OFFER, (_ACK, _TIP, _DANGER, _CONSENT)),
+    Turn(
+        "the high-risk offer about someone else read as danger now",
+        OFFER,
+        (_THIRD, _TIP, _DANGER, _CONSENT),
+    ),
+    Turn("the emergency reply", OPEN, ("utter_emergency",)),
+    Turn("the emergency reply with nobody on duty", OPEN, ("utter_emergency", _NOBODY)),
+    Turn("the child path", OPEN, ("utter_child_protection",)),
+    Turn("the child path with nobody on duty", OPEN, ("utter_child_protection", _NOBODY_URGENT)),
+    Turn("the case opened", OPEN, ("utter_case_opened",)),
+    Turn("the case opened with nobody on duty", OPEN, ("utter_case_opened", _NOBODY)),
+    Turn(
+        "the high-risk case opened with nobody on duty", OPEN, ("utter_case_opened", _NOBODY_URGENT)
+    ),
+    Turn("the case opened read as danger now", OPEN, ("utter_case_opened", _DANGER)),
+    Turn(
+        "the case opened read as danger now with nobody on duty",
+        OPEN,
+        ("utter_case_opened", _DANGER, _NOBODY_URGENT),
+    ),
+    # Redis refused the case: the numbers, and when someone will answer.
+    Turn("no case could be opened", OPEN, (_NOBODY_URGENT,)),
+    Turn("the counsellor declined", DECLINE, ("utter_consent_declined", SERVICE_LIST)),
+    Turn("the counsellor declined with no service to list", DECLINE, ("utter_consent_declined",)),
+    Turn("the service list", SERVICES_ACTION, (SERVICE_LIST,)),
+    Turn("no service to list", SERVICES_ACTION, ("utter_no_services",)),
+    Turn("the case handed back", "action_case_closed", ("utter_case_closed",)),
+)
+
+# How each channel carries a message: SMS in segments, WhatsApp as one message whatever its
+# length (the sender still cuts it into the same bodies, of at most ten segments' worth).
+CHANNELS = ("sms", "whatsapp")
+
+
+def runtime_texts() -> dict[str, list[str]]:
+    """Every data/handoff.yml text an action says, with the actions that say it."""
+    said: dict[str, list[str]] = {}
+    for turn in TURNS:
+        for name in turn.replies:
+            text = SERVICE_INTRO if name == SERVICE_LIST else name
+            actions = said.setdefault(text, [])
+            if turn.action not in actions:
+                actions.append(turn.action)
+    return said
+
+
+def fill_placeholders(text: str, language: str) -> str:
+    """The text as a person would receive it, with each {slot} given a realistic long value."""
+
+    def sample(match: re.Match[str]) -> str:
+        return PLACEHOLDER_SAMPLES.get(match.group(1), {}).get(language, DEFAULT_PLACEHOLDER_SAMPLE)
+
+    return PLACEHOLDER.sub(sample, text)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One text inside a message, with where an editor changes it."""
+
+    name: str
+    path: str
+    line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn's replies in one language, as the sender receives them.
+
+    Each reply is one or more parts on separate lines (the service list is the intro and one
+    line per service); the sender puts a blank line between replies.
+    """
+
+    turn: str  # which way through the conversation, for the editor
+    language: str
+    replies: tuple[tuple[Part, ...], ...]
+    case: str = ""  # which variant, when a path has many (the services a question lists)
+
+    @property
+    def texts(self) -> list[str]:
+        return ["\n".join(part.text for part in reply) for reply in self.replies]
+
+    @property
+    def parts(self) -> list[Part]:
+        return [part for reply in self.replies for part in reply]
+
+    def bodies(self) -> list[str]:
+        """The bodies the sender hands to Twilio, on either channel."""
+        return sms.join_messages(self.texts)
+
+    def segments(self, channel: str) -> int | None:
+        """SMS segments paid for this message; None on WhatsApp, which has none."""
+        if channel != "sms":
+            return None
+        return sum(sms.segment_count(body) for body in self.bodies())
+
+
+def _text(response: Response, language: str) -> tuple[str, int]:
+    """The text actions/texts.py would pick: the language's, else the Portuguese."""
+    chosen = response.texts.get(language) or response.texts.get("pt")
+    if chosen is None:
+        return "", response.line
+    return fill_placeholders(chosen.text, language), chosen.line
+
+
+def _part(response: Response, language: str) -> Part:
+    text, line = _text(response, language)
+    return Part(response.name, response.path, line, text)
+
+
+def _directory(root: Path) -> list:
+    """The directory as the action server loads it, or [] when it cannot be read (the services
+    check reports why)."""
+    from protection import directory
+
+    path = root / SERVICES
+    if not path.exists():
+        return []
+    try:
+        return directory.load(path)
+    except (KeyError, TypeError, AttributeError, ValueError, YAMLError):
+        return []
+
+
+def _service_lists(content: Content, with_provinces: bool) -> Iterator[tuple[str, list]]:
+    """(what was asked, services listed) for every list the directory can give.
+
+    Every combination of kinds of service and, for a question, every province, deduplicated:
+    a few hundred lists at most, each a handful of lines.
+    """
+    from protection import directory
+
+    services = _directory(content.root)
+    kinds = [kind for kind in directory.SERVICE_TYPES if any(s.type == kind for s in services)]
+    kinds += sorted({s.type for s in services} - set(kinds))
+    provinces = (None, *directory.PROVINCES) if with_provinces else (None,)
+    seen: set[tuple[str, ...]] = set()
+    for size in range(len(kinds) + 1):
+        for chosen in itertools.combinations(kinds, size):
+            for province in provinces:
+                found = directory.match(services, province or "", chosen)[:4]
+                key = tuple(s.id for s in found)
+                if not found or key in seen:
+                    continue
+                seen.add(key)
+                asked = ", ".join(chosen) or "any kind"
+                yield f"asking for {asked}" + (f" in {province}" if province else ""), found
+
+
+def _service_reply(
+    language: str, found: list, intro: Response, names: dict[str, Response]
+) -> tuple[Part, ...]:
+    from protection import directory
+
+    parts = [_part(intro, language)]
+    for service in found:
+        named = names.get(service.id)
+        text = named.texts.get(language) if named else None
+        line = text.line if text else (named.line if named else 0)
+        listed = directory.format_services([service], language)
+        parts.append(Part(f"service {service.id}", SERVICES, line, listed))
+    return tuple(parts)
+
+
+def messages(content: Content) -> Iterator[Message]:
+    """Every message of TURNS in every language; turns whose texts are missing are skipped
+    (the responses check reports them)."""
+    by_name = {response.name: response for response in content.runtime_responses}
+    names = {item.name: item for item in service_texts(content) if item.part == "name"}
+    for turn in TURNS:
+        needed = [SERVICE_INTRO if name == SERVICE_LIST else name for name in turn.replies]
+        if any(name not in by_name for name in needed):
+            continue
+        for language in LANGUAGES:
+            fixed = [
+                () if name == SERVICE_LIST else (_part(by_name[name], language),)
+                for name in turn.replies
+            ]
+            if SERVICE_LIST not in turn.replies:
+                yield Message(turn.name, language, tuple(fixed))
+                continue
+            at = turn.replies.index(SERVICE_LIST)
+            lists = _service_lists(content, with_provinces=turn.action == SERVICES_ACTION)
+            for case, found in lists:
+                replies = list(fixed)
+                replies[at] = _service_reply(language, found, by_name[SERVICE_INTRO], names)
+                yield Message(turn.name, language, tuple(replies), case)
