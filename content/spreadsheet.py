@@ -1,10 +1,16 @@
-"""Translators' spreadsheet: export responses to .csv/.xlsx and write edits back into the YAML."""
+"""Translators' spreadsheet: every sentence a person can receive, to .csv/.xlsx and back.
+
+One row per text: the bot's responses, the safety-path texts the action server says, canned
+replies and their titles, the channel's notes, the service names and hours. An edited cell is
+written back into the YAML it came from, changing only that line.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,14 +25,20 @@ from ruamel.yaml.scalarstring import (
 )
 
 from content import LANGUAGES
-from content.check import (
+from content.check import check, print_problems
+from content.model import (
     CANNED_REPLIES,
+    KEYWORDS,
     RUNTIME_RESPONSES,
+    SERVICE_TEXT_FIELDS,
+    SERVICES,
+    Content,
     Problem,
-    check,
+    Response,
+    keyword_texts,
     language_of,
     load,
-    print_problems,
+    service_texts,
 )
 
 log = logging.getLogger(__name__)
@@ -35,6 +47,13 @@ COLUMNS = ("file", "response", *LANGUAGES)
 # Layouts tried when rewriting a file; the first that reproduces the file byte for byte is used,
 # so a file is only ever rewritten in the layout it already has.
 LAYOUTS = ((2, 2, 0), (2, 4, 2), (4, 4, 2), (2, 4, 0), (4, 4, 0))
+# The files outside bot/ a spreadsheet may write to; anything else is refused.
+DATA_FILES = (RUNTIME_RESPONSES, CANNED_REPLIES, KEYWORDS, SERVICES)
+# A cell starting like this is a formula to a spreadsheet (=1+1, +1, -1, @SUM, or a tab or
+# carriage return that hides one). In a CSV such a text gets a leading apostrophe, which
+# spreadsheets read as "this is text"; an apostrophe before it is doubled the same way, so
+# reading the cell back always gives the original.
+FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
 
 
 class SpreadsheetError(Exception):
@@ -66,12 +85,38 @@ class ImportResult:
 # ---------------------------------------------------------------- export
 
 
+def translatable(content: Content) -> list[Response]:
+    """Every text a person can receive or a counsellor picks, once, in the order of the sheet."""
+    return [
+        *content.responses,
+        *content.canned,
+        *content.canned_titles,
+        *keyword_texts(content),
+        *service_texts(content),
+    ]
+
+
+def row_name(item: Response) -> str:
+    """The `response` cell: the name, and which part of the entry ("greeting/title")."""
+    return f"{item.name}/{item.part}" if item.part else item.name
+
+
+def formula_safe(text: str) -> str:
+    """The text as a CSV cell that no spreadsheet evaluates."""
+    return "'" + text if FORMULA_START.match(text) else text
+
+
+def from_formula_safe(cell: str) -> str:
+    """The original text of a cell written by `formula_safe`."""
+    return cell[1:] if cell.startswith("'") and FORMULA_START.match(cell[1:]) else cell
+
+
 def rows(root: Path) -> list[dict[str, str]]:
-    """One row per bot response, then one per canned reply: file, response, pt, en, fr, sw."""
+    """One row per text (see `translatable`): file, response, pt, en, fr, sw."""
     content = load(root)
     found = []
-    for item in [*content.responses, *content.canned]:
-        row = {"file": item.path, "response": item.name}
+    for item in translatable(content):
+        row = {"file": item.path, "response": row_name(item)}
         for language in LANGUAGES:
             text = item.texts.get(language)
             row[language] = text.text if text else ""
@@ -89,7 +134,7 @@ def export(root: Path, target: Path) -> int:
         with target.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows(table)
+            writer.writerows({k: formula_safe(v) for k, v in row.items()} for row in table)
     return len(table)
 
 
@@ -101,8 +146,15 @@ def _write_xlsx(table: list[dict[str, str]], target: Path) -> None:
     sheet = book.active
     sheet.title = "responses"
     sheet.append(list(COLUMNS))
-    for row in table:
-        sheet.append([row[column] for column in COLUMNS])
+    for number, row in enumerate(table, start=2):
+        for column, name in enumerate(COLUMNS, start=1):
+            cell = sheet.cell(number, column)
+            cell.value = row[name]
+            # openpyxl takes a string starting with = for a formula; a string cell is never
+            # evaluated, and the quote prefix keeps it text when the translator edits it.
+            cell.data_type = "s"
+            if FORMULA_START.match(row[name]):
+                cell.quotePrefix = True
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for column, width in zip("ABCDEF", (22, 30, 60, 60, 60, 60)):
@@ -128,7 +180,7 @@ def read_table(source: Path) -> list[dict[str, str]]:
         lines = [[_cell_text(value) for value in row] for row in sheet.iter_rows(values_only=True)]
     else:
         with source.open(encoding="utf-8-sig", newline="") as handle:
-            lines = list(csv.reader(handle))
+            lines = [[from_formula_safe(cell) for cell in line] for line in csv.reader(handle)]
     if not lines:
         raise SpreadsheetError(f"{source} is empty; export it again with `hotline content export`")
     header = [name.strip().lower() for name in lines[0]]
@@ -281,29 +333,15 @@ def _apply_response(
     return changed
 
 
-def _apply_canned(
-    data: Any,
+def _apply_texts(
+    texts: CommentedMap,
     rel: str,
+    name: str,
     row: dict[str, str],
     result: ImportResult,
     pending: list[tuple[str, str, str]],
 ) -> bool:
-    reply_id = row.get("response", "").strip()
-    replies = data.get("canned_replies") if isinstance(data, dict) else None
-    entry = next(
-        (r for r in replies or [] if isinstance(r, dict) and str(r.get("id")) == reply_id), None
-    )
-    if entry is None:
-        result.notes.append(
-            Problem(
-                rel,
-                0,
-                f"row for canned reply {reply_id}: there is no such id "
-                f"in {rel}; export again, do not rename ids in the spreadsheet",
-            )
-        )
-        return False
-    texts = entry.setdefault("text", CommentedMap())
+    """Apply one row to a mapping of language -> text; True when it changed."""
     changed = False
     for language in LANGUAGES:
         if language not in row:
@@ -317,41 +355,132 @@ def _apply_canned(
                 Problem(
                     rel,
                     0,
-                    f"canned reply {reply_id} [{language}] is empty in "
-                    "the spreadsheet and was left as it is",
+                    f"{name} [{language}] is empty in the spreadsheet and was left as it is",
                     "warning",
                 )
             )
             continue
         like = old if old is not None else next(iter(texts.values()), "")
-        pending.append((reply_id, language, "changed" if old is not None else "added"))
+        pending.append((name, language, "changed" if old is not None else "added"))
         texts[language] = _same_style(like, cell)
         changed = True
     return changed
+
+
+def _no_such(result: ImportResult, rel: str, what: str) -> bool:
+    result.notes.append(
+        Problem(
+            rel,
+            0,
+            f"row for {what}: there is no such entry in {rel}; export again, do not rename "
+            "names or ids in the spreadsheet",
+        )
+    )
+    return False
+
+
+def _apply_canned(
+    data: Any,
+    rel: str,
+    row: dict[str, str],
+    result: ImportResult,
+    pending: list[tuple[str, str, str]],
+) -> bool:
+    name = row.get("response", "").strip()
+    reply_id, _, part = name.partition("/")
+    replies = data.get("canned_replies") if isinstance(data, dict) else None
+    entry = next(
+        (r for r in replies or [] if isinstance(r, dict) and str(r.get("id")) == reply_id), None
+    )
+    if entry is None or part not in ("", "title"):
+        return _no_such(result, rel, f"canned reply {name}")
+    texts = entry.setdefault(part or "text", CommentedMap())
+    return _apply_texts(texts, rel, name, row, result, pending)
+
+
+def _apply_keyword_text(
+    data: Any,
+    rel: str,
+    row: dict[str, str],
+    result: ImportResult,
+    pending: list[tuple[str, str, str]],
+) -> bool:
+    name = row.get("response", "").strip()
+    texts = data.get("texts") if isinstance(data, dict) else None
+    if not isinstance(texts, dict) or not isinstance(texts.get(name), dict):
+        return _no_such(result, rel, f"channel note {name}")
+    return _apply_texts(texts[name], rel, name, row, result, pending)
+
+
+def _apply_service(
+    data: Any,
+    rel: str,
+    row: dict[str, str],
+    result: ImportResult,
+    pending: list[tuple[str, str, str]],
+) -> bool:
+    name = row.get("response", "").strip()
+    service_id, _, part = name.partition("/")
+    services = data.get("services") if isinstance(data, dict) else None
+    entry = next(
+        (s for s in services or [] if isinstance(s, dict) and str(s.get("id")) == service_id),
+        None,
+    )
+    if entry is None or part not in SERVICE_TEXT_FIELDS:
+        return _no_such(result, rel, f"service {name}")
+    texts = entry.setdefault(part, CommentedMap())
+    return _apply_texts(texts, rel, name, row, result, pending)
+
+
+APPLY = {
+    CANNED_REPLIES: _apply_canned,
+    KEYWORDS: _apply_keyword_text,
+    SERVICES: _apply_service,
+}
+
+
+def allowed_file(root: Path, rel: str) -> str | None:
+    """The file a row names, relative to root, when a spreadsheet may write to it; else None.
+
+    The path is resolved first, so `bot/../x.yml` or a link out of bot/ is refused: only the
+    YAML files directly in bot/ and the DATA_FILES, as they really are on disk.
+    """
+    if not rel:
+        return None
+    base = root.resolve()
+    path = (base / rel).resolve()
+    if not path.is_file():
+        return None
+    if path.parent == (base / "bot").resolve() and path.suffix in (".yml", ".yaml"):
+        return path.relative_to(base).as_posix()
+    if any(path == (base / name).resolve() for name in DATA_FILES):
+        return path.relative_to(base).as_posix()
+    return None
 
 
 def import_rows(root: Path, table: list[dict[str, str]]) -> ImportResult:
     """Write the spreadsheet's texts into the YAML files; files with no change are not touched."""
     result = ImportResult()
     by_file: dict[str, list[dict[str, str]]] = {}
+    refused: dict[str, int] = {}
     for row in table:
-        by_file.setdefault(row.get("file", "").strip(), []).append(row)
-    for rel, file_rows in by_file.items():
-        path = (root / rel).resolve()
-        allowed = rel in (CANNED_REPLIES, RUNTIME_RESPONSES) or (
-            rel.startswith("bot/") and rel.endswith((".yml", ".yaml"))
-        )
-        if not allowed or not path.is_relative_to(root.resolve()) or not path.exists():
-            result.notes.append(
-                Problem(
-                    rel or "(no file)",
-                    0,
-                    f"{len(file_rows)} row(s) name file "
-                    f"'{rel}', which is not a response file here; keep the file "
-                    "column as exported",
-                )
+        named = row.get("file", "").strip()
+        rel = allowed_file(root, named)
+        if rel is None:
+            refused[named] = refused.get(named, 0) + 1
+        else:
+            by_file.setdefault(rel, []).append(row)
+    for named, count in refused.items():
+        result.notes.append(
+            Problem(
+                named or "(no file)",
+                0,
+                f"{count} row(s) name file '{named}', which is not a file of texts here; keep "
+                "the file column as exported",
             )
-            continue
+        )
+    for rel, file_rows in by_file.items():
+        path = root / rel
         original = path.read_text(encoding="utf-8")
         yaml = _layout_for(original)
         if yaml is None:
@@ -366,7 +495,7 @@ def import_rows(root: Path, table: list[dict[str, str]]) -> ImportResult:
             continue
         data = yaml.load(original)
         pending: list[tuple[str, str, str]] = []
-        apply = _apply_canned if rel == CANNED_REPLIES else _apply_response
+        apply = APPLY.get(rel, _apply_response)
         changed = False
         for row in file_rows:
             changed = apply(data, rel, row, result, pending) or changed
@@ -382,11 +511,9 @@ def import_rows(root: Path, table: list[dict[str, str]]) -> ImportResult:
 
 def _locate(root: Path, rel: str, pending: list[tuple[str, str, str]]) -> list[Change]:
     """Where each changed text now is, so the editor can look at it."""
-    content = load(root)
-    items = [*content.responses, *content.canned]
     lines = {
-        (item.path, item.name, lang): text.line
-        for item in items
+        (item.path, row_name(item), lang): text.line
+        for item in translatable(load(root))
         for lang, text in item.texts.items()
     }
     return [

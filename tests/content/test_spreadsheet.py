@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from content.check import load
-from content.spreadsheet import COLUMNS, export, import_rows, main_import, read_table
+from content.model import load
+from content.spreadsheet import (
+    COLUMNS,
+    export,
+    import_rows,
+    main_import,
+    read_table,
+    row_name,
+    translatable,
+)
 from hotline.settings import PROJECT_ROOT
 
 
@@ -53,8 +61,7 @@ def test_export_then_import_with_no_edits_changes_no_byte(
     before = snapshot(tree)
     sheet = tmp_path / name
     count = export(tree, sheet)
-    content = load(tree)
-    assert count == len(content.responses) + len(content.canned)
+    assert count == len(translatable(load(tree)))
     out = io.StringIO()
     main_import(tree, sheet, out)
     assert "0 text(s) changed in 0 file(s)" in out.getvalue()
@@ -202,3 +209,158 @@ def test_import_then_runs_the_check(tree: Path, tmp_path: Path) -> None:
     status = main_import(tree, sheet, out)
     assert status == 1
     assert f"{target.name} [en] needs 4 SMS segments (UCS-2 because of 'á')" in out.getvalue()
+
+
+def test_every_text_a_person_can_receive_is_in_the_sheet_once(tree: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "responses.csv"
+    export(tree, sheet)
+    rows = read_csv(sheet)
+    keys = [(row["file"], row["response"]) for row in rows]
+    assert len(keys) == len(set(keys))
+    files = {row["file"] for row in rows}
+    assert {
+        "data/handoff.yml",
+        "data/canned_replies.yml",
+        "data/keywords.yml",
+        "data/services.yml",
+    } <= files
+    assert any(f.startswith("bot/") for f in files)
+    by_key = {(row["file"], row["response"]): row for row in rows}
+    assert by_key[("data/handoff.yml", "utter_ask_consent")]["pt"]
+    assert by_key[("data/keywords.yml", "opted_out")]["en"]
+    greeting = by_key[("data/canned_replies.yml", "greeting/title")]
+    assert (
+        greeting["en"] and greeting["en"] != by_key[("data/canned_replies.yml", "greeting")]["en"]
+    )
+    assert by_key[("data/services.yml", "linha-verde/name")]["fr"].startswith("Linha Verde")
+
+
+@pytest.mark.parametrize(
+    ("rel", "name", "language", "new_text"),
+    [
+        ("data/keywords.yml", "opted_out", "fr", "Vous ne recevrez plus rien. Écrivez COMMENCER."),
+        ("data/services.yml", "linha-verde/name", "sw", "Linha Verde (simu ya bure)"),
+        ("data/canned_replies.yml", "greeting/title", "fr", "Dire bonjour"),
+        ("data/handoff.yml", "utter_safety_tip", "en", "Delete these messages after reading."),
+    ],
+)
+def test_an_edited_cell_of_any_file_lands_on_its_line_only(
+    tree: Path, tmp_path: Path, rel: str, name: str, language: str, new_text: str
+) -> None:
+    item = next(i for i in translatable(load(tree)) if i.path == rel and row_name(i) == name)
+    line = item.texts[language].line
+    sheet = tmp_path / "responses.csv"
+    export(tree, sheet)
+    rows = read_csv(sheet)
+    for row in rows:
+        if row["file"] == rel and row["response"] == name:
+            row[language] = new_text
+    write_csv(sheet, rows)
+    before = snapshot(tree)
+
+    result = import_rows(tree, read_table(sheet))
+
+    after = snapshot(tree)
+    assert [path for path in before if before[path] != after[path]] == [rel]
+    diff = changed_lines(before[rel], after[rel])
+    assert len(diff) == 1 and diff[0][0] == line and new_text in diff[0][1]
+    assert [(c.path, c.line, c.response, c.language) for c in result.changes] == [
+        (rel, line, name, language)
+    ]
+    changed = next(i for i in translatable(load(tree)) if i.path == rel and row_name(i) == name)
+    assert changed.texts[language].text == new_text
+
+
+FORMULAS = ['=HYPERLINK("http://x")', "+258 84 000", "-1 dia", "@SUM(A1)", "'=already quoted"]
+
+
+def put_texts(tree: Path, texts: list[str]) -> tuple[str, str]:
+    """Make the first response's texts start like formulas; returns its file and name."""
+    target = load(tree).responses[0]
+    path = tree / target.path
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    for language, text in zip(("pt", "en", "fr", "sw"), texts, strict=True):
+        number = target.texts[language].line
+        indent = lines[number - 1][: lines[number - 1].index("- text:")]
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        lines[number - 1] = f'{indent}- text: "{quoted}"\n'
+    path.write_text("".join(lines), encoding="utf-8")
+    assert [load(tree).responses[0].texts[lang].text for lang in ("pt", "en", "fr", "sw")] == texts
+    return target.path, target.name
+
+
+def test_a_csv_cell_that_looks_like_a_formula_is_written_as_text(
+    tree: Path, tmp_path: Path
+) -> None:
+    rel, name = put_texts(tree, FORMULAS[:4])
+    sheet = tmp_path / "responses.csv"
+    export(tree, sheet)
+    row = next(r for r in read_csv(sheet) if r["file"] == rel and r["response"] == name)
+    # A spreadsheet reads a cell that starts with an apostrophe as text, never as a formula.
+    assert [row[lang] for lang in ("pt", "en", "fr", "sw")] == [f"'{t}" for t in FORMULAS[:4]]
+    before = snapshot(tree)
+    out = io.StringIO()
+    main_import(tree, sheet, out)
+    assert "0 text(s) changed" in out.getvalue()
+    assert snapshot(tree) == before
+    table = read_table(sheet)
+    got = next(r for r in table if r["file"] == rel and r["response"] == name)
+    assert [got[lang] for lang in ("pt", "en", "fr", "sw")] == FORMULAS[:4]
+
+
+def test_an_apostrophe_before_a_formula_sign_survives_the_round_trip(
+    tree: Path, tmp_path: Path
+) -> None:
+    texts = [FORMULAS[4], "'plain quote", "''=two", "ok"]
+    rel, name = put_texts(tree, texts)
+    sheet = tmp_path / "responses.csv"
+    export(tree, sheet)
+    row = next(r for r in read_csv(sheet) if r["file"] == rel and r["response"] == name)
+    assert row["pt"] == "''=already quoted" and row["en"] == "'plain quote"
+    got = next(r for r in read_table(sheet) if r["file"] == rel and r["response"] == name)
+    assert [got[lang] for lang in ("pt", "en", "fr", "sw")] == texts
+
+
+def test_an_xlsx_cell_that_looks_like_a_formula_is_a_string_cell(
+    tree: Path, tmp_path: Path
+) -> None:
+    rel, name = put_texts(tree, FORMULAS[:4])
+    sheet = tmp_path / "responses.xlsx"
+    export(tree, sheet)
+    page = load_workbook(sheet).active
+    header = [cell.value for cell in page[1]]
+    row = next(
+        r
+        for r in page.iter_rows(min_row=2)
+        if r[header.index("file")].value == rel and r[header.index("response")].value == name
+    )
+    cells = [row[header.index(lang)] for lang in ("pt", "en", "fr", "sw")]
+    assert [cell.value for cell in cells] == FORMULAS[:4]
+    assert all(cell.data_type == "s" and cell.quotePrefix for cell in cells)
+    before = snapshot(tree)
+    out = io.StringIO()
+    main_import(tree, sheet, out)
+    assert "0 text(s) changed" in out.getvalue()
+    assert snapshot(tree) == before
+
+
+@pytest.mark.parametrize("named", ["bot/../outside.yml", "bot/link.yml", "/tmp/outside.yml", ""])
+def test_a_file_outside_the_content_folders_is_refused(
+    tree: Path, tmp_path: Path, named: str
+) -> None:
+    outside = tree / "outside.yml"
+    original = 'version: "3.1"\nresponses:\n  utter_greet:\n  - text: "Olá"\n'
+    outside.write_text(original, encoding="utf-8")
+    (tree / "bot" / "link.yml").symlink_to(outside)
+    if named.startswith("/tmp/"):
+        named = str(outside)
+    sheet = tmp_path / "responses.csv"
+    write_csv(
+        sheet,
+        [{"file": named, "response": "utter_greet", "pt": "Mudado", "en": "", "fr": "", "sw": ""}],
+    )
+    out = io.StringIO()
+    status = main_import(tree, sheet, out)
+    assert status == 1
+    assert f"1 row(s) name file '{named}', which is not a file of texts here" in out.getvalue()
+    assert outside.read_text(encoding="utf-8") == original
