@@ -106,7 +106,9 @@ def services(settings: Settings, env: dict[str, str],
         "actions": {"SANIC_HOST": "127.0.0.1"},
         "rasa": processes.rasa_variables(settings, ports["actions"]),
     }
-    return [(name, command, {**processes.only_needed_secrets(name, env), **extra.get(name, {})})
+    # HOTLINE_SECRETS names what the process must hold, as the systemd units say it.
+    return [(name, command, {**processes.only_needed_secrets(name, env), **extra.get(name, {}),
+                             "HOTLINE_SECRETS": ",".join(sorted(processes.SECRETS_NEEDED[name]))})
             for name, command in planned]
 
 
@@ -215,7 +217,7 @@ def run(place: Place = Place()) -> int:
                 for name, command, penv in planned]
     supervisor = Supervisor(programs, env, processes.SECRETS, place.var, PROJECT_ROOT)
     follower = LogFollower(supervisor.logs, ["supervisord", *(p.name for p in programs)], say)
-    watch = Watch(say, supervisor.logs, _Publisher(settings))
+    watch = Watch(say, supervisor.logs, _Publisher(settings), {p.name: p.retries for p in programs})
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     follower.start()
     supervisor.start()
