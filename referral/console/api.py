@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from hotline import sms
 from referral import rota
-from referral.console import casework, library, permissions
+from referral.console import casework, library, permissions, trail
 from referral.console.casework import MAX_NOTE_CHARS, MAX_REPLY_CHARS
 from referral.console.deps import (
     CaseworkDep,
@@ -45,7 +45,8 @@ class Problem(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Not signed in"},
-    403: {"model": Problem, "description": "Not your case, or a wrong CSRF token"},
+    403: {"model": Problem, "description": "Not your case (a closed case of someone else's is for "
+                                          "supervisors), or a wrong CSRF token"},
     404: {"model": Problem, "description": "No such case"},
     409: {"model": Problem, "description": "Claimed by someone else, or closed"},
 }
@@ -195,7 +196,7 @@ def case_detail(case_id: str, me: CounsellorDep, work: CaseworkDep, db: DbDep, s
                 clock: ClockDep) -> CaseDetail:
     """A case with its whole transcript, the risk evidence marked in the messages that carry it."""
     now = clock()
-    case = work.case(case_id)
+    case = trail.read_case(work, case_id, now)
     lines = [
         TranscriptLine(
             id=line.message.id, at=line.message.at, author=line.message.author, kind=line.message.kind,

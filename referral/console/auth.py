@@ -1,4 +1,7 @@
-"""Sign in and sign out. Failed sign-ins count per name (accounts.py) and per address."""
+"""Sign in and sign out. Failed sign-ins count per name (accounts.py) and per address.
+
+Every sign-in, refusal, lockout and sign-out is in the account trail (trail.py).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from referral import accounts, rota
-from referral.console import sessions
-from referral.console.deps import CounsellorDep, DbDep
+from referral.console import sessions, trail
+from referral.console.deps import ClockDep, CounsellorDep, DbDep, SessionClockDep
 from referral.console.pages import render
 
 router = APIRouter()
@@ -27,37 +30,56 @@ def login_page(request: Request) -> Response:
 
 
 @router.post("/login")
-def login(request: Request, db: DbDep, name: str = Form(...), password: str = Form(...)) -> Response:
+def login(request: Request, db: DbDep, clock: ClockDep, session_clock: SessionClockDep,
+          name: str = Form(...), password: str = Form(...)) -> Response:
     address = request.client.host if request.client else "unknown"
     attempts_key = f"hotline:login-attempts:{address}"
     attempts = db.incr(attempts_key)
     if attempts == 1:
         db.expire(attempts_key, ADDRESS_WINDOW)
+    wanted = name.strip().lower()
+    known = accounts.get(db, wanted) is not None
+    subject = wanted if known else trail.UNKNOWN
+    was_locked = accounts.locked(db, wanted)
     counsellor = accounts.authenticate(db, name, password) if attempts <= ADDRESS_ATTEMPTS else None
     if counsellor is None:
+        reason = "throttled" if attempts > ADDRESS_ATTEMPTS else "locked" if was_locked else "refused"
+        trail.account_event(db, "sign_in_refused", actor=subject, account=subject, at=clock(),
+                            reason=reason, address=address)
+        if known and not was_locked and accounts.locked(db, wanted):
+            trail.account_event(db, "locked_out", actor=subject, account=subject, at=clock(),
+                                address=address)
         page = render(request, "login.html", me=None, error_key="bad_login")
         page.status_code = 401
         return page
     db.delete(attempts_key)
-    token = sessions.start(db, counsellor.name)
+    # A session the browser still carried is ended, so a sign-in always starts a fresh one.
+    sessions.end(db, request.cookies.get(sessions.COOKIE))
+    token = sessions.start(db, counsellor.name, session_clock())
+    trail.account_event(db, "signed_in", actor=counsellor.name, account=counsellor.name, at=clock(),
+                        address=address)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         sessions.COOKIE, token, httponly=True, samesite="strict", secure=_secure(request),
-        max_age=sessions.IDLE_TIMEOUT_SECONDS * 16,
+        max_age=sessions.LIFETIME_SECONDS,
     )
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, db: DbDep) -> Response:
+async def logout(request: Request, db: DbDep, clock: ClockDep, session_clock: SessionClockDep) -> Response:
     token = request.cookies.get(sessions.COOKIE)
-    session = sessions.load(db, token)
+    session = sessions.load(db, token, session_clock())
     form = await request.form()
     if session and sessions.csrf_ok(session, form.get("csrf_token")):
         sessions.end(db, token)
         rota.leave(db, session["counsellor"])
+        trail.account_event(db, "signed_out", actor=session["counsellor"], account=session["counsellor"],
+                            at=clock())
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(sessions.COOKIE)
+    # The pages are no-store already; this also drops anything a browser kept regardless.
+    response.headers["Clear-Site-Data"] = '"cache"'
     return response
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from hotline import sms
 from hotline.language import DEFAULT_LANGUAGE
 from referral import rota
-from referral.console import casework, formatting, library, permissions, sessions
+from referral.console import casework, formatting, library, permissions, sessions, trail
 from referral.console.casework import Casework
 from referral.console.deps import (
     CaseworkDep,
@@ -83,7 +83,7 @@ def heartbeat(me: CounsellorDep, db: DbDep, hours: RotaDep) -> Response:
 
 
 def _transcript_context(work: Casework, case_id: str, zone: ZoneInfo, now: float) -> dict[str, Any]:
-    case = work.case(case_id)
+    case = trail.read_case(work, case_id, now)
     return {
         "case": case, "lines": casework.transcript_lines(case), "now": now,
         "clock": formatting.clock(zone, now), "iso": lambda at: formatting.iso(at, zone),
@@ -123,6 +123,7 @@ def transcript_fragment(request: Request, case_id: str, me: CounsellorDep, work:
 def services_fragment(request: Request, case_id: str, me: CounsellorDep, work: CaseworkDep,
                       settings: SettingsDep, province: str = "", type: str = "") -> Response:
     case = work.case(case_id, transcript=False)
+    permissions.check(me, "view", case)
     found = library.search_services(settings.data_dir, province, type, case.language or DEFAULT_LANGUAGE)
     return render(request, "services.html", me=me, services=found, searched=True)
 

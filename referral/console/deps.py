@@ -43,14 +43,34 @@ def db_dep(settings: SettingsDep) -> redis.Redis:
 DbDep = Annotated[redis.Redis, Depends(db_dep)]
 
 
-def _session(request: Request, db: DbDep) -> dict[str, str] | None:
-    return sessions.load(db, request.cookies.get(sessions.COOKIE))
+def session_clock_dep() -> Callable[[], float]:
+    """The time sessions are measured by; tests hand in their own, apart from the queue's."""
+    return time.time
 
 
-async def current_counsellor(request: Request, db: DbDep) -> Counsellor:
-    session = _session(request, db)
+SessionClockDep = Annotated[Callable[[], float], Depends(session_clock_dep)]
+
+# Requests an open console makes by itself: presence, the event stream and the fragments it
+# refetches when a case changes. They must not keep an unattended console signed in.
+BACKGROUND_ROUTES = frozenset({"/heartbeat", "/api/heartbeat", "/events", "/queue/rows",
+                               "/cases/{case_id}/transcript"})
+# The console's script marks its other automatic requests (the dashboard's refresh) with this.
+BACKGROUND_HEADER = "x-hotline-background"
+
+
+def is_own_action(request: Request) -> bool:
+    """Whether the counsellor asked for this request, rather than a page left open."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    return path not in BACKGROUND_ROUTES and BACKGROUND_HEADER not in request.headers
+
+
+async def current_counsellor(request: Request, db: DbDep, clock: SessionClockDep) -> Counsellor:
+    token = request.cookies.get(sessions.COOKIE)
+    now = clock()
+    session = sessions.load(db, token, now)
     counsellor = accounts.get(db, session["counsellor"]) if session else None
-    if counsellor is None or not counsellor.active:
+    if session is None or counsellor is None or not counsellor.active:
         # The API answers 401; a page sends the browser to /login (errors.py).
         raise Refused(status.HTTP_401_UNAUTHORIZED, "sign_in_first")
     # Known before the CSRF check, so even that refusal's page has the counsellor's header
@@ -67,6 +87,8 @@ async def current_counsellor(request: Request, db: DbDep) -> Counsellor:
             offered = (await request.form()).get("csrf_token")
         if not sessions.csrf_ok(session, offered):
             raise Refused(status.HTTP_403_FORBIDDEN, "csrf_refused")
+    if is_own_action(request):
+        sessions.touch(db, token, now)
     return counsellor
 
 

@@ -1,6 +1,8 @@
 """Who may do what in the console, decided here and nowhere else.
 
-Anyone signed in may read the queue and any case, and claim a waiting one. Working a case
+Anyone signed in may read the queue and any open case, and claim a waiting one. A closed
+case is read only by the counsellor who held or closed it, and by supervisors: the person's
+story is not there for every colleague to browse once the work is done. Working a case
 (reply, note, transfer, close) belongs to the counsellor who claimed it; a supervisor may
 act on any case. Supervisor pages check the role through `deps.supervisor`, which asks
 `is_supervisor` below.
@@ -26,7 +28,8 @@ def is_supervisor(counsellor: Counsellor) -> bool:
 def allowed(counsellor: Counsellor, action: Action, case: Case) -> bool:
     """Whether the counsellor may take this action on this case now."""
     if action == "view":
-        return True
+        return (case.is_open or is_supervisor(counsellor)
+                or counsellor.name in (case.claimed_by, case.closed_by))
     if not case.is_open:
         return False
     if action == "claim":
@@ -42,8 +45,10 @@ def check(counsellor: Counsellor, action: Action, case: Case) -> None:
 
     Claiming is left to the queue's atomic claim, which names whoever was faster.
     """
-    if action in ("view", "claim") or allowed(counsellor, action, case):
+    if action == "claim" or allowed(counsellor, action, case):
         return
+    if action == "view":
+        raise NotYourCase(case.id, case.closed_by or case.claimed_by)
     if not case.is_open:
         raise CaseClosed(case.id)
     raise NotYourCase(case.id, case.claimed_by)

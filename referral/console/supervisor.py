@@ -1,5 +1,8 @@
 """The supervisor's console: the hotline at a glance, each case's audit trail, counsellor accounts.
 
+Every change to an account is in the account trail (trail.py); a reset password or a
+disabled account ends that account's sessions at once.
+
 Pages live under /supervisor and their JSON twins under /api/supervisor. The router itself
 depends on `deps.supervisor`, so no route here can forget the role check. A refusal is
 raised as `errors.Refused` and drawn by errors.py, for the pages and the API alike.
@@ -9,16 +12,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import redis
-from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi import APIRouter, Depends, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from referral import accounts, rota, stats
 from referral.accounts import AccountError, Counsellor
-from referral.console import formatting
+from referral.console import formatting, sessions, trail
 from referral.console.deps import ClockDep, DbDep, ReferralsDep, RotaDep, SupervisorDep, supervisor
 from referral.console.errors import Refused
 from referral.console.i18n import Translator, translator
@@ -42,7 +45,8 @@ def _account(db: redis.Redis, name: str) -> Counsellor:
     return account
 
 
-def _add(db: redis.Redis, name: str, role: str, language: str) -> tuple[Counsellor, str]:
+def _add(db: redis.Redis, me: Counsellor, name: str, role: str, language: str,
+         at: float) -> tuple[Counsellor, str]:
     password = accounts.generate_password()
     try:
         account = accounts.add(db, name, role, password, language=language)  # type: ignore[arg-type]
@@ -50,10 +54,11 @@ def _add(db: redis.Redis, name: str, role: str, language: str) -> tuple[Counsell
         # accounts.py says "exists already" for a taken name: a conflict, not a bad request.
         code = status.HTTP_409_CONFLICT if "exists" in str(error) else status.HTTP_400_BAD_REQUEST
         raise Refused(code, "sv_account_error", reason=str(error)) from error
+    trail.account_event(db, "account_added", actor=me.name, account=account.name, at=at, role=account.role)
     return account, password
 
 
-def _set_active(db: redis.Redis, me: Counsellor, name: str, active: bool) -> Counsellor:
+def _set_active(db: redis.Redis, me: Counsellor, name: str, active: bool, at: float) -> Counsellor:
     account = _account(db, name)
     if not active and account.name == me.name:
         # The acting supervisor stays, so the hotline always keeps one who can undo this.
@@ -61,13 +66,20 @@ def _set_active(db: redis.Redis, me: Counsellor, name: str, active: bool) -> Cou
     accounts.set_active(db, account.name, active)
     if not active:
         rota.leave(db, account.name)  # no longer counted as on duty
+        sessions.end_all(db, account.name)
+    trail.account_event(db, "account_enabled" if active else "account_disabled", actor=me.name,
+                        account=account.name, at=at)
     return _account(db, account.name)
 
 
-def _reset_password(db: redis.Redis, name: str) -> tuple[Counsellor, str]:
+def _reset_password(db: redis.Redis, me: Counsellor, name: str, at: float) -> tuple[Counsellor, str]:
     account = _account(db, name)
     password = accounts.generate_password()
     accounts.set_password(db, account.name, password)
+    # Whoever knew the old password may hold a session: it ends with the password.
+    ended = sessions.end_all(db, account.name)
+    trail.account_event(db, "password_reset", actor=me.name, account=account.name, at=at,
+                        sessions_ended=ended)
     return account, password
 
 
@@ -272,10 +284,10 @@ def accounts_page(request: Request, me: SupervisorDep, db: DbDep, done: str | No
 
 
 @router.post("/supervisor/counsellors", response_class=HTMLResponse, include_in_schema=False)
-def add_form(request: Request, me: SupervisorDep, db: DbDep, name: str = Form(""),
+def add_form(request: Request, me: SupervisorDep, db: DbDep, clock: ClockDep, name: str = Form(""),
              role: str = Form("counsellor"), language: str = Form("pt")) -> Response:
     try:
-        account, password = _add(db, name, role, language)
+        account, password = _add(db, me, name, role, language, clock())
     except Refused as error:
         # The one refusal drawn here rather than by errors.py: the form comes back with
         # what was typed, so a supervisor corrects a name instead of typing it again.
@@ -286,21 +298,21 @@ def add_form(request: Request, me: SupervisorDep, db: DbDep, name: str = Form(""
 
 
 @router.post("/supervisor/counsellors/{name}/disable", include_in_schema=False)
-def disable_form(name: str, me: SupervisorDep, db: DbDep) -> Response:
-    account = _set_active(db, me, name, False)
+def disable_form(name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Response:
+    account = _set_active(db, me, name, False, clock())
     return RedirectResponse(f"/supervisor/counsellors?done=disabled&who={account.name}", status_code=303)
 
 
 @router.post("/supervisor/counsellors/{name}/enable", include_in_schema=False)
-def enable_form(name: str, me: SupervisorDep, db: DbDep) -> Response:
-    account = _set_active(db, me, name, True)
+def enable_form(name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Response:
+    account = _set_active(db, me, name, True, clock())
     return RedirectResponse(f"/supervisor/counsellors?done=enabled&who={account.name}", status_code=303)
 
 
 @router.post("/supervisor/counsellors/{name}/reset-password", response_class=HTMLResponse,
              include_in_schema=False)
-def reset_form(request: Request, name: str, me: SupervisorDep, db: DbDep) -> Response:
-    account, password = _reset_password(db, name)
+def reset_form(request: Request, name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Response:
+    account, password = _reset_password(db, me, name, clock())
     return _password_page(request, me, account, password, "reset")
 
 
@@ -311,25 +323,35 @@ def accounts_api(me: SupervisorDep, db: DbDep) -> list[Account]:
 
 @router.post("/api/supervisor/counsellors", status_code=status.HTTP_201_CREATED,
              summary="Add an account; the generated password is in this answer only")
-def add_api(body: NewAccount, response: Response, me: SupervisorDep, db: DbDep) -> IssuedPassword:
-    account, password = _add(db, body.name, body.role, body.language)
+def add_api(body: NewAccount, response: Response, me: SupervisorDep, db: DbDep,
+            clock: ClockDep) -> IssuedPassword:
+    account, password = _add(db, me, body.name, body.role, body.language, clock())
     response.headers["Cache-Control"] = "no-store"
     return IssuedPassword(account=Account.of(account), password=password)
 
 
 @router.post("/api/supervisor/counsellors/{name}/disable", summary="Disable an account (not your own)")
-def disable_api(name: str, me: SupervisorDep, db: DbDep) -> Account:
-    return Account.of(_set_active(db, me, name, False))
+def disable_api(name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Account:
+    return Account.of(_set_active(db, me, name, False, clock()))
 
 
 @router.post("/api/supervisor/counsellors/{name}/enable", summary="Enable a disabled account")
-def enable_api(name: str, me: SupervisorDep, db: DbDep) -> Account:
-    return Account.of(_set_active(db, me, name, True))
+def enable_api(name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Account:
+    return Account.of(_set_active(db, me, name, True, clock()))
 
 
 @router.post("/api/supervisor/counsellors/{name}/reset-password",
              summary="Give an account a new generated password, returned this once")
-def reset_api(name: str, response: Response, me: SupervisorDep, db: DbDep) -> IssuedPassword:
-    account, password = _reset_password(db, name)
+def reset_api(name: str, response: Response, me: SupervisorDep, db: DbDep,
+              clock: ClockDep) -> IssuedPassword:
+    account, password = _reset_password(db, me, name, clock())
     response.headers["Cache-Control"] = "no-store"
     return IssuedPassword(account=Account.of(account), password=password)
+
+
+@router.get("/api/supervisor/accounts/audit", summary="Account events: who signed in, was refused, "
+            "locked out, added, disabled, enabled or reset, and when (newest first)")
+def account_trail_api(me: SupervisorDep, db: DbDep, account: str | None = None,
+                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+    found = trail.account_events(db, limit, account.strip().lower() if account else None)
+    return {"events": [_event(trail.as_audit_event(event)) for event in found]}

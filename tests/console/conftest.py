@@ -76,8 +76,7 @@ def sign_in(app, db: redis.Redis) -> Iterator[Callable[..., Signed]]:
         response = client.post("/login", data={"name": name, "password": PASSWORD},
                                follow_redirects=False)
         assert response.status_code == 303, response.text
-        token = client.cookies.get("hotline_session")
-        csrf = db.hget(f"hotline:session:{token}", "csrf")
+        csrf = client.get("/api/me").json()["csrf_token"]
         return Signed(client, name, csrf)
 
     yield make

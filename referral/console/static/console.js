@@ -7,15 +7,52 @@
   const csrfMeta = document.querySelector('meta[name="csrf-token"]');
   const csrf = csrfMeta ? csrfMeta.content : "";
 
-  function post(url) {
-    return fetch(url, { method: "POST", headers: { "x-csrf-token": csrf }, credentials: "same-origin" });
+  // Requests this script makes on its own are marked, so they never keep a console signed in
+  // that nobody is using (the server knows the heartbeat, the stream and the fragments anyway).
+  const BACKGROUND = { "x-hotline-background": "1" };
+
+  // A session that ended (idle, too old, reset) takes the page with it: a case left on the
+  // screen must not stay readable after its counsellor is signed out.
+  function signedOut(response) {
+    if (response.status === 401 || (response.redirected && new URL(response.url).pathname === "/login")) {
+      window.location.replace("/login");
+      return true;
+    }
+    return false;
+  }
+
+  function background(url, options) {
+    const headers = Object.assign({}, BACKGROUND, (options && options.headers) || {});
+    return fetch(url, Object.assign({ credentials: "same-origin" }, options || {}, { headers }))
+      .then((response) => (signedOut(response) ? Promise.reject(401) : response));
   }
 
   // ------------------------------------------------------------ presence (the rota's heartbeat)
   if (csrf) {
-    const beat = () => post("/heartbeat").catch(() => {});
+    const beat = () => background("/heartbeat", { method: "POST", headers: { "x-csrf-token": csrf } })
+      .catch(() => {});
     beat();
     setInterval(beat, 30000);
+  }
+
+  // ------------------------------------------------------------ pages that refresh themselves
+  // The dashboard's figures move on their own: its main part is fetched again while the page
+  // is in view, never mid-typing.
+  const refreshing = document.querySelector("[data-auto-refresh]");
+  if (refreshing) {
+    const every = Number(refreshing.dataset.autoRefresh) || 30000;
+    setInterval(() => {
+      const typing = document.activeElement && document.activeElement.tagName === "INPUT";
+      if (document.visibilityState !== "visible" || typing) return;
+      background(window.location.href)
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => {
+          const fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
+          const main = document.querySelector("main");
+          if (fresh && main) main.replaceChildren(...fresh.childNodes);
+        })
+        .catch(() => {});
+    }, every);
   }
 
   document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
@@ -102,7 +139,7 @@
   const queue = document.getElementById("queue");
   if (queue) {
     const refresh = debounce(() => {
-      fetch("/queue/rows?tab=" + encodeURIComponent(queue.dataset.tab), { credentials: "same-origin" })
+      background("/queue/rows?tab=" + encodeURIComponent(queue.dataset.tab))
         .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
         .then((html) => { queue.innerHTML = html; })
         .catch(() => {});
@@ -130,7 +167,7 @@
     };
     scrollDown();
     const reloadTranscript = debounce(() => {
-      fetch(transcript.dataset.src, { credentials: "same-origin" })
+      background(transcript.dataset.src)
         .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
         .then((html) => { transcript.innerHTML = html; scrollDown(); })
         .catch(() => {});
