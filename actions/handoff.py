@@ -13,6 +13,7 @@ from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conversation import latest_metadata, user_messages, window
+from actions.services import services_reply
 from actions.texts import text
 from hotline import conversations, store
 from hotline.settings import get_settings
@@ -106,15 +107,17 @@ def bot_transcript(events: list[dict[str, Any]]) -> list[tuple[float, str, str]]
 
 
 def services_for(indicators: list[str], language: str) -> str | None:
-    """Directory lines for what the person disclosed, or None when the directory has none."""
-    try:
-        from actions.services import services_reply
-    except ImportError:  # the directory is optional for the handoff path
-        return None
+    """Directory lines for what the person disclosed; the general ones when none match.
+
+    A person who declines a counsellor always leaves with a number (wage theft asks for legal
+    aid, which the directory may not have yet).
+    """
     kinds: list[str] = []
     for name in indicators:
         kinds += [k for k in SERVICES_FOR_INDICATOR.get(name, ()) if k not in kinds]
-    return services_reply("", language, tuple(kinds or DEFAULT_SERVICES))
+    return services_reply("", language, tuple(kinds or DEFAULT_SERVICES)) or services_reply(
+        "", language, DEFAULT_SERVICES
+    )
 
 
 _db: redis.Redis | None = None
@@ -165,7 +168,7 @@ class ActionOpenCase(Action):
     ) -> list[dict[str, Any]]:
         events = window(tracker)
         assessment = risk.assess(user_messages(events))
-        intent, confidence = _latest_intent(tracker)
+        intent, _ = _latest_intent(tracker)
         priority = case_priority(assessment)
         language = _language(tracker)
         child = intent == "child_alone"

@@ -48,6 +48,20 @@ def non_gsm_chars(text: str) -> list[str]:
     return list(dict.fromkeys(char for char in text if char not in _GSM7))
 
 
+def to_gsm7(text: str) -> str:
+    """The text with every character outside GSM-7 that has a plain letter under its accent
+    replaced by that letter ("Beirão" -> "Beirao"), so a name from the directory does not turn
+    a whole SMS into UCS-2 (a third of the room). Other characters are kept."""
+    out = []
+    for char in text:
+        if char in _GSM7:
+            out.append(char)
+            continue
+        plain = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+        out.append(plain if plain and all(c in _GSM7 for c in plain) else char)
+    return "".join(out)
+
+
 def _sizes(text: str, gsm: bool) -> list[int]:
     """Each character's size: septets in GSM-7, UTF-16 units in UCS-2."""
     if gsm:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
+from hotline import sms, yamlfiles
 from hotline.settings import get_settings
+from hotline.text import fold
 
 SERVICE_TYPES = ("office", "helpline", "child_helpline", "police", "shelter", "health", "legal_aid")
 PROVINCES = (
@@ -50,52 +50,66 @@ def display_phone(e164: str) -> str:
     return e164
 
 
-def _plain(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-_cache: dict[Path, tuple[float, list[Service]]] = {}
-
-
-def load(path: Path | None = None) -> list[Service]:
-    """The directory, re-read when an editor changes the file (the action server keeps running)."""
-    path = path or get_settings().data_dir / "services.yml"
-    mtime = path.stat().st_mtime
-    cached = _cache.get(path)
-    if cached and cached[0] == mtime:
-        return cached[1]
-    raw = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-    services = [
+def _parse(raw: object) -> list[Service]:
+    entries = (raw.get("services") if isinstance(raw, dict) else None) or []
+    return [
         Service(
             id=entry["id"], type=entry["type"], province=entry["province"], name=entry["name"],
             phone=entry.get("phone"), short_code=str(entry["short_code"]) if entry.get("short_code") else None,
             address=entry.get("address"), hours=entry.get("hours") or {},
             verified=bool(entry.get("verified", False)),
         )
-        for entry in raw.get("services", [])
+        for entry in entries
     ]
-    _cache[path] = (mtime, services)
-    return services
+
+
+def load(path: Path | None = None) -> list[Service]:
+    """The directory, re-read when an editor changes the file (the action server keeps running)."""
+    return yamlfiles.load(path or get_settings().data_dir / "services.yml", _parse)
+
+
+def _names(words: str, cue: str) -> bool:
+    # A cue starts a word: "legal" is in "legal aid" but not in "ilegal".
+    return re.search(r"\b" + re.escape(cue), words) is not None
+
+
+def ranked(services: list[Service], province: str | None = None) -> list[Service]:
+    """The one order of services, for the bot and the console: the province asked about first,
+    then national lines, then the rest; offices and helplines before the other kinds."""
+    order = {kind: rank for rank, kind in enumerate(SERVICE_TYPES)}
+
+    def key(service: Service) -> tuple[int, int]:
+        if province and (service.province == province or province in service.province):
+            place = 0
+        else:
+            place = 1 if service.province == "national" else 2
+        return (place, order.get(service.type, 99))
+
+    return sorted(services, key=key)
 
 
 def match(services: list[Service], question: str, types: tuple[str, ...] = ()) -> list[Service]:
     """Services for a question: the kinds it names (or `types`), in the province it names,
-    plus national lines. With nothing named, every service, offices and helplines first."""
-    words = _plain(question)
-    wanted = set(types) | {kind for kind, cues in _TYPE_WORDS.items() if any(c in words for c in cues)}
-    province = next((p for p in PROVINCES if _plain(p) in words), None)
-    chosen = [
-        s for s in services
-        if (not wanted or s.type in wanted)
-        and (province is None or s.province in (province, "national") or province in s.province)
-    ]
-    order = {kind: rank for rank, kind in enumerate(SERVICE_TYPES)}
-    return sorted(chosen, key=lambda s: (order.get(s.type, 99), s.province != "national"))
+    plus national lines. With nothing named, every service, offices and helplines first.
+
+    When the province asked about has no such service, the nearest we have is better than
+    nothing: the same kinds elsewhere (a question about an office in Nampula gets Maputo's).
+    """
+    words = fold(question)
+    wanted = set(types) | {kind for kind, cues in _TYPE_WORDS.items() if any(_names(words, c) for c in cues)}
+    province = next((p for p in PROVINCES if _names(words, fold(p))), None)
+    of_kind = [s for s in services if not wanted or s.type in wanted]
+    local = [s for s in of_kind if province and (s.province == province or province in s.province)]
+    here = [s for s in of_kind if s in local or s.province == "national"] if local else of_kind
+    return ranked(here, province)
 
 
 def format_services(services: list[Service], language: str, limit: int = 4) -> str:
-    """One line per service: name, number, hours when known. Short enough for SMS."""
+    """One line per service: name, number, hours and street address when known.
+
+    Written in the SMS alphabet (accents the alphabet lacks dropped), so a list never turns
+    the message around it into UCS-2.
+    """
     lines = []
     for service in services[:limit]:
         name = service.name.get(language) or service.name.get("pt") or service.id
@@ -103,5 +117,7 @@ def format_services(services: list[Service], language: str, limit: int = 4) -> s
         hours = service.hours.get(language) or service.hours.get("pt")
         if hours:
             line += f" ({hours})"
-        lines.append(line)
+        if service.address:
+            line += f", {service.address}"
+        lines.append(sms.to_gsm7(line))
     return "\n".join(lines)

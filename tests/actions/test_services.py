@@ -7,7 +7,7 @@ import asyncio
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.services import ActionListServices, services_reply
-from hotline.sms import segment_count
+from hotline.sms import encoding, segment_count
 from protection import directory
 from tests.actions.snapshots import tracker, user
 from tests.domain import responses
@@ -48,3 +48,20 @@ def test_the_full_list_fits_in_three_segments() -> None:
     for language in ("pt", "en", "fr", "sw"):
         reply = services_reply("onde encontro ajuda?", language)
         assert reply is not None and segment_count(reply) <= 3, (language, reply)
+
+
+def test_a_word_inside_another_is_not_a_kind_of_service() -> None:
+    # "ilegal" is not a question about legal aid: the general lines answer it.
+    found = directory.match(directory.load(), "estou ilegal, onde ha ajuda?")
+    assert found and all(s.type != "legal_aid" for s in found)
+
+
+def test_a_province_without_the_service_gets_the_nearest_one() -> None:
+    found = directory.match(directory.load(), "onde fica o escritorio da OIM em Nampula?")
+    assert [s.id for s in found] == ["iom-maputo"]
+
+
+def test_the_office_line_gives_its_street_address_in_the_sms_alphabet() -> None:
+    line = directory.format_services(directory.match(directory.load(), "escritorio oim"), "pt")
+    assert "Rua Joao Carlos Raposo Beirao 327" in line
+    assert encoding(line) == "GSM-7"
