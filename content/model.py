@@ -169,7 +169,7 @@ def line_of(node: Any, key: Any = None) -> int:
     return lc.line + 1
 
 
-def value_line(node: CommentedMap, key: str) -> int:
+def value_line(node: Any, key: Any) -> int:
     """1-based line where the value of `key` starts (a block scalar starts on the next line)."""
     try:
         return node.lc.value(key)[0] + 1
@@ -180,7 +180,7 @@ def value_line(node: CommentedMap, key: str) -> int:
 # ---------------------------------------------------------------- loading
 
 
-def language_of(variation: CommentedMap) -> str | None:
+def language_of(variation: dict[Any, Any]) -> str | None:
     """The language a response variation is for: its `language` slot condition, else Portuguese."""
     for condition in variation.get("condition") or []:
         if isinstance(condition, dict) and condition.get("name") == "language":
@@ -215,7 +215,7 @@ def _load_domain(content: Content) -> None:
 
 
 def _load_responses(
-    content: Content, rel: str, data: CommentedMap, seen: dict[str, str]
+    content: Content, rel: str, data: dict[Any, Any], seen: dict[str, str]
 ) -> list[Response]:
     found = []
     responses = data.get("responses") or {}
@@ -234,7 +234,7 @@ def _load_responses(
 
 
 def _load_response(
-    content: Content, rel: str, responses: CommentedMap, name: str, variations: Any
+    content: Content, rel: str, responses: Any, name: str, variations: Any
 ) -> Response:
     response = Response(name, rel, line_of(responses, name))
     if not isinstance(variations, list):
@@ -411,7 +411,7 @@ def load(root: Path) -> Content:
     return content
 
 
-def _texts_of(node: CommentedMap, item: Response) -> Response:
+def _texts_of(node: dict[Any, Any], item: Response) -> Response:
     for language, text in node.items():
         if isinstance(text, str):
             item.texts[str(language)] = Text(text, value_line(node, language))
@@ -495,7 +495,7 @@ def is_empty(value: Any) -> bool:
 # What each indicator group must have in every language: phrases are what the screening
 
 
-def indicator_groups(data: Any) -> list[CommentedMap]:
+def indicator_groups(data: Any) -> list[Any]:
     """The groups of the risk indicator lexicon, or [] when the file has none."""
     groups = data.get("groups") if isinstance(data, dict) else None
     return [g for g in groups if isinstance(g, dict)] if isinstance(groups, list) else []

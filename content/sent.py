@@ -10,10 +10,11 @@ content files so the check measures what is sent, not each text on its own.
 
 from __future__ import annotations
 
+import functools
 import itertools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ruamel.yaml.error import YAMLError
@@ -21,23 +22,19 @@ from ruamel.yaml.error import YAMLError
 from content import LANGUAGES
 from content.model import PLACEHOLDER, SERVICES, Content, Response, service_texts
 from hotline import sms
+from protection import directory
+from referral import rota
 
 # Stands for the reply that lists services: utter_services_intro, a line break, then one line
 # per service, as action_list_services and action_decline_counsellor build it.
 SERVICE_LIST = "(service list)"
 SERVICE_INTRO = "utter_services_intro"
 
-# A slot's value is only known at run time; measure with the longest value it takes.
-PLACEHOLDER_SAMPLES = {
-    "next_shift": {
-        # The longest values referral/rota.py writes in each language.
-        "pt": "segunda-feira às 06:00",
-        "en": "Wednesday at 06:00",
-        "fr": "la prochaine permanence",
-        "sw": "Jumatatu saa 06:00",
-    },
-}
+# A slot's value is only known at run time; slots the hotline does not fill itself are
+# measured with a long made-up value.
 DEFAULT_PLACEHOLDER_SAMPLE = "x" * 20
+# A Monday, to ask the rota what it says on each day of a week.
+_MONDAY = datetime(2024, 1, 1, 6, 0)
 
 
 @dataclass(frozen=True)
@@ -116,13 +113,43 @@ def runtime_texts() -> dict[str, list[str]]:
     return said
 
 
-def fill_placeholders(text: str, language: str) -> str:
-    """The text as a person would receive it, with each {slot} given a realistic long value."""
+@functools.cache
+def shift_values(language: str) -> tuple[str, ...]:
+    """Everything referral/rota.py can put in {next_shift}, whatever the rota says: today,
+    tomorrow or a weekday at a time, or "the next shift" when the rota is empty."""
+    empty = rota.parse_rota({})
+    values = {rota.next_shift(0, language, empty)}
+    for index, day in enumerate(rota.DAYS):
+        one_day = rota.parse_rota({"shifts": {day: ["06:00-21:00"]}})
+        start = (_MONDAY + timedelta(days=index)).replace(tzinfo=one_day.timezone)
+        for before in (timedelta(hours=1), timedelta(hours=8), timedelta(days=3)):
+            values.add(rota.next_shift(start - before, language, one_day))
+    return tuple(sorted(values))
 
-    def sample(match: re.Match[str]) -> str:
-        return PLACEHOLDER_SAMPLES.get(match.group(1), {}).get(language, DEFAULT_PLACEHOLDER_SAMPLE)
 
-    return PLACEHOLDER.sub(sample, text)
+def placeholder_values(name: str, language: str) -> tuple[str, ...]:
+    """The values a {slot} can take when the text is sent."""
+    if name == "next_shift":
+        return shift_values(language)
+    return (DEFAULT_PLACEHOLDER_SAMPLE,)
+
+
+def fillings(texts: list[str], language: str) -> list[dict[str, str]]:
+    """Every way the placeholders in these texts can be filled at once (one value per slot in
+    a turn): [{}] when there are none."""
+    names = sorted({name for text in texts for name in PLACEHOLDER.findall(text)})
+    choices = [placeholder_values(name, language) for name in names]
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*choices)]
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """The text with its {slots} replaced, as Rasa and the action server fill them."""
+    return PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
+
+
+def described(values: dict[str, str]) -> str:
+    """How a filling is named in a message: {next_shift} = 'amanhã às 06:00'."""
+    return ", ".join(f"{{{name}}} = '{value}'" for name, value in values.items())
 
 
 @dataclass(frozen=True)
@@ -167,24 +194,26 @@ class Message:
         return sum(sms.segment_count(body) for body in self.bodies())
 
 
-def _text(response: Response, language: str) -> tuple[str, int]:
-    """The text actions/texts.py would pick: the language's, else the Portuguese."""
+def _part(response: Response, language: str) -> Part:
+    """The text actions/texts.py would pick (the language's, else the Portuguese), unfilled."""
     chosen = response.texts.get(language) or response.texts.get("pt")
     if chosen is None:
-        return "", response.line
-    return fill_placeholders(chosen.text, language), chosen.line
+        return Part(response.name, response.path, response.line, "")
+    return Part(response.name, response.path, chosen.line, chosen.text)
 
 
-def _part(response: Response, language: str) -> Part:
-    text, line = _text(response, language)
-    return Part(response.name, response.path, line, text)
+def _filled(message: Message, values: dict[str, str]) -> Message:
+    replies = tuple(
+        tuple(Part(p.name, p.path, p.line, fill(p.text, values)) for p in reply)
+        for reply in message.replies
+    )
+    case = ", ".join(filter(None, (message.case, values and f"with {described(values)}")))
+    return Message(message.turn, message.language, replies, case)
 
 
-def _directory(root: Path) -> list:
+def _directory(root: Path) -> list[directory.Service]:
     """The directory as the action server loads it, or [] when it cannot be read (the services
     check reports why)."""
-    from protection import directory
-
     path = root / SERVICES
     if not path.exists():
         return []
@@ -194,14 +223,14 @@ def _directory(root: Path) -> list:
         return []
 
 
-def _service_lists(content: Content, with_provinces: bool) -> Iterator[tuple[str, list]]:
+def _service_lists(
+    content: Content, with_provinces: bool
+) -> Iterator[tuple[str, list[directory.Service]]]:
     """(what was asked, services listed) for every list the directory can give.
 
     Every combination of kinds of service and, for a question, every province, deduplicated:
     a few hundred lists at most, each a handful of lines.
     """
-    from protection import directory
-
     services = _directory(content.root)
     kinds = [kind for kind in directory.SERVICE_TYPES if any(s.type == kind for s in services)]
     kinds += sorted({s.type for s in services} - set(kinds))
@@ -220,10 +249,8 @@ def _service_lists(content: Content, with_provinces: bool) -> Iterator[tuple[str
 
 
 def _service_reply(
-    language: str, found: list, intro: Response, names: dict[str, Response]
+    language: str, found: list[directory.Service], intro: Response, names: dict[str, Response]
 ) -> tuple[Part, ...]:
-    from protection import directory
-
     parts = [_part(intro, language)]
     for service in found:
         named = names.get(service.id)
@@ -235,8 +262,14 @@ def _service_reply(
 
 
 def messages(content: Content) -> Iterator[Message]:
-    """Every message of TURNS in every language; turns whose texts are missing are skipped
-    (the responses check reports them)."""
+    """Every message of TURNS in every language, once per way its placeholders can be filled;
+    turns whose texts are missing are skipped (the responses check reports them)."""
+    for message in _unfilled(content):
+        for values in fillings(message.texts, message.language):
+            yield _filled(message, values)
+
+
+def _unfilled(content: Content) -> Iterator[Message]:
     by_name = {response.name: response for response in content.runtime_responses}
     names = {item.name: item for item in service_texts(content) if item.part == "name"}
     for turn in TURNS:
@@ -244,7 +277,7 @@ def messages(content: Content) -> Iterator[Message]:
         if any(name not in by_name for name in needed):
             continue
         for language in LANGUAGES:
-            fixed = [
+            fixed: list[tuple[Part, ...]] = [
                 () if name == SERVICE_LIST else (_part(by_name[name], language),)
                 for name in turn.replies
             ]

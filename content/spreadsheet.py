@@ -157,8 +157,8 @@ def _write_xlsx(table: list[dict[str, str]], target: Path) -> None:
                 cell.quotePrefix = True
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for column, width in zip("ABCDEF", (22, 30, 60, 60, 60, 60)):
-        sheet.column_dimensions[column].width = width
+    for letter, width in zip("ABCDEF", (22, 30, 60, 60, 60, 60), strict=True):
+        sheet.column_dimensions[letter].width = width
     for line in sheet.iter_rows(min_row=2):
         for cell in line:
             cell.alignment = Alignment(wrap_text=True, vertical="top")

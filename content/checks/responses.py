@@ -107,8 +107,9 @@ def _check_runtime_names(content: Content) -> None:
             content.error(
                 RUNTIME_RESPONSES,
                 0,
-                f"{name} is missing; {' and '.join(actions)} say(s) it: add it here "
-                "with its pt, en, fr and sw texts",
+                f"{name} is missing; {' and '.join(actions)} "
+                f"{'says' if len(actions) == 1 else 'say'} it: add it here with its pt, en, fr "
+                "and sw texts",
             )
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
-
 from content import LANGUAGE_NAMES, LANGUAGES
 from content.model import SERVICES, Content, line_of
 
@@ -77,7 +75,7 @@ def check(content: Content) -> None:
             )
 
 
-def _check_service_texts(content: Content, service: CommentedMap, key: str, label: str) -> None:
+def _check_service_texts(content: Content, service: dict[Any, Any], key: str, label: str) -> None:
     texts = service[key]
     for language in LANGUAGES:
         value = texts.get(language)
@@ -90,7 +88,7 @@ def _check_service_texts(content: Content, service: CommentedMap, key: str, labe
             )
 
 
-def _check_service_phone(content: Content, service: CommentedMap, label: str, line: int) -> None:
+def _check_service_phone(content: Content, service: dict[Any, Any], label: str, line: int) -> None:
     phone = service.get("phone")
     code = service.get("short_code")
     if phone in (None, "") and code in (None, ""):

@@ -56,13 +56,19 @@ def _limit(text: str) -> str:
     return f"{MAX_UCS2_UNITS} characters or fewer"
 
 
+def longest_filling(text: str, language: str) -> tuple[str, dict[str, str]]:
+    """The text with the run-time values that make it cost most, and those values."""
+    options = [(sent.fill(text, values), values) for values in sent.fillings([text], language)]
+    return max(options, key=lambda option: (sms.segment_count(option[0]), units(option[0])))
+
+
 def length_problem(label: str, text: str, language: str) -> str | None:
     """None when the text fits three SMS segments, else what is wrong and how to fix it."""
-    filled = sent.fill_placeholders(text, language)
+    filled, values = longest_filling(text, language)
     segments = sms.segment_count(filled)
     if segments <= MAX_SEGMENTS:
         return None
-    with_values = " with {placeholders} filled in" if filled != text else ""
+    with_values = f" with {sent.described(values)}" if values else ""
     odd = sms.non_gsm_chars(filled)
     if odd:
         return (
@@ -92,9 +98,11 @@ def single_character(label: str, text: str) -> str | None:
         fix = f"write {lookalike!r} instead"
     else:
         fix = "rephrase without it if you can, or keep it where the word needs it"
+    count = text.count(char)
+    times = "once" if count == 1 else f"{count} times"
     return (
-        f"{label} is sent in UCS-2 only because of {_shown([char])} ({text.count(char)} "
-        f"time(s)): {now} SMS segments instead of {then}; {fix}"
+        f"{label} is sent in UCS-2 only because of {_shown([char])} ({times}): {now} SMS "
+        f"segments instead of {then}; {fix}"
     )
 
 
@@ -106,9 +114,11 @@ def _check_alone(content: Content, item: Response, label: str) -> None:
         if message:
             content.error(item.path, text.line, message)
             continue
-        costly = single_character(
-            f"{label} [{language}]", sent.fill_placeholders(text.text, language)
-        )
+        filled, values = longest_filling(text.text, language)
+        costly = single_character(f"{label} [{language}]", filled)
+        if costly and values and not set(sms.non_gsm_chars(filled)) & set(text.text):
+            # Only the run-time value has it: the editor cannot change that, the code can.
+            costly += f" (it is in {sent.described(values)}, which the hotline fills in)"
         if costly:
             content.warn(item.path, text.line, costly)
 

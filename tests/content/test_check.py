@@ -186,8 +186,9 @@ def handoff(texts: dict[tuple[str, str], str] | None = None, names=HANDOFF_NAMES
     for name in names:
         out.append(f"  {name}:")
         for language in LANGUAGES:
+            # Short enough to stay one SMS joined, even with 'terça-feira às 06:00' in it.
             shift = " {next_shift}" if "nobody" in name else ""
-            text = texts.get((name, language), f"Said {name[6:]} in {language}{shift}.")
+            text = texts.get((name, language), f"Ok {language}{shift}.")
             out.append(f'  - text: "{text}"')
             if language != "pt":
                 out += [
@@ -527,7 +528,7 @@ def test_a_text_an_action_says_missing_from_handoff_is_an_error(tmp_path: Path) 
     names = tuple(n for n in HANDOFF_NAMES if n != "utter_ask_consent")
     files["data/handoff.yml"] = handoff(names=names)
     assert only_error(check(write_tree(tmp_path, files))) == (
-        "data/handoff.yml: utter_ask_consent is missing; action_offer_counsellor say(s) it: "
+        "data/handoff.yml: utter_ask_consent is missing; action_offer_counsellor says it: "
         "add it here with its pt, en, fr and sw texts"
     )
 
@@ -565,13 +566,13 @@ def test_replies_sent_together_are_measured_joined(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(("consent", "failing"), [(127, []), (128, ["read as danger now [en]"])])
+@pytest.mark.parametrize(("consent", "failing"), [(147, []), (148, ["read as danger now [en]"])])
 def test_a_joined_message_may_fill_three_segments_exactly(
     tmp_path: Path, consent: int, failing: list[str]
 ) -> None:
-    danger = len("Said danger_numbers in en.")
-    # 150 + 150 + 26 + 127 and three blank lines between them: 459 septets, 3 segments.
-    assert 150 + 150 + danger + 127 + 3 * len(sms.MESSAGE_SEPARATOR) == 459
+    danger = len("Ok en.")
+    # 150 + 150 + 6 + 147 and three blank lines between them: 459 septets, 3 segments.
+    assert 150 + 150 + danger + 147 + 3 * len(sms.MESSAGE_SEPARATOR) == 459
     texts = {
         ("utter_acknowledge_disclosure", "en"): sentence(150),
         ("utter_safety_tip", "en"): sentence(150),
@@ -585,18 +586,35 @@ def test_a_joined_message_may_fill_three_segments_exactly(
 
 
 def test_a_joined_path_is_measured_with_its_placeholder_filled(tmp_path: Path) -> None:
-    # 300 + 2 + 150 = 452 as written; {next_shift} (12) becomes "segunda-feira às 06:00" (22).
+    # 302 + 2 + 150 = 454 as written; {next_shift} (12) can be "Wednesday at 06:00" (18).
+    nobody = "Someone answers from {next_shift}. "
     texts = {
-        ("utter_child_protection", "pt"): sentence(300, "Fizeste bem"),
-        ("utter_nobody_on_duty_urgent", "pt"): "Resposta a partir de {next_shift}. "
-        + sentence(150 - 35, "Policia"),
+        ("utter_child_protection", "en"): sentence(302, "You did well"),
+        ("utter_nobody_on_duty_urgent", "en"): nobody + sentence(150 - len(nobody), "Police"),
     }
-    assert len(texts[("utter_nobody_on_duty_urgent", "pt")]) == 150
     files = base_files()
     files["data/handoff.yml"] = handoff(texts)
     message = only_error(check(write_tree(tmp_path, files)))
-    assert "the child path with nobody on duty [pt] goes out as one SMS of 4 segments" in message
-    assert "utter_child_protection (300) + utter_nobody_on_duty_urgent (160)" in message
+    assert (
+        "the child path with nobody on duty [en] (with {next_shift} = 'Wednesday at 06:00') "
+        "goes out as one SMS of 4 segments (GSM-7): utter_child_protection (302) + "
+        "utter_nobody_on_duty_urgent (156), 460 characters"
+    ) in message
+
+
+def test_a_value_the_hotline_fills_in_can_make_a_text_ucs2(tmp_path: Path) -> None:
+    # GSM-7 as written (200 characters, 2 segments), but the rota can say 'terça-feira'.
+    nobody = "Ninguem de servico; resposta a partir de {next_shift}. "
+    text = nobody + sentence(200 - len(nobody), "Policia 119")
+    files = base_files()
+    files["data/handoff.yml"] = handoff({("utter_nobody_on_duty_urgent", "pt"): text})
+    found = errors(check(write_tree(tmp_path, files)))
+    line = line_of(tmp_path, "data/handoff.yml", "Ninguem de servico")
+    assert (
+        f"data/handoff.yml:{line}: utter_nobody_on_duty_urgent [pt] needs 4 SMS segments "
+        "(UCS-2 because of 'ç'); it has 208 characters with {next_shift} = 'terça-feira às "
+        "06:00': shorten it to 201 characters or fewer" in found
+    ), found
 
 
 def test_ucs2_in_one_reply_makes_the_whole_sms_ucs2(tmp_path: Path) -> None:
@@ -630,16 +648,14 @@ def test_the_service_list_is_built_and_measured(tmp_path: Path) -> None:
     assert len(listing) == 1, found
     assert listing[0].startswith(f"data/services.yml:{line}: the service list [en] (asking for ")
     assert "goes out as one SMS of 4 segments (GSM-7)" in listing[0]
-    assert (
-        "utter_services_intro (26) + service office (23) + service linha-verde (446)"
-        in (listing[0])
-    )
+    expected = "utter_services_intro (6) + service office (23) + service linha-verde (446)"
+    assert expected in listing[0]
     # Declining the counsellor sends the same list after the refusal.
     assert any("the counsellor declined [en]" in p for p in found), found
 
 
 def test_on_whatsapp_the_same_message_has_no_segments(tmp_path: Path) -> None:
-    texts = {("utter_safety_tip", "en"): sentence(400, "For your safety")}
+    texts = {("utter_safety_tip", "en"): sentence(450, "For your safety")}
     files = base_files()
     files["data/handoff.yml"] = handoff(texts)
     content = load(write_tree(tmp_path, files))
@@ -659,7 +675,7 @@ def test_one_character_that_makes_a_text_ucs2_is_named(tmp_path: Path) -> None:
     assert [str(p) for p in problems] == [
         (
             f"bot/general.yml:{line}: warning: utter_greet [en] is sent in UCS-2 only because "
-            "of '’' (1 time(s)): 2 SMS segments instead of 1; write \"'\" instead"
+            "of '’' (once): 2 SMS segments instead of 1; write \"'\" instead"
         )
     ]
 
@@ -689,7 +705,7 @@ def test_a_joined_message_names_the_reply_with_the_costly_character(tmp_path: Pa
     line = line_of(tmp_path, "data/handoff.yml", "Delete these")
     assert (
         f"data/handoff.yml:{line}: warning: the high-risk offer [en] is sent in UCS-2 only "
-        "because of U+00A0 (1 time(s)): 3 SMS segments instead of 1; write ' ' instead "
+        "because of U+00A0 (once): 2 SMS segments instead of 1; write ' ' instead "
         "(it is in utter_safety_tip)" in [str(p) for p in problems]
     )
 
