@@ -207,7 +207,8 @@ def _filled(message: Message, values: dict[str, str]) -> Message:
         tuple(Part(p.name, p.path, p.line, fill(p.text, values)) for p in reply)
         for reply in message.replies
     )
-    case = ", ".join(filter(None, (message.case, values and f"with {described(values)}")))
+    filled = f"with {described(values)}" if values else ""
+    case = ", ".join(part for part in (message.case, filled) if part)
     return Message(message.turn, message.language, replies, case)
 
 
