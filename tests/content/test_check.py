@@ -648,8 +648,9 @@ def test_the_service_list_is_built_and_measured(tmp_path: Path) -> None:
     assert len(listing) == 1, found
     assert listing[0].startswith(f"data/services.yml:{line}: the service list [en] (asking for ")
     assert "goes out as one SMS of 4 segments (GSM-7)" in listing[0]
-    expected = "utter_services_intro (6) + service office (23) + service linha-verde (446)"
-    assert expected in listing[0]
+    # The directory's own order (protection/directory.py), whatever it is.
+    assert "utter_services_intro (6) + service " in listing[0]
+    assert "service office (23)" in listing[0] and "service linha-verde (446)" in listing[0]
     # Declining the counsellor sends the same list after the refusal.
     assert any("the counsellor declined [en]" in p for p in found), found
 
