@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -774,3 +775,11 @@ def test_print_problems_puts_one_problem_per_line() -> None:
 def test_the_real_content_has_no_errors() -> None:
     found = errors(check(PROJECT_ROOT))
     assert found == [], "\n".join(found)
+
+
+def test_the_turns_name_every_text_the_actions_say() -> None:
+    """content/sent.py models what actions/ say; a text added there must be modelled too."""
+    said: set[str] = set()
+    for path in (PROJECT_ROOT / "actions").glob("*.py"):
+        said |= set(re.findall(r'"(utter_\w+)"', path.read_text(encoding="utf-8")))
+    assert said == set(sent.runtime_texts())
