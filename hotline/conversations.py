@@ -1,12 +1,11 @@
 """Per-conversation state the gateway, workers, sender and referral queue share in Redis.
 
-Keys (all keyed by the pseudonymous conversation id, never by number):
-  hotline:conv:{cid}   hash: channel (sms|whatsapp), address (Fernet-sealed), language,
-                       opted_out ("1" or absent), last_inbound (epoch seconds)
-Streams:
-  hotline:inbound      what the gateway accepted, for the workers
-  hotline:outbound     what must be sent, for the sender: conversation_id, text, source
-                       (bot|counsellor|system), optional case_id
+All keyed by the pseudonymous conversation id, never by number (hotline.keys holds the names):
+  keys.conversation(cid)   hash: channel (sms|whatsapp), address (Fernet-sealed), language,
+                           opted_out ("1" or absent), last_inbound (epoch seconds)
+  keys.INBOUND_STREAM      what the gateway accepted, for the workers
+  keys.OUTBOUND_STREAM     what must be sent, for the sender: conversation_id, text, source
+                           (bot|counsellor|system), optional case_id
 """
 
 from __future__ import annotations
@@ -16,31 +15,43 @@ from typing import Literal
 
 import redis
 
-INBOUND_STREAM = "hotline:inbound"
-OUTBOUND_STREAM = "hotline:outbound"
-DEAD_LETTER_STREAM = "hotline:dead"
+from hotline import keys
+
+# Re-exported: the stream names have been imported from here since before the registry.
+INBOUND_STREAM = keys.INBOUND_STREAM
+OUTBOUND_STREAM = keys.OUTBOUND_STREAM
+DEAD_LETTER_STREAM = keys.DEAD_LETTER_STREAM
+OUTBOUND_MAXLEN = 1_000_000
 
 Channel = Literal["sms", "whatsapp"]
 Source = Literal["bot", "counsellor", "system"]
 
+Writer = redis.Redis | redis.client.Pipeline
+
 
 def key(conversation_id: str) -> str:
-    return f"hotline:conv:{conversation_id}"
+    return keys.conversation(conversation_id)
 
 
 def remember(
-    db: redis.Redis, conversation_id: str, *, channel: Channel, sealed_address: str
+    db: Writer, conversation_id: str, *, channel: Channel, sealed_address: str, at: float | None = None
 ) -> None:
-    """Record how to reach the person (sealed) each time they write."""
-    pipe = db.pipeline(transaction=True)
+    """Record how to reach the person (sealed) each time they write.
+
+    Given a pipeline, the writes join it (the worker commits them with the message's answer).
+    """
+    at = time.time() if at is None else at
+    own = not isinstance(db, redis.client.Pipeline)
+    pipe = db.pipeline(transaction=True) if own else db
     pipe.hset(
         key(conversation_id),
-        mapping={"channel": channel, "address": sealed_address, "last_inbound": f"{time.time():.3f}"},
+        mapping={"channel": channel, "address": sealed_address, "last_inbound": f"{at:.3f}"},
     )
     # An erasure leaves the key to expire after its confirmation is sent; a person who writes
     # again inside that grace period is a live conversation and must not vanish with it.
     pipe.persist(key(conversation_id))
-    pipe.execute()
+    if own:
+        pipe.execute()
 
 
 def state(db: redis.Redis, conversation_id: str) -> dict[str, str]:
@@ -51,12 +62,22 @@ def language(db: redis.Redis, conversation_id: str) -> str | None:
     return db.hget(key(conversation_id), "language")
 
 
-def set_language(db: redis.Redis, conversation_id: str, value: str) -> None:
+def set_language(db: Writer, conversation_id: str, value: str) -> None:
     db.hset(key(conversation_id), "language", value)
 
 
+def outbound_fields(
+    conversation_id: str, text: str, *, source: Source, case_id: str | None = None
+) -> dict[str, str]:
+    """An outbound stream entry (the queue's reply script writes the same fields)."""
+    fields = {"conversation_id": conversation_id, "text": text, "source": source}
+    if case_id:
+        fields["case_id"] = case_id
+    return fields
+
+
 def queue_reply(
-    db: redis.Redis | redis.client.Pipeline,
+    db: Writer,
     conversation_id: str,
     text: str,
     *,
@@ -65,7 +86,5 @@ def queue_reply(
 ) -> None:
     """Hand a text to the sender. Only replies and a counsellor's messages in an open
     case come through here: the hotline never texts a person first."""
-    fields = {"conversation_id": conversation_id, "text": text, "source": source}
-    if case_id:
-        fields["case_id"] = case_id
-    db.xadd(OUTBOUND_STREAM, fields, maxlen=1_000_000, approximate=True)
+    fields = outbound_fields(conversation_id, text, source=source, case_id=case_id)
+    db.xadd(OUTBOUND_STREAM, fields, maxlen=OUTBOUND_MAXLEN, approximate=True)

@@ -29,7 +29,7 @@ class Erasure(enum.Enum):
     GRACE = "grace"  # emptied but for the sealed address, which expires after a short grace
     ENTRIES = "entries"  # a shared stream: the conversation's entries are deleted
     ANONYMISE = "anonymise"  # a case record: kept for statistics without anything personal
-    FIELD = "field"  # records naming the conversation in a field: found by SCAN and deleted
+    FIELD = "field"  # records naming it in their conversation_id field: found by SCAN, deleted
     NONE = "none"  # holds nothing of the person (ids, counters, staff data, dev-only data)
 
 

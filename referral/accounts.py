@@ -15,6 +15,8 @@ import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from hotline import keys
+
 Role = Literal["counsellor", "supervisor"]
 ROLES: tuple[Role, ...] = ("counsellor", "supervisor")
 UI_LANGUAGES = ("pt", "en")
@@ -44,7 +46,7 @@ class Counsellor:
 
 
 def _key(name: str) -> str:
-    return f"hotline:counsellor:{name}"
+    return keys.counsellor(name)
 
 
 def _valid_name(name: str) -> str:
@@ -73,7 +75,7 @@ def add(db: redis.Redis, name: str, role: Role, password: str, language: str = "
         raise AccountError(f"an account named {name} exists already")
     db.hset(_key(name), mapping={"role": role, "language": language if language in UI_LANGUAGES else "pt",
                                  "active": "1", "created": f"{time.time():.0f}"})
-    db.sadd("hotline:counsellors", name)
+    db.sadd(keys.COUNSELLORS_KEY, name)
     return get(db, name)
 
 
@@ -86,7 +88,7 @@ def get(db: redis.Redis, name: str) -> Counsellor | None:
 
 
 def all_counsellors(db: redis.Redis) -> list[Counsellor]:
-    return [c for c in (get(db, n) for n in sorted(db.smembers("hotline:counsellors"))) if c]
+    return [c for c in (get(db, n) for n in sorted(db.smembers(keys.COUNSELLORS_KEY))) if c]
 
 
 def set_active(db: redis.Redis, name: str, active: bool) -> None:
@@ -100,7 +102,7 @@ def set_password(db: redis.Redis, name: str, password: str) -> None:
         raise AccountError(f"no account named {name}")
     _check_password(password)
     db.hset(_key(name), "hash", _hasher.hash(password))
-    db.delete(f"hotline:login-failures:{name}")
+    db.delete(keys.login_failures(name))
 
 
 def set_language(db: redis.Redis, name: str, language: str) -> None:
@@ -109,13 +111,13 @@ def set_language(db: redis.Redis, name: str, language: str) -> None:
 
 
 def locked(db: redis.Redis, name: str) -> bool:
-    return int(db.get(f"hotline:login-failures:{name}") or 0) >= MAX_FAILURES
+    return int(db.get(keys.login_failures(name)) or 0) >= MAX_FAILURES
 
 
 def authenticate(db: redis.Redis, name: str, password: str) -> Counsellor | None:
     """The counsellor when the name and password match an active, unlocked account."""
     name = name.strip().lower()
-    failures = f"hotline:login-failures:{name}"
+    failures = keys.login_failures(name)
     if locked(db, name):
         return None
     stored = db.hget(_key(name), "hash")

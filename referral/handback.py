@@ -6,15 +6,15 @@ import logging
 
 import httpx
 
-from hotline import conversations
+from hotline import conversations, keys
 from hotline.rasa import RasaClient, RasaUnavailable
-from referral.queue import Case, Referrals, audit_key
+from referral.queue import Case, Referrals
 
 log = logging.getLogger(__name__)
 
 # Conversations whose case is closed but whose bot is still paused because Rasa did not
 # answer; `resume_pending` (run by the launcher on a timer) finishes them.
-RESUME_PENDING = "referral:resume_pending"
+RESUME_PENDING = keys.RESUME_PENDING_KEY
 # An action, not a response: the text lives in data/handoff.yml with the other texts only
 # actions choose, and Rasa refuses to execute a response it does not know.
 CLOSING_ACTION = "action_case_closed"
@@ -61,7 +61,7 @@ async def resume(referrals: Referrals, rasa: RasaClient, case: Case) -> bool:
             if message.get("text"):
                 conversations.queue_reply(pipe, cid, message["text"], source="bot")
         pipe.srem(RESUME_PENDING, case.id)
-        pipe.xadd(audit_key(case.id), {"at": now, "actor": "bot", "action": "resumed", "detail": "{}"})
+        pipe.xadd(keys.case_audit(case.id), {"at": now, "actor": "bot", "action": "resumed", "detail": "{}"})
         pipe.execute()
     return True
 

@@ -8,6 +8,7 @@ statistics: no conversation id, no message text, no number.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -16,30 +17,27 @@ from dataclasses import dataclass
 import httpx
 import redis
 
-from hotline import conversations
+from hotline import conversations, keys
 from hotline.ids import unseal
+from hotline.keys import KeyFamily
 from hotline.rasa import RasaClient, RasaUnavailable
 from hotline.settings import get_settings
-from referral.queue import (
-    ANONYMOUS,
-    CLOSED,
-    Referrals,
-    audit_key,
-    case_key,
-    conversation_cases_key,
-    messages_key,
-    open_key,
-)
+from referral.queue import Referrals
 
 log = logging.getLogger(__name__)
 
-# Rasa 3.6's RedisTrackerStore keys a tracker as <key_prefix>:tracker:<sender id>; endpoints.yml
-# sets key_prefix "rasa". The bare default prefix is listed too in case the prefix is dropped.
-TRACKER_KEYS = ("rasa:tracker:{cid}", "tracker:{cid}")
-STREAMS = (conversations.INBOUND_STREAM, conversations.OUTBOUND_STREAM, conversations.DEAD_LETTER_STREAM)
+# Everything erasure and the purge touch comes from the registry (hotline.keys): a family
+# registered as personal is reached the day it is added, in the way its `erasure` says.
 # The sealed number outlives an erasure by this long, so the sender can still deliver the
 # confirmation ("your data was deleted") that the worker queues; then Redis expires it.
 ADDRESS_GRACE_SECONDS = 600
+# What a GRACE family keeps through its grace: how to deliver that confirmation.
+_GRACE_FIELDS = ("address", "channel")
+# The queue's own indexes of a conversation's cases: the purge takes its cases out of them one
+# by one (a quiet conversation may still have a case inside retention), Redis drops them empty.
+_CASE_INDEXES = (keys.OPEN_CASE, keys.CONVERSATION_CASES)
+# Rasa's trackers, to say whether one was deleted.
+_TRACKERS = (keys.TRACKER, keys.TRACKER_UNPREFIXED)
 _BATCH = 500
 
 
@@ -55,7 +53,7 @@ class Erasure:
 
 
 def _address(db: redis.Redis, conversation_id: str, fernet_key: str | None) -> str | None:
-    sealed = db.hget(conversations.key(conversation_id), "address")
+    sealed = db.hget(keys.conversation(conversation_id), "address")
     if not sealed:
         return None
     key = fernet_key if fernet_key is not None else get_settings().fernet_key.get_secret_value()
@@ -71,9 +69,14 @@ def _address_forms(address: str) -> set[str]:
     return {address, bare, f"whatsapp:{bare}"}
 
 
+def streams() -> list[str]:
+    """The shared streams whose entries can carry a person's texts or number."""
+    return [family.pattern for family in keys.erased("shared", keys.Erasure.ENTRIES)]
+
+
 def anonymise_case(db: redis.Redis, case_id: str, now: float | None = None) -> None:
     """Keep the case for statistics, without its transcript, conversation id or quoted words."""
-    raw = db.hgetall(case_key(case_id))
+    raw = db.hgetall(keys.case(case_id))
     if not raw or raw.get("erased_at"):
         return
     now = time.time() if now is None else now
@@ -82,13 +85,24 @@ def anonymise_case(db: redis.Redis, case_id: str, now: float | None = None) -> N
         for item in json.loads(raw.get("indicators") or "[]")
     ]
     with db.pipeline(transaction=True) as pipe:
-        pipe.delete(messages_key(case_id))
-        pipe.hdel(case_key(case_id), "conversation_id", "transcript_until")
-        pipe.hset(case_key(case_id), mapping={"indicators": json.dumps(names), "erased_at": f"{now:.6f}"})
-        pipe.zrem(CLOSED, case_id)
-        pipe.zadd(ANONYMOUS, {case_id: float(raw.get("closed_at") or now)})
-        pipe.xadd(audit_key(case_id), {"at": f"{now:.6f}", "actor": "privacy", "action": "erased", "detail": "{}"})
+        for family in keys.erased("case", keys.Erasure.DELETE):
+            pipe.delete(family.key(case=case_id))
+        for family in keys.erased("case", keys.Erasure.ANONYMISE):
+            _anonymise(pipe, family, case_id, names, now)
+        pipe.zrem(keys.CLOSED_KEY, case_id)
+        pipe.zadd(keys.ANONYMOUS_KEY, {case_id: float(raw.get("closed_at") or now)})
+        pipe.xadd(keys.case_audit(case_id), {
+            "at": f"{now:.6f}", "actor": "privacy", "action": "erased", "detail": "{}",
+        })
         pipe.execute()
+
+
+def _anonymise(pipe: redis.client.Pipeline, family: KeyFamily, case_id: str, names: list, now: float) -> None:
+    if family is not keys.CASE:
+        raise NotImplementedError(f"no way to anonymise key family {family.name}")
+    key = family.key(case=case_id)
+    pipe.hdel(key, "conversation_id", "transcript_until")
+    pipe.hset(key, mapping={"indicators": json.dumps(names), "erased_at": f"{now:.6f}"})
 
 
 def _stream_id(entry_id: str) -> tuple[int, int]:
@@ -119,8 +133,8 @@ def erase_from_streams(db: redis.Redis, conversation_ids: set[str], addresses: s
     """
     numbers = set().union(*(_address_forms(a) for a in addresses)) if addresses else set()
     deleted = 0
-    for stream in STREAMS:
-        keep = _not_yet_sent(db, stream) if stream == conversations.OUTBOUND_STREAM else (lambda entry_id: False)
+    for stream in streams():
+        keep = _not_yet_sent(db, stream) if stream == keys.OUTBOUND_STREAM else (lambda entry_id: False)
         start = "-"
         while True:
             entries = db.xrange(stream, min=start, max="+", count=_BATCH)
@@ -138,23 +152,57 @@ def erase_from_streams(db: redis.Redis, conversation_ids: set[str], addresses: s
     return deleted
 
 
-def _delete_tracker(db: redis.Redis, conversation_id: str) -> bool:
-    return db.delete(*(k.format(cid=conversation_id) for k in TRACKER_KEYS)) > 0
+def erase_records(db: redis.Redis, conversation_ids: set[str]) -> int:
+    """Delete the records that name these conversations in their conversation_id field.
+
+    They are found by SCAN (erasure is rare, and the records expire on their own anyway).
+    """
+    deleted = 0
+    for family in keys.erased("shared", keys.Erasure.FIELD):
+        batch: list[str] = []
+        for key in db.scan_iter(match=family.glob(), count=1000):
+            batch.append(key)
+            if len(batch) >= _BATCH:
+                deleted += _delete_named(db, batch, conversation_ids)
+                batch = []
+        if batch:
+            deleted += _delete_named(db, batch, conversation_ids)
+    return deleted
 
 
-def _forget_conversation(db: redis.Redis, conversation_id: str) -> None:
+def _delete_named(db: redis.Redis, batch: list[str], conversation_ids: set[str]) -> int:
+    with db.pipeline(transaction=False) as pipe:
+        for key in batch:
+            pipe.hget(key, "conversation_id")
+        owners = pipe.execute()
+    doomed = [key for key, owner in zip(batch, owners, strict=True) if owner in conversation_ids]
+    return db.delete(*doomed) if doomed else 0
+
+
+def _delete_conversation_keys(db: redis.Redis, conversation_id: str, *, skip: tuple[KeyFamily, ...] = ()) -> bool:
+    """Delete every DELETE family of the conversation; True when a Rasa tracker was among them."""
+    families = [f for f in keys.erased("conversation", keys.Erasure.DELETE) if f not in skip]
+    with db.pipeline(transaction=False) as pipe:
+        for family in families:
+            pipe.delete(family.key(conversation=conversation_id))
+        deleted = pipe.execute()
+    return any(n for family, n in zip(families, deleted, strict=True) if family in _TRACKERS)
+
+
+def _forget_conversation(db: redis.Redis, conversation_id: str, *, grace: bool = True) -> None:
     """Drop what the channels keep about the conversation; the sealed number only after a grace."""
-    key = conversations.key(conversation_id)
-    fields = db.hkeys(key)
-    if "address" not in fields:
-        db.delete(key)
-        return
-    with db.pipeline(transaction=True) as pipe:
-        extra = [f for f in fields if f not in ("address", "channel")]
-        if extra:
-            pipe.hdel(key, *extra)
-        pipe.expire(key, ADDRESS_GRACE_SECONDS)
-        pipe.execute()
+    for family in keys.erased("conversation", keys.Erasure.GRACE):
+        key = family.key(conversation=conversation_id)
+        fields = db.hkeys(key)
+        if not grace or "address" not in fields:
+            db.delete(key)
+            continue
+        with db.pipeline(transaction=True) as pipe:
+            extra = [f for f in fields if f not in _GRACE_FIELDS]
+            if extra:
+                pipe.hdel(key, *extra)
+            pipe.expire(key, ADDRESS_GRACE_SECONDS)
+            pipe.execute()
 
 
 async def _confirm_tracker_gone(rasa: RasaClient, conversation_id: str) -> None:
@@ -178,9 +226,10 @@ async def erase_conversation(
         if referrals.get(case_id, transcript=False).is_open:
             referrals.close(case_id, "person", "declined")
         anonymise_case(db, case_id)
-    db.delete(open_key(conversation_id), conversation_cases_key(conversation_id))
-    tracker_deleted = _delete_tracker(db, conversation_id)
+    tracker_deleted = _delete_conversation_keys(db, conversation_id)
     entries = erase_from_streams(db, {conversation_id}, {address} if address else set())
+    # A SCAN over many records: off the event loop, so the worker's other conversations go on.
+    await asyncio.to_thread(erase_records, db, {conversation_id})
     _forget_conversation(db, conversation_id)
     await _confirm_tracker_gone(rasa, conversation_id)
     log.info("conversation erased: %d case(s), %d stream entries", len(case_ids), entries)
@@ -198,9 +247,9 @@ def purge(db: redis.Redis, older_than_seconds: float, *, now: float | None = Non
     referrals = Referrals(db)
     quiet: set[str] = set()
     addresses: set[str] = set()
-    case_ids = db.zrangebyscore(CLOSED, "-inf", cutoff)
+    case_ids = db.zrangebyscore(keys.CLOSED_KEY, "-inf", cutoff)
     for case_id in case_ids:
-        conversation_id = db.hget(case_key(case_id), "conversation_id")
+        conversation_id = db.hget(keys.case(case_id), "conversation_id")
         if conversation_id and conversation_id not in quiet:
             last_seen = float(conversations.state(db, conversation_id).get("last_inbound") or 0)
             if last_seen < cutoff and not referrals.open_case_id(conversation_id):
@@ -210,11 +259,12 @@ def purge(db: redis.Redis, older_than_seconds: float, *, now: float | None = Non
                     addresses.add(address)
         anonymise_case(db, case_id, now)
         if conversation_id:
-            db.srem(conversation_cases_key(conversation_id), case_id)
+            db.srem(keys.conversation_cases(conversation_id), case_id)
     for conversation_id in quiet:
-        _delete_tracker(db, conversation_id)
-        db.delete(conversations.key(conversation_id))
+        _delete_conversation_keys(db, conversation_id, skip=_CASE_INDEXES)
+        _forget_conversation(db, conversation_id, grace=False)
     if quiet:
         erase_from_streams(db, quiet, addresses)
+        erase_records(db, quiet)
     log.info("purged %d closed case(s), %d quiet conversation(s)", len(case_ids), len(quiet))
     return len(case_ids)

@@ -1,22 +1,24 @@
 """The human referral queue in Redis: one open case per conversation, atomic claims, an audit trail.
 
-Keys (case ids look like R42; conversation ids are the pseudonymous ones, never numbers):
-  referral:case:{id}            hash: the case (fields of `Case`)
-  referral:case:{id}:messages   stream: the transcript (bot part copied at opening, then relayed
-                                messages, counsellor replies and internal notes)
-  referral:case:{id}:audit      stream: every change, with who (actor), what (action) and when (at)
-  referral:open:{cid}           the conversation's open case, if any
-  referral:conversation:{cid}   set: every case of the conversation (for erasure)
-  referral:waiting:{priority}   sorted sets of waiting cases, score = when opened
-  referral:claimed              sorted set of claimed cases, score = when claimed
-  referral:mine:{counsellor}    sorted set of a counsellor's claimed cases
-  referral:closed               sorted set of closed cases, score = when closed (for purging)
-  referral:anonymous            sorted set of erased cases kept for statistics
-  referral:changes              stream: one entry per change of any case (case id, action,
-                                priority; never a text), which open consoles follow live
-Every state change runs as one Lua script, so two workers or two counsellors never see half a
-change; the scripts name keys they derive from the case id, which needs one Redis (or Sentinel),
-not Redis Cluster.
+Keys (hotline.keys holds them; case ids look like R42, conversation ids are the pseudonymous ones):
+  keys.case(id)                  hash: the case (fields of `Case`)
+  keys.case_messages(id)         stream: the transcript (bot part copied at opening, then relayed
+                                 messages, counsellor replies and internal notes)
+  keys.case_audit(id)            stream: every change, with who (actor), what (action) and when (at)
+  keys.open_case(cid)            the conversation's open case, if any
+  keys.conversation_cases(cid)   set: every case of the conversation (for erasure)
+  keys.waiting(priority)         sorted sets of waiting cases, score = when opened
+  keys.CLAIMED_KEY               sorted set of claimed cases, score = when claimed
+  keys.mine(counsellor)          sorted set of a counsellor's claimed cases
+  keys.CLOSED_KEY                sorted set of closed cases, score = when closed (for purging)
+  keys.ANONYMOUS_KEY             sorted set of erased cases kept for statistics
+  keys.CHANGES_STREAM            one entry per change of any case (case id, action, priority;
+                                 never a text), which open consoles follow live
+Every change to a case (opening with its transcript, claim, transfer, reply, note, a relayed
+message, close) is one Lua script, so two workers or two counsellors never see half a change.
+A script gets every key it touches through KEYS. Where a key depends on what the case holds
+(its holder, its conversation, the next case number), the client reads it first and the script
+checks it still holds, answering 'stale' for the client to read again and retry.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, Literal
 
 import redis
 
-from hotline import conversations
+from hotline import conversations, keys
 
 log = logging.getLogger(__name__)
 
@@ -54,41 +56,11 @@ OUTCOMES = (
     "not_a_case",
 )
 
-SEQUENCE = "referral:seq"
-CLAIMED = "referral:claimed"
-CLOSED = "referral:closed"
-ANONYMOUS = "referral:anonymous"
 # Capped: the console only follows it live, the audit streams keep the history.
-CHANGES = "referral:changes"
 CHANGES_MAXLEN = 10_000
-
-
-def case_key(case_id: str) -> str:
-    return f"referral:case:{case_id}"
-
-
-def messages_key(case_id: str) -> str:
-    return f"referral:case:{case_id}:messages"
-
-
-def audit_key(case_id: str) -> str:
-    return f"referral:case:{case_id}:audit"
-
-
-def open_key(conversation_id: str) -> str:
-    return f"referral:open:{conversation_id}"
-
-
-def conversation_cases_key(conversation_id: str) -> str:
-    return f"referral:conversation:{conversation_id}"
-
-
-def waiting_key(priority: str) -> str:
-    return f"referral:waiting:{priority}"
-
-
-def mine_key(counsellor: str) -> str:
-    return f"referral:mine:{counsellor}"
+# Kept for referral/console until it builds its keys through hotline.keys.
+CHANGES = keys.CHANGES_STREAM
+audit_key = keys.case_audit
 
 
 # ---------------------------------------------------------------- errors
@@ -219,20 +191,37 @@ def _case(raw: dict[str, str], transcript: list[Message] | None = None) -> Case:
 
 # ---------------------------------------------------------------- the scripts
 
-# Opens the conversation's case, or updates the one already open: never a twin.
-_OPEN = """
+
+def _waiting_table(first: int) -> str:
+    """Lua: the waiting sets, passed as KEYS[first..] in PRIORITIES order, by priority name."""
+    entries = ", ".join(f"{priority} = KEYS[{first + index}]" for index, priority in enumerate(PRIORITIES))
+    return f"local waiting = {{{entries}}}\n"
+
+
+def _waiting_keys() -> list[str]:
+    return [keys.waiting(priority) for priority in PRIORITIES]
+
+
+# Opens the conversation's case, or updates the one already open (never a twin), and copies in
+# the conversation so far.
+# KEYS: open, sequence, conversation's cases, case, messages, audit, changes, waiting sets.
+# ARGV: the case id the client expects (the open one, or the next number), now, priority, rank,
+# new case's fields, assessment update, actor, transcript lines, changes maxlen.
+_OPEN = _waiting_table(8) + """
 local existing = redis.call('GET', KEYS[1])
-local now, priority, rank, actor = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[7]
+local id, now, priority, rank, actor = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[7]
+local key, messages, audit, changes, maxlen = KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[9]
 local update = cjson.decode(ARGV[6])
+local created = 0
 if existing then
-  local key = 'referral:case:' .. existing
+  if existing ~= id then return {'stale'} end
   local detail = {}
   local old_priority = redis.call('HGET', key, 'priority')
   if rank < tonumber(redis.call('HGET', key, 'rank')) then
     redis.call('HSET', key, 'priority', priority, 'rank', rank)
     if redis.call('HGET', key, 'status') == 'waiting' then
-      redis.call('ZREM', 'referral:waiting:' .. old_priority, existing)
-      redis.call('ZADD', 'referral:waiting:' .. priority, redis.call('HGET', key, 'opened_at'), existing)
+      redis.call('ZREM', waiting[old_priority], id)
+      redis.call('ZADD', waiting[priority], redis.call('HGET', key, 'opened_at'), id)
     end
     detail['priority'] = priority
     detail['previous_priority'] = old_priority
@@ -249,36 +238,49 @@ if existing then
     detail['consent'] = update['consent']
   end
   redis.call('HSET', key, 'updated_at', now)
-  redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'retriggered',
+  redis.call('XADD', audit, '*', 'at', now, 'actor', actor, 'action', 'retriggered',
     'detail', cjson.encode(detail))
-  redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', existing, 'action', 'retriggered',
+  redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'retriggered',
     'priority', redis.call('HGET', key, 'priority'))
-  return {existing, 0, redis.call('HGET', key, 'priority')}
+else
+  if 'R' .. ((tonumber(redis.call('GET', KEYS[2])) or 0) + 1) ~= id then return {'stale'} end
+  redis.call('INCR', KEYS[2])
+  local fields = cjson.decode(ARGV[5])
+  local flat = {'id', id}
+  for name, value in pairs(fields) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  redis.call('HSET', key, unpack(flat))
+  redis.call('SET', KEYS[1], id)
+  redis.call('SADD', KEYS[3], id)
+  redis.call('ZADD', waiting[priority], now, id)
+  redis.call('XADD', audit, '*', 'at', now, 'actor', actor, 'action', 'opened',
+    'detail', cjson.encode({priority = priority, consent = fields['consent'], trigger = fields['trigger'],
+      risk_level = fields['risk_level']}))
+  redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'opened',
+    'priority', priority)
+  created = 1
 end
-local id = 'R' .. redis.call('INCR', KEYS[2])
-local key = 'referral:case:' .. id
-local fields = cjson.decode(ARGV[5])
-local flat = {'id', id}
-for name, value in pairs(fields) do
-  flat[#flat + 1] = name
-  flat[#flat + 1] = value
+-- Only lines newer than those the case holds, so a second trigger adds no duplicates.
+local since = tonumber(redis.call('HGET', key, 'transcript_until') or '')
+local last = nil
+for _, line in ipairs(cjson.decode(ARGV[8])) do
+  if since == nil or line[1] > since then
+    redis.call('XADD', messages, '*', 'at', line[2], 'author', line[3], 'kind', 'message',
+      'actor', line[3], 'text', line[4])
+    last = line[2]
+  end
 end
-redis.call('HSET', key, unpack(flat))
-redis.call('SET', KEYS[1], id)
-redis.call('SADD', KEYS[3], id)
-redis.call('ZADD', 'referral:waiting:' .. priority, now, id)
-redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'opened',
-  'detail', cjson.encode({priority = priority, consent = fields['consent'], trigger = fields['trigger'],
-    risk_level = fields['risk_level']}))
-redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'opened',
-  'priority', priority)
-return {id, 1, priority}
+if last then redis.call('HSET', key, 'transcript_until', last) end
+return {id, created, redis.call('HGET', key, 'priority')}
 """
 
 # Claims a waiting case; the loser learns who has it.
-_CLAIM = """
-local key = KEYS[1]
-local id, counsellor, now = ARGV[1], ARGV[2], ARGV[3]
+# KEYS: case, audit, changes, claimed, the claimer's cases, waiting sets.
+_CLAIM = _waiting_table(6) + """
+local key, audit, changes = KEYS[1], KEYS[2], KEYS[3]
+local id, counsellor, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
 local status = redis.call('HGET', key, 'status')
 if status == 'closed' then return {'closed'} end
@@ -288,86 +290,129 @@ if status == 'claimed' then
   return {'claimed', holder}
 end
 redis.call('HSET', key, 'status', 'claimed', 'claimed_by', counsellor, 'claimed_at', now, 'updated_at', now)
-redis.call('ZREM', 'referral:waiting:' .. redis.call('HGET', key, 'priority'), id)
-redis.call('ZADD', 'referral:claimed', now, id)
-redis.call('ZADD', 'referral:mine:' .. counsellor, now, id)
-redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', counsellor, 'action', 'claimed', 'detail', '{}')
-redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'claimed',
+redis.call('ZREM', waiting[redis.call('HGET', key, 'priority')], id)
+redis.call('ZADD', KEYS[4], now, id)
+redis.call('ZADD', KEYS[5], now, id)
+redis.call('XADD', audit, '*', 'at', now, 'actor', counsellor, 'action', 'claimed', 'detail', '{}')
+redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'claimed',
   'priority', redis.call('HGET', key, 'priority'))
 return {'ok'}
 """
 
 # Hands a case to another counsellor, or back to the queue when ARGV[3] is empty.
-_TRANSFER = """
-local key = KEYS[1]
-local id, actor, target, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+# KEYS: case, audit, changes, claimed, the holder's cases, the target's cases, waiting sets.
+# ARGV[5]: the holder the client read, whose set KEYS[5] is.
+_TRANSFER = _waiting_table(7) + """
+local key, audit, changes = KEYS[1], KEYS[2], KEYS[3]
+local id, actor, target, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
 local status = redis.call('HGET', key, 'status')
 if status == 'closed' then return {'closed'} end
 local holder = redis.call('HGET', key, 'claimed_by') or ''
-if holder ~= '' then redis.call('ZREM', 'referral:mine:' .. holder, id) end
+if holder ~= ARGV[5] then return {'stale'} end
+if holder ~= '' then redis.call('ZREM', KEYS[5], id) end
+local priority = redis.call('HGET', key, 'priority')
 if target == '' then
   redis.call('HSET', key, 'status', 'waiting', 'claimed_by', '', 'claimed_at', '', 'updated_at', now)
-  redis.call('ZREM', 'referral:claimed', id)
-  redis.call('ZADD', 'referral:waiting:' .. redis.call('HGET', key, 'priority'), redis.call('HGET', key, 'opened_at'), id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', waiting[priority], redis.call('HGET', key, 'opened_at'), id)
 else
   redis.call('HSET', key, 'status', 'claimed', 'claimed_by', target, 'claimed_at', now, 'updated_at', now)
-  redis.call('ZREM', 'referral:waiting:' .. redis.call('HGET', key, 'priority'), id)
-  redis.call('ZADD', 'referral:claimed', now, id)
-  redis.call('ZADD', 'referral:mine:' .. target, now, id)
+  redis.call('ZREM', waiting[priority], id)
+  redis.call('ZADD', KEYS[4], now, id)
+  redis.call('ZADD', KEYS[6], now, id)
 end
-redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'transferred',
+redis.call('XADD', audit, '*', 'at', now, 'actor', actor, 'action', 'transferred',
   'detail', cjson.encode({from = holder, to = target}))
-redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'transferred',
-  'priority', redis.call('HGET', key, 'priority'))
+redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'transferred',
+  'priority', priority)
 return {'ok'}
 """
 
 # Closes a case with its outcome; the conversation goes back to the bot.
-_CLOSE = """
-local key = KEYS[1]
-local id, actor, outcome, now, note = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+# KEYS: case, messages, audit, changes, claimed, closed, the conversation's open case, the
+# holder's cases, waiting sets. ARGV[6], ARGV[7]: the conversation and holder the client read.
+_CLOSE = _waiting_table(9) + """
+local key, messages, audit, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, actor, outcome, now, note, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[8]
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
 if redis.call('HGET', key, 'status') == 'closed' then return {'closed'} end
+local cid = redis.call('HGET', key, 'conversation_id') or ''
+local holder = redis.call('HGET', key, 'claimed_by') or ''
+if cid ~= ARGV[6] or holder ~= ARGV[7] then return {'stale'} end
 if note ~= '' then
-  redis.call('XADD', key .. ':messages', '*', 'at', now, 'author', 'counsellor', 'kind', 'note',
+  redis.call('XADD', messages, '*', 'at', now, 'author', 'counsellor', 'kind', 'note',
     'actor', actor, 'text', note)
 end
-local holder = redis.call('HGET', key, 'claimed_by') or ''
 redis.call('HSET', key, 'status', 'closed', 'outcome', outcome, 'closed_by', actor, 'closed_at', now,
   'updated_at', now)
-local cid = redis.call('HGET', key, 'conversation_id')
-if redis.call('GET', 'referral:open:' .. cid) == id then redis.call('DEL', 'referral:open:' .. cid) end
-redis.call('ZREM', 'referral:waiting:' .. redis.call('HGET', key, 'priority'), id)
-redis.call('ZREM', 'referral:claimed', id)
-if holder ~= '' then redis.call('ZREM', 'referral:mine:' .. holder, id) end
-redis.call('ZADD', 'referral:closed', now, id)
-redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'closed',
+if cid ~= '' and redis.call('GET', KEYS[7]) == id then redis.call('DEL', KEYS[7]) end
+redis.call('ZREM', waiting[redis.call('HGET', key, 'priority')], id)
+redis.call('ZREM', KEYS[5], id)
+if holder ~= '' then redis.call('ZREM', KEYS[8], id) end
+redis.call('ZADD', KEYS[6], now, id)
+redis.call('XADD', audit, '*', 'at', now, 'actor', actor, 'action', 'closed',
   'detail', cjson.encode({outcome = outcome, note = note ~= ''}))
-redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'closed',
+redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'closed',
   'priority', redis.call('HGET', key, 'priority'))
 return {'ok', cid}
 """
 
 # Adds a person's message to an open case (the worker relays it while the bot is silent).
+# KEYS: case, messages, audit, changes.
 _APPEND = """
-local key = KEYS[1]
-local id, author, text, actor, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local key, messages, audit, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, author, text, actor, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
 if redis.call('HGET', key, 'status') == 'closed' then return {'closed'} end
-local message = redis.call('XADD', key .. ':messages', '*', 'at', now, 'author', author, 'kind', 'message',
+local message = redis.call('XADD', messages, '*', 'at', now, 'author', author, 'kind', 'message',
   'actor', actor, 'text', text)
 redis.call('HSET', key, 'updated_at', now, 'last_person_at', now)
-redis.call('XADD', key .. ':audit', '*', 'at', now, 'actor', actor, 'action', 'message_received', 'detail', '{}')
-redis.call('XADD', 'referral:changes', 'MAXLEN', '~', 10000, '*', 'case', id, 'action', 'message_received',
+redis.call('XADD', audit, '*', 'at', now, 'actor', actor, 'action', 'message_received', 'detail', '{}')
+redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'message_received',
   'priority', redis.call('HGET', key, 'priority'))
 return {'ok', message}
 """
 
+# A counsellor's message: into the transcript and onto the outbound stream together, because
+# the person only ever gets what is in the transcript, and vice versa. The outbound entry has
+# the fields of hotline.conversations.outbound_fields (tests/referral/test_queue.py holds them).
+# KEYS: case, messages, audit, changes, outbound. ARGV[5]: '1' when any holder may reply.
+_REPLY = """
+local key, messages, audit, changes, outbound = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, counsellor, text, now, any_holder = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', key) == 0 then return {'missing'} end
+if redis.call('HGET', key, 'status') == 'closed' then return {'closed'} end
+local holder = redis.call('HGET', key, 'claimed_by') or ''
+if holder ~= counsellor and not (any_holder == '1' and holder ~= '') then return {'not_yours', holder} end
+local message = redis.call('XADD', messages, '*', 'at', now, 'author', 'counsellor', 'kind', 'message',
+  'actor', counsellor, 'text', text)
+redis.call('XADD', outbound, 'MAXLEN', '~', ARGV[7], '*', 'conversation_id',
+  redis.call('HGET', key, 'conversation_id'), 'text', text, 'source', 'counsellor', 'case_id', id)
+redis.call('HSET', key, 'updated_at', now)
+redis.call('XADD', audit, '*', 'at', now, 'actor', counsellor, 'action', 'replied', 'detail', '{}')
+redis.call('XADD', changes, 'MAXLEN', '~', ARGV[6], '*', 'case', id, 'action', 'replied',
+  'priority', redis.call('HGET', key, 'priority'))
+return {'ok', message}
+"""
 
-def _changed(pipe: redis.client.Pipeline, case_id: str, action: str) -> None:
-    """Tell open consoles that a case changed (the Lua scripts do the same for theirs)."""
-    pipe.xadd(CHANGES, {"case": case_id, "action": action}, maxlen=CHANGES_MAXLEN, approximate=True)
+# An internal note: in the case for counsellors, never sent. KEYS: case, messages, audit, changes.
+_NOTE = """
+local key, messages, audit, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, counsellor, text, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('EXISTS', key) == 0 then return {'missing'} end
+local message = redis.call('XADD', messages, '*', 'at', now, 'author', 'counsellor', 'kind', 'note',
+  'actor', counsellor, 'text', text)
+redis.call('HSET', key, 'updated_at', now)
+redis.call('XADD', audit, '*', 'at', now, 'actor', counsellor, 'action', 'noted', 'detail', '{}')
+redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'noted',
+  'priority', redis.call('HGET', key, 'priority'))
+return {'ok', message}
+"""
+
+# How often a script may find what the client read already changed before the client gives
+# up; each stale answer means another change went through, so this is never reached in use.
+_MAX_STALE = 1000
 
 
 def _raise_for(result: list[Any], case_id: str) -> None:
@@ -378,6 +423,8 @@ def _raise_for(result: list[Any], case_id: str) -> None:
         raise CaseClosed(case_id)
     if status == "claimed":
         raise AlreadyClaimed(case_id, result[1])
+    if status == "not_yours":
+        raise NotYourCase(case_id, result[1] or None)
 
 
 # ---------------------------------------------------------------- the queue
@@ -394,9 +441,20 @@ class Referrals:
         self._transfer = db.register_script(_TRANSFER)
         self._close = db.register_script(_CLOSE)
         self._append = db.register_script(_APPEND)
+        self._reply = db.register_script(_REPLY)
+        self._note = db.register_script(_NOTE)
 
     def _now(self) -> str:
         return f"{self.clock():.6f}"
+
+    @staticmethod
+    def _until_fresh(attempt: Callable[[], list[Any]]) -> list[Any]:
+        """Run a script whose keys the client read first, again while it answers 'stale'."""
+        for _ in range(_MAX_STALE):
+            result = attempt()
+            if result[0] != "stale":
+                return result
+        raise ReferralError("the case kept changing; try again")
 
     # ------------------------------------------------------------ opening
 
@@ -419,7 +477,7 @@ class Referrals:
         """Open the conversation's case, or update the open one (its priority only goes up).
 
         `transcript` is the conversation so far as (when, author, text), author person or bot;
-        lines newer than those already in the case are added.
+        lines newer than those already in the case are added, in the same script.
         """
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}")
@@ -439,43 +497,39 @@ class Referrals:
             "risk_level": risk_level, "level_rank": level_rank, "indicators": evidence,
             "summary": summary, "about_other": fields["about_other"], "consent": consent,
         }
-        case_id, created, current = self._open(
-            keys=[open_key(conversation_id), SEQUENCE, conversation_cases_key(conversation_id)],
-            args=[conversation_id, now, priority, rank, json.dumps(fields), json.dumps(update), actor],
-        )
-        self._copy_transcript(case_id, transcript)
+        # (when, when as stored, author, text): the script compares the first, stores the second.
+        lines = json.dumps([[at, f"{at:.6f}", author, text] for at, author, text in sorted(
+            line for line in transcript if line[2])], ensure_ascii=False)
+        args = [now, priority, rank, json.dumps(fields), json.dumps(update), actor, lines, CHANGES_MAXLEN]
+
+        def attempt() -> list[Any]:
+            case_id = self.db.get(keys.open_case(conversation_id))
+            if case_id is None:
+                case_id = f"R{int(self.db.get(keys.CASE_SEQUENCE_KEY) or 0) + 1}"
+            return self._open(keys=[
+                keys.open_case(conversation_id), keys.CASE_SEQUENCE_KEY, keys.conversation_cases(conversation_id),
+                keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id),
+                keys.CHANGES_STREAM, *_waiting_keys(),
+            ], args=[case_id, *args])
+
+        case_id, created, current = self._until_fresh(attempt)
         if created:
             log.info("case %s opened, priority %s", case_id, priority)
         return Opened(case_id, bool(created), current)
 
-    def _copy_transcript(self, case_id: str, lines: Iterable[tuple[float, str, str]]) -> None:
-        lines = [line for line in lines if line[2]]
-        if not lines:
-            return
-        # Only what the case does not hold yet, so a second trigger adds no duplicates.
-        known = self.db.hget(case_key(case_id), "transcript_until")
-        since = float(known) if known else float("-inf")
-        newer = sorted(line for line in lines if line[0] > since)
-        if not newer:
-            return
-        with self.db.pipeline(transaction=True) as pipe:
-            for at, author, text in newer:
-                pipe.xadd(messages_key(case_id), {
-                    "at": f"{at:.6f}", "author": author, "kind": "message", "actor": author, "text": text,
-                })
-            pipe.hset(case_key(case_id), "transcript_until", f"{newer[-1][0]:.6f}")
-            pipe.execute()
-
     def open_case_id(self, conversation_id: str) -> str | None:
         """The conversation's open case, which its incoming messages go to instead of the bot."""
-        return self.db.get(open_key(conversation_id))
+        return self.db.get(keys.open_case(conversation_id))
 
     # ------------------------------------------------------------ the person's messages
 
     def append_message(self, case_id: str, *, author: str = "person", text: str, actor: str = "person") -> str:
         """Relay a message into an open case; raises CaseClosed if it was closed meanwhile
         (then the message belongs to the bot again)."""
-        result = self._append(keys=[case_key(case_id)], args=[case_id, author, text, actor, self._now()])
+        result = self._append(
+            keys=[keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id), keys.CHANGES_STREAM],
+            args=[case_id, author, text, actor, self._now(), CHANGES_MAXLEN],
+        )
         _raise_for(result, case_id)
         return result[1]
 
@@ -483,13 +537,27 @@ class Referrals:
 
     def claim(self, case_id: str, counsellor: str) -> Case:
         """Take a waiting case; AlreadyClaimed says who was first."""
-        _raise_for(self._claim(keys=[case_key(case_id)], args=[case_id, counsellor, self._now()]), case_id)
+        result = self._claim(
+            keys=[keys.case(case_id), keys.case_audit(case_id), keys.CHANGES_STREAM, keys.CLAIMED_KEY,
+                  keys.mine(counsellor), *_waiting_keys()],
+            args=[case_id, counsellor, self._now(), CHANGES_MAXLEN],
+        )
+        _raise_for(result, case_id)
         return self.get(case_id, transcript=False)
 
     def transfer(self, case_id: str, actor: str, to: str | None) -> Case:
         """Give a case to another counsellor, or back to the queue (to=None)."""
-        result = self._transfer(keys=[case_key(case_id)], args=[case_id, actor, to or "", self._now()])
-        _raise_for(result, case_id)
+        target = to or ""
+
+        def attempt() -> list[Any]:
+            holder = self.db.hget(keys.case(case_id), "claimed_by") or ""
+            return self._transfer(
+                keys=[keys.case(case_id), keys.case_audit(case_id), keys.CHANGES_STREAM, keys.CLAIMED_KEY,
+                      keys.mine(holder), keys.mine(target), *_waiting_keys()],
+                args=[case_id, actor, target, self._now(), holder, CHANGES_MAXLEN],
+            )
+
+        _raise_for(self._until_fresh(attempt), case_id)
         return self.get(case_id, transcript=False)
 
     def reply(self, case_id: str, counsellor: str, text: str, *, any_holder: bool = False) -> str:
@@ -500,54 +568,41 @@ class Referrals:
         """
         if not text.strip():
             raise ReferralError("a reply cannot be empty")
-        key = case_key(case_id)
-        with self.db.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    state = pipe.hmget(key, "status", "claimed_by", "conversation_id")
-                    status, holder, conversation_id = state
-                    if status is None:
-                        raise CaseNotFound(case_id)
-                    if status == "closed":
-                        raise CaseClosed(case_id)
-                    if holder != counsellor and not (any_holder and holder):
-                        raise NotYourCase(case_id, holder or None)
-                    now = self._now()
-                    pipe.multi()
-                    pipe.xadd(messages_key(case_id), {
-                        "at": now, "author": "counsellor", "kind": "message", "actor": counsellor, "text": text,
-                    })
-                    # The person only ever gets what is in the transcript, and vice versa.
-                    conversations.queue_reply(pipe, conversation_id, text, source="counsellor", case_id=case_id)
-                    pipe.hset(key, "updated_at", now)
-                    pipe.xadd(audit_key(case_id), {"at": now, "actor": counsellor, "action": "replied", "detail": "{}"})
-                    _changed(pipe, case_id, "replied")
-                    message_id = pipe.execute()[0]
-                    return message_id
-                except redis.WatchError:
-                    continue
+        result = self._reply(
+            keys=[keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id),
+                  keys.CHANGES_STREAM, keys.OUTBOUND_STREAM],
+            args=[case_id, counsellor, text, self._now(), "1" if any_holder else "0",
+                  CHANGES_MAXLEN, conversations.OUTBOUND_MAXLEN],
+        )
+        _raise_for(result, case_id)
+        return result[1]
 
     def note(self, case_id: str, counsellor: str, text: str) -> str:
         """An internal note: in the case for counsellors, never sent to the person."""
-        if not self.db.exists(case_key(case_id)):
-            raise CaseNotFound(case_id)
-        now = self._now()
-        with self.db.pipeline(transaction=True) as pipe:
-            pipe.xadd(messages_key(case_id), {
-                "at": now, "author": "counsellor", "kind": "note", "actor": counsellor, "text": text,
-            })
-            pipe.hset(case_key(case_id), "updated_at", now)
-            pipe.xadd(audit_key(case_id), {"at": now, "actor": counsellor, "action": "noted", "detail": "{}"})
-            _changed(pipe, case_id, "noted")
-            return pipe.execute()[0]
+        result = self._note(
+            keys=[keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id), keys.CHANGES_STREAM],
+            args=[case_id, counsellor, text, self._now(), CHANGES_MAXLEN],
+        )
+        _raise_for(result, case_id)
+        return result[1]
 
     def close(self, case_id: str, counsellor: str, outcome: str, note: str | None = None) -> Case:
         """Close with an outcome code (OUTCOMES). Resuming the bot is referral.handback's job."""
         if outcome not in OUTCOMES:
             raise ReferralError(f"outcome must be one of: {', '.join(OUTCOMES)}")
-        result = self._close(keys=[case_key(case_id)], args=[case_id, counsellor, outcome, self._now(), note or ""])
-        _raise_for(result, case_id)
+
+        def attempt() -> list[Any]:
+            conversation_id, holder = (v or "" for v in self.db.hmget(
+                keys.case(case_id), "conversation_id", "claimed_by"))
+            return self._close(
+                keys=[keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id),
+                      keys.CHANGES_STREAM, keys.CLAIMED_KEY, keys.CLOSED_KEY, keys.open_case(conversation_id),
+                      keys.mine(holder), *_waiting_keys()],
+                args=[case_id, counsellor, outcome, self._now(), note or "", conversation_id, holder,
+                      CHANGES_MAXLEN],
+            )
+
+        _raise_for(self._until_fresh(attempt), case_id)
         log.info("case %s closed: %s", case_id, outcome)
         return self.get(case_id, transcript=False)
 
@@ -555,13 +610,13 @@ class Referrals:
 
     def get(self, case_id: str, transcript: bool = True) -> Case:
         """A case, with its transcript in time order unless asked not to."""
-        raw = self.db.hgetall(case_key(case_id))
+        raw = self.db.hgetall(keys.case(case_id))
         if not raw:
             raise CaseNotFound(case_id)
         return _case(raw, self.transcript(case_id) if transcript else None)
 
     def transcript(self, case_id: str) -> list[Message]:
-        entries = self.db.xrange(messages_key(case_id))
+        entries = self.db.xrange(keys.case_messages(case_id))
         lines = [
             Message(
                 id=entry_id, at=float(f.get("at") or 0), author=f.get("author", ""),
@@ -578,7 +633,7 @@ class Referrals:
                 id=entry_id, at=float(f.get("at") or 0), actor=f.get("actor", ""),
                 action=f.get("action", ""), detail=json.loads(f.get("detail") or "{}"),
             )
-            for entry_id, f in self.db.xrange(audit_key(case_id))
+            for entry_id, f in self.db.xrange(keys.case_audit(case_id))
         ]
 
     def _many(self, case_ids: list[str]) -> list[Case]:
@@ -586,7 +641,7 @@ class Referrals:
             return []
         with self.db.pipeline(transaction=False) as pipe:
             for case_id in case_ids:
-                pipe.hgetall(case_key(case_id))
+                pipe.hgetall(keys.case(case_id))
             raws = pipe.execute()
         return [_case(raw) for raw in raws if raw]
 
@@ -596,7 +651,7 @@ class Referrals:
             if limit is not None and len(ids) >= limit:
                 break
             end = -1 if limit is None else limit - len(ids) - 1
-            ids += self.db.zrange(waiting_key(priority), 0, end)
+            ids += self.db.zrange(keys.waiting(priority), 0, end)
         return ids
 
     def list_waiting(self, limit: int | None = None) -> list[Case]:
@@ -604,33 +659,33 @@ class Referrals:
         return self._many(self._waiting_ids(limit))
 
     def list_claimed(self, limit: int | None = None) -> list[Case]:
-        return self._many(self.db.zrange(CLAIMED, 0, -1 if limit is None else limit - 1))
+        return self._many(self.db.zrange(keys.CLAIMED_KEY, 0, -1 if limit is None else limit - 1))
 
     def list_open(self, limit: int | None = None) -> list[Case]:
         """Every case not closed: the waiting ones in queue order, then the claimed ones."""
         waiting = self._waiting_ids(limit)
         rest = None if limit is None else limit - len(waiting)
-        claimed = [] if rest == 0 else self.db.zrange(CLAIMED, 0, -1 if rest is None else rest - 1)
+        claimed = [] if rest == 0 else self.db.zrange(keys.CLAIMED_KEY, 0, -1 if rest is None else rest - 1)
         return self._many(waiting + claimed)
 
     def list_mine(self, counsellor: str, limit: int | None = None) -> list[Case]:
-        return self._many(self.db.zrange(mine_key(counsellor), 0, -1 if limit is None else limit - 1))
+        return self._many(self.db.zrange(keys.mine(counsellor), 0, -1 if limit is None else limit - 1))
 
     def count(self, tab: str, counsellor: str = "") -> int:
         """How many cases a queue tab holds (waiting, mine or open), without reading them."""
         with self.db.pipeline(transaction=False) as pipe:
             if tab in ("waiting", "open"):
                 for priority in PRIORITIES:
-                    pipe.zcard(waiting_key(priority))
+                    pipe.zcard(keys.waiting(priority))
             if tab == "open":
-                pipe.zcard(CLAIMED)
+                pipe.zcard(keys.CLAIMED_KEY)
             if tab == "mine":
-                pipe.zcard(mine_key(counsellor))
+                pipe.zcard(keys.mine(counsellor))
             return sum(pipe.execute())
 
     def list_closed(self, limit: int = 100) -> list[Case]:
         """Most recently closed first."""
-        return self._many(self.db.zrevrange(CLOSED, 0, limit - 1))
+        return self._many(self.db.zrevrange(keys.CLOSED_KEY, 0, limit - 1))
 
     def cases_of(self, conversation_id: str) -> list[str]:
-        return sorted(self.db.smembers(conversation_cases_key(conversation_id)), key=lambda c: int(c[1:]))
+        return sorted(self.db.smembers(keys.conversation_cases(conversation_id)), key=lambda c: int(c[1:]))

@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 import redis
 from ruamel.yaml import YAML
 
+from hotline import keys
 from hotline.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 # Sorted set: counsellor name -> the moment their presence lapses (epoch seconds).
-PRESENCE = "referral:presence"
+PRESENCE = keys.PRESENCE_KEY
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 _WEEKDAYS = {

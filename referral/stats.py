@@ -15,18 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from referral.queue import (
-    ANONYMOUS,
-    CLAIMED,
-    CLOSED,
-    OUTCOMES,
-    PRIORITIES,
-    RISK_LEVELS,
-    Case,
-    Referrals,
-    case_key,
-    waiting_key,
-)
+from hotline import keys
+from referral.queue import OUTCOMES, PRIORITIES, RISK_LEVELS, Case, Referrals
 
 WINDOW_DAYS = 30
 LANGUAGES = ("pt", "en", "fr", "sw")
@@ -182,7 +172,7 @@ def _read(referrals: Referrals, case_ids: list[str]) -> list[CaseFacts]:
         return []
     with referrals.db.pipeline(transaction=False) as pipe:
         for case_id in case_ids:
-            pipe.hmget(case_key(case_id), list(_FIELDS))
+            pipe.hmget(keys.case(case_id), list(_FIELDS))
         rows = pipe.execute()
     return [facts for facts in map(_facts, rows) if facts]
 
@@ -192,8 +182,8 @@ def open_cases(referrals: Referrals) -> tuple[list[CaseFacts], list[CaseFacts]]:
     # One MULTI, so a case claimed meanwhile is not read as both waiting and claimed.
     with referrals.db.pipeline(transaction=True) as pipe:
         for priority in PRIORITIES:
-            pipe.zrange(waiting_key(priority), 0, -1)
-        pipe.zrange(CLAIMED, 0, -1)
+            pipe.zrange(keys.waiting(priority), 0, -1)
+        pipe.zrange(keys.CLAIMED_KEY, 0, -1)
         *queues, claimed = pipe.execute()
     waiting = [case_id for queue in queues for case_id in queue]
     return _read(referrals, waiting), _read(referrals, claimed)
@@ -206,7 +196,7 @@ def closed_since(referrals: Referrals, since: float) -> list[CaseFacts]:
     closed and anonymous sets by score.
     """
     db = referrals.db
-    ids = db.zrangebyscore(CLOSED, since, "+inf") + db.zrangebyscore(ANONYMOUS, since, "+inf")
+    ids = db.zrangebyscore(keys.CLOSED_KEY, since, "+inf") + db.zrangebyscore(keys.ANONYMOUS_KEY, since, "+inf")
     return _read(referrals, list(dict.fromkeys(ids)))
 
 
