@@ -1,4 +1,4 @@
-"""The record of every outgoing message and how far it got (`hotline:msg:{MessageSid}`).
+"""The record of every outgoing message and how far it got (`keys.delivery(MessageSid)`).
 
 The sender writes the record when Twilio accepts (or refuses) a message; Twilio's status
 callbacks move it forward. Records hold the conversation id, never the number or the text.
@@ -13,10 +13,12 @@ import time
 import redis
 import redis.asyncio
 
+from hotline import keys
+
 log = logging.getLogger(__name__)
 
 RECORD_TTL = 90 * 24 * 3600  # the same retention as closed cases
-UNDELIVERED = "hotline:undelivered"  # sorted set of record ids an operator should look at
+UNDELIVERED = keys.UNDELIVERED_KEY  # sorted set of record ids an operator should look at
 
 # Twilio's callbacks can arrive out of order ("sent" after "delivered"); a status only moves
 # forward. failed/undelivered sit above sent: a carrier can fail a message it had accepted.
@@ -37,8 +39,7 @@ return 1
 """
 
 
-def record_key(record_id: str) -> str:
-    return f"hotline:msg:{record_id}"
+record_key = keys.delivery
 
 
 def record(db: redis.Redis | redis.client.Pipeline, record_id: str, **fields: str) -> None:
@@ -59,7 +60,7 @@ async def advance(db: redis.asyncio.Redis, message_sid: str, status: str, error_
     )
     if moved and status in FAILED:
         await db.zadd(UNDELIVERED, {message_sid: time.time()})
-        # An operator sees it in `hotline:undelivered` and in the log; the text is not kept,
+        # An operator sees it in keys.UNDELIVERED_KEY and in the log; the text is not kept,
         # so the message is not re-sent blindly (a failed SMS is often a phone that is off).
         log.warning("message %s was not delivered: %s (Twilio error %s)", message_sid, status, error_code or "none")
     return bool(moved)

@@ -11,7 +11,7 @@ import logging
 import redis
 
 from channels import inbound
-from hotline.conversations import DEAD_LETTER_STREAM, INBOUND_STREAM, OUTBOUND_STREAM
+from hotline.keys import DEAD_LETTER_STREAM, INBOUND_STREAM, OUTBOUND_STREAM
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from twilio.rest import Client
 
 from channels import delivery
 from channels.consumer import Entry, StreamConsumer, run_forever
-from hotline import conversations, sms
-from hotline.conversations import DEAD_LETTER_STREAM, OUTBOUND_STREAM
+from hotline import conversations, keys, sms
 from hotline.ids import unseal
+from hotline.keys import DEAD_LETTER_STREAM, OUTBOUND_STREAM
 from hotline.logs import setup_logging
 from hotline.settings import Settings, get_settings
 
@@ -130,7 +130,7 @@ class Sender(StreamConsumer):
         source = ",".join(sorted({e.fields.get("source", "bot") for e in run}))
         case_id = next((e.fields["case_id"] for e in run if e.fields.get("case_id")), None)
         # How many bodies of this run went out before a crash, so a retry does not repeat them.
-        progress = f"hotline:sending:{run[0].id}"
+        progress = keys.sending(run[0].id)
         already = int(self.db.get(progress) or 0)
         for index, body in enumerate(bodies):
             if index < already:
@@ -175,7 +175,7 @@ class Sender(StreamConsumer):
             status="rejected", error_code=str(code), entry=record_id,
         )
         if code == OPTED_OUT:
-            self.db.hset(conversations.key(cid), "opted_out", "1")
+            self.db.hset(keys.conversation(cid), "opted_out", "1")
             log.info("conversation %s opted out at Twilio (21610); marked, not retried", cid)
         elif code in INVALID_NUMBER:
             log.warning("conversation %s: Twilio says the number cannot receive (%s); not retried", cid, code)
@@ -204,7 +204,7 @@ class Sender(StreamConsumer):
             pipe.xack(OUTBOUND_STREAM, GROUP, *ids)
             # Sent texts are not kept: the record says what happened, not what was said.
             pipe.xdel(OUTBOUND_STREAM, *ids)
-            pipe.delete(*(f"hotline:sending:{entry_id}" for entry_id in ids))
+            pipe.delete(*(keys.sending(entry_id) for entry_id in ids))
             pipe.execute()
         for entry in run:
             self.done(entry)

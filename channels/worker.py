@@ -2,8 +2,12 @@
 
 For each message, in conversation order: reserved keywords first (STOP, START, HELP, a
 language pick, DELETE), then the language, then either the open referral case (a counsellor
-answers; the bot stays silent) or Rasa. The replies are queued for the sender in the same
-Redis transaction that acknowledges the message, so a message is answered once.
+answers; the bot stays silent) or Rasa. Handling a message only reads; everything it decides
+to write (how to reach the person, their language, opt-out, replies, the short-lived notes) is
+gathered in an `Outcome` and written in the same Redis transaction that acknowledges the
+message, so a message is answered once and a failure half-way writes nothing. Two writes are
+not the worker's own: the relay into an open case (one script of the referral queue) and an
+erasure (referral.privacy), each atomic in itself.
 Run it with `python -m channels.worker`.
 """
 
@@ -20,9 +24,10 @@ import redis
 
 from channels import keywords as kw
 from channels.consumer import Entry, StreamConsumer, run_forever, where
-from channels.inbound import InboundEntry, order_key
-from hotline import conversations
-from hotline.conversations import DEAD_LETTER_STREAM, INBOUND_STREAM, Source
+from channels.inbound import InboundEntry
+from hotline import conversations, keys
+from hotline.conversations import Channel, Source
+from hotline.keys import DEAD_LETTER_STREAM, INBOUND_STREAM
 from hotline.language import choose_language
 from hotline.logs import setup_logging
 from hotline.rasa import RasaClient, RasaUnavailable
@@ -33,22 +38,16 @@ log = logging.getLogger("channels.worker")  # also when run as __main__
 
 GROUP = "workers"
 MAX_FAILURES = 5  # a message failing this often (not counting Rasa being down) is dead-lettered
-FAILURES = "hotline:inbound:failures"
+FAILURES = keys.INBOUND_FAILURES_KEY
 DELETE_PENDING_TTL = 600  # a DELETE waits this long for its YES
 WAITING_NOTE_TTL = 900  # one "we received your message" per conversation per outage
 MEDIA_NOTE_TTL = 600  # ten photos in a row get one "please write" note, not ten
 
 
-def delete_pending_key(cid: str) -> str:
-    return f"hotline:delete_pending:{cid}"
-
-
-def waiting_note_key(cid: str) -> str:
-    return f"hotline:waiting_note:{cid}"
-
-
-def media_note_key(cid: str) -> str:
-    return f"hotline:media_note:{cid}"
+# Kept: tests and tools name them so.
+delete_pending_key = keys.delete_pending
+waiting_note_key = keys.waiting_note
+media_note_key = keys.media_note
 
 
 class RasaWaiting(Exception):
@@ -57,8 +56,10 @@ class RasaWaiting(Exception):
 
 @dataclass
 class Outcome:
-    """What handling one message decided; applied atomically with the acknowledgement."""
+    """Every write handling one message decided, applied in one transaction (`apply`): with the
+    acknowledgement when the message is done, or at once for a note while it waits for Rasa."""
 
+    remember: tuple[Channel, str] | None = None  # channel and sealed address; None once erased
     replies: list[tuple[str, Source]] = field(default_factory=list)
     set_fields: dict[str, str] = field(default_factory=dict)
     del_fields: list[str] = field(default_factory=list)
@@ -67,6 +68,22 @@ class Outcome:
 
     def say(self, text: str, source: Source = "system") -> None:
         self.replies.append((text, source))
+
+    def apply(self, pipe: redis.client.Pipeline, cid: str) -> None:
+        """Add the writes to a transaction (the caller executes it)."""
+        if self.remember:
+            channel, sealed = self.remember
+            conversations.remember(pipe, cid, channel=channel, sealed_address=sealed)
+        for text, source in self.replies:
+            conversations.queue_reply(pipe, cid, text, source=source)
+        if self.set_fields:
+            pipe.hset(keys.conversation(cid), mapping=self.set_fields)
+        if self.del_fields:
+            pipe.hdel(keys.conversation(cid), *self.del_fields)
+        for name, (value, ttl) in self.set_keys.items():
+            pipe.set(name, value, ex=ttl)
+        if self.del_keys:
+            pipe.delete(*self.del_keys)
 
 
 Eraser = Callable[[redis.Redis, RasaClient, str], Awaitable[object]]
@@ -147,7 +164,7 @@ class Worker(StreamConsumer):
         """'now' when this entry is next in its conversation, 'later' when an earlier one
         is not done yet, 'skip' when it was already answered (a reclaimed duplicate)."""
         cid = entry.fields.get("conversation_id", "")
-        key = order_key(cid)
+        key = keys.order(cid)
         while True:
             head = self.db.lindex(key, 0)
             if head == entry.id:
@@ -169,17 +186,18 @@ class Worker(StreamConsumer):
         message = InboundEntry.from_fields(entry.fields)
         cid = message.conversation_id
         db = self.db
-        conversations.remember(db, cid, channel=message.channel, sealed_address=message.sealed_address)
         state = conversations.state(db, cid)
         previous = state.get("language")
         opted_out = state.get("opted_out") == "1"
-        outcome = Outcome()
+        outcome = Outcome(remember=(message.channel, message.sealed_address))
         text = message.body
         reserved = self.keywords.match(text)
         case_id = self.referrals.open_case_id(cid)
 
         if not text.strip():
-            if not opted_out and db.set(media_note_key(cid), "1", nx=True, ex=MEDIA_NOTE_TTL):
+            # One worker answers a conversation at a time (its order list), so reading first is safe.
+            if not opted_out and not db.exists(keys.media_note(cid)):
+                outcome.set_keys[keys.media_note(cid)] = ("1", MEDIA_NOTE_TTL)
                 outcome.say(self.keywords.note("media_only", previous))
             log.info("%s has no text (%d media)", entry.label, message.media_count)
             return outcome
@@ -203,9 +221,9 @@ class Worker(StreamConsumer):
                 log.info("conversation %s is opted out; message not answered", cid)
             return outcome
 
-        asked_in = db.get(delete_pending_key(cid))  # the language the DELETE question was in
+        asked_in = db.get(keys.delete_pending(cid))  # the language the DELETE question was in
         if asked_in:
-            outcome.del_keys.append(delete_pending_key(cid))
+            outcome.del_keys.append(keys.delete_pending(cid))
             if self.keywords.confirms(text):
                 return await self._erase(cid, asked_in, outcome)
             outcome.say(self.keywords.note("delete_cancelled", asked_in))
@@ -215,12 +233,12 @@ class Worker(StreamConsumer):
 
         language = choose_language(text, previous)
         if language != previous:
-            conversations.set_language(db, cid, language)
+            outcome.set_fields["language"] = language
         if message.truncated:
             outcome.say(self.keywords.note("truncated", language))
         if case_id:
             return outcome
-        for reply in await self._ask_rasa(cid, text, language, message.channel):
+        for reply in await self._ask_rasa(cid, text, language, message.channel, outcome):
             outcome.say(reply, "bot")
         return outcome
 
@@ -238,12 +256,12 @@ class Worker(StreamConsumer):
         elif reserved.kind == "help":
             outcome.say(self.keywords.note("help", language))
         elif reserved.kind == "language":
-            conversations.set_language(self.db, cid, language)
+            outcome.set_fields["language"] = language
             outcome.say(self.keywords.note("language_set", language))
         elif reserved.kind == "delete":
-            outcome.set_keys[delete_pending_key(cid)] = (language, DELETE_PENDING_TTL)
-            if delete_pending_key(cid) in outcome.del_keys:
-                outcome.del_keys.remove(delete_pending_key(cid))
+            outcome.set_keys[keys.delete_pending(cid)] = (language, DELETE_PENDING_TTL)
+            if keys.delete_pending(cid) in outcome.del_keys:
+                outcome.del_keys.remove(keys.delete_pending(cid))
             outcome.say(self.keywords.note("delete_confirm", language))
         log.info("conversation %s: reserved word (%s)", cid, reserved.kind)
         return outcome
@@ -252,19 +270,21 @@ class Worker(StreamConsumer):
         await self.eraser(self.db, self.rasa, cid)
         log.info("conversation %s erased at the person's request", cid)
         # The erasure removed the conversation's state; only the sealed address stays a few
-        # minutes so this confirmation can still be delivered.
+        # minutes so this confirmation can still be delivered. Remembering the person again
+        # would keep that address for good.
+        outcome.remember = None
         outcome.say(self.keywords.note("delete_done", language))
         return outcome
 
-    async def _ask_rasa(self, cid: str, text: str, language: str, channel: str) -> list[str]:
+    async def _ask_rasa(self, cid: str, text: str, language: str, channel: str, outcome: Outcome) -> list[str]:
         call = asyncio.ensure_future(self.rasa.send(cid, text, {"language": language, "channel": channel}))
         try:
             done, _ = await asyncio.wait({call}, timeout=self.slow_after)
             if not done:
-                self._note_waiting(cid, language)
+                self._note_waiting(cid, language, outcome)
             messages = await call
         except RasaUnavailable as error:
-            self._note_waiting(cid, language)
+            self._note_waiting(cid, language, outcome)
             log.warning("Rasa unavailable (%s); conversation %s waits", error, cid)
             raise RasaWaiting from error
         finally:
@@ -272,13 +292,21 @@ class Worker(StreamConsumer):
                 call.cancel()
         return [m["text"] for m in messages if m.get("text")]
 
-    def _note_waiting(self, cid: str, language: str) -> None:
-        """At most one "we received your message" per conversation while Rasa is away."""
-        key = waiting_note_key(cid)
-        if self.db.set(key, "1", nx=True, ex=WAITING_NOTE_TTL):
-            conversations.queue_reply(self.db, cid, self.keywords.note("received_will_answer", language), source="system")
-        else:
-            self.db.expire(key, WAITING_NOTE_TTL)
+    def _note_waiting(self, cid: str, language: str, outcome: Outcome) -> None:
+        """At most one "we received your message" per conversation while Rasa is away.
+
+        Written at once, while the message itself stays pending; with how to reach the
+        person, so the note reaches someone writing for the first time.
+        """
+        key = keys.waiting_note(cid)
+        note = Outcome(remember=outcome.remember)
+        # Set again when it exists: the outage goes on, so its one note still counts.
+        note.set_keys[key] = ("1", WAITING_NOTE_TTL)
+        if not self.db.exists(key):
+            note.say(self.keywords.note("received_will_answer", language))
+        with self.db.pipeline(transaction=True) as pipe:
+            note.apply(pipe, cid)
+            pipe.execute()
 
     # ---------------------------------------------------------------- finishing
 
@@ -286,7 +314,7 @@ class Worker(StreamConsumer):
         """Queue the replies, apply the state changes and acknowledge, all or nothing; False
         when another worker answered this entry first (its replies are the ones sent)."""
         cid = entry.fields["conversation_id"]
-        key = order_key(cid)
+        key = keys.order(cid)
         with self.db.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -297,16 +325,7 @@ class Worker(StreamConsumer):
                         log.info("%s was answered by another worker; dropping this answer", entry.label)
                         return False
                     pipe.multi()
-                    for text, source in outcome.replies:
-                        conversations.queue_reply(pipe, cid, text, source=source)
-                    if outcome.set_fields:
-                        pipe.hset(conversations.key(cid), mapping=outcome.set_fields)
-                    if outcome.del_fields:
-                        pipe.hdel(conversations.key(cid), *outcome.del_fields)
-                    for name, (value, ttl) in outcome.set_keys.items():
-                        pipe.set(name, value, ex=ttl)
-                    if outcome.del_keys:
-                        pipe.delete(*outcome.del_keys)
+                    outcome.apply(pipe, cid)
                     pipe.lpop(key)
                     self._ack(pipe, entry)
                     pipe.execute()
@@ -343,7 +362,7 @@ class Worker(StreamConsumer):
                 **entry.fields, "origin": INBOUND_STREAM, "original_id": entry.id,
                 "error": type(error).__name__, "failed_at": f"{time.time():.3f}", "failures": str(failures),
             })
-            pipe.lrem(order_key(cid), 1, entry.id)
+            pipe.lrem(keys.order(cid), 1, entry.id)
             self._ack(pipe, entry)
             pipe.execute()
         log.error("%s moved to the dead letters (`hotline dlq list`)", entry.label)
