@@ -282,9 +282,24 @@ LOGIN_ATTEMPTS = _family(
     "15 minutes (referral.console.auth.ADDRESS_WINDOW)", personal=False,
 )
 SESSION = _family(
-    "session", "hotline:session:{token}", "referral.console.sessions", "hash",
-    "a console sign-in: counsellor, CSRF token, a flash message",
-    "30 minutes idle (referral.console.sessions.IDLE_TIMEOUT_SECONDS)", personal=False,
+    "session", "hotline:session:{digest}", "referral.console.sessions", "hash",
+    "a console sign-in under the SHA-256 of its cookie: counsellor, CSRF token, a flash message",
+    "30 minutes idle, 12 hours at most (referral.console.sessions)", personal=False,
+)
+SESSIONS_OF = _family(
+    "sessions_of", "hotline:sessions-of:{counsellor}", "referral.console.sessions", "set",
+    "a counsellor's session digests, so a reset or a disable ends them all",
+    "as long as the sessions (referral.console.sessions)", personal=False,
+)
+ACCOUNT_TRAIL = _family(
+    "account_trail", "hotline:audit:accounts", "referral.console.trail", "stream",
+    "account events: added, disabled, password reset, signed in and out, refused (staff data)",
+    "MAXLEN ~100,000 (referral.console.trail.ACCOUNT_TRAIL_LENGTH)", personal=False,
+)
+CASE_READ = _family(
+    "case_read", "hotline:audit:read:{case}:{reader}", "referral.console.trail", "string",
+    "'1' once a counsellor's reading of a case is in its audit trail",
+    "10 minutes (referral.console.trail.READ_WINDOW_SECONDS)", personal=False,
 )
 
 # ---------------------------------------------------------------- operations and the dev sandbox
@@ -358,6 +373,7 @@ RESUME_PENDING_KEY = RESUME_PENDING.pattern
 PRESENCE_KEY = PRESENCE.pattern
 COUNSELLORS_KEY = COUNSELLORS.pattern
 SUPERVISION_KEY = SUPERVISION.pattern
+ACCOUNT_TRAIL_STREAM = ACCOUNT_TRAIL.pattern
 SANDBOX_MESSAGES_KEY = SANDBOX_MESSAGES.pattern
 SANDBOX_EVENTS_CHANNEL = SANDBOX_EVENTS.pattern
 SANDBOX_OPTED_OUT_KEY = SANDBOX_OPTED_OUT.pattern
@@ -446,8 +462,16 @@ def login_attempts(address: str) -> str:
     return LOGIN_ATTEMPTS.key(address=address)
 
 
-def session(token: str) -> str:
-    return SESSION.key(token=token)
+def session(digest: str) -> str:
+    return SESSION.key(digest=digest)
+
+
+def sessions_of(counsellor: str) -> str:
+    return SESSIONS_OF.key(counsellor=counsellor)
+
+
+def case_read(case_id: str, reader: str) -> str:
+    return CASE_READ.key(case=case_id, reader=reader)
 
 
 def sandbox_message(sid: str) -> str:
