@@ -22,18 +22,20 @@ log = logging.getLogger(__name__)
 PRESENCE = keys.PRESENCE_KEY
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
+# Written in the SMS alphabet: one "ç" or "ã" in a filled-in day would make the whole SMS
+# UCS-2 and cost it a segment or two (the content check measures the costliest value).
 _WEEKDAYS = {
-    "pt": ("segunda-feira", "terça-feira", "quarta-feira", "quinta-feira", "sexta-feira", "sábado", "domingo"),
+    "pt": ("segunda-feira", "terca-feira", "quarta-feira", "quinta-feira", "sexta-feira", "sabado", "domingo"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
     "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
     "sw": ("Jumatatu", "Jumanne", "Jumatano", "Alhamisi", "Ijumaa", "Jumamosi", "Jumapili"),
 }
 _TODAY = {"pt": "hoje", "en": "today", "fr": "aujourd'hui", "sw": "leo"}
-_TOMORROW = {"pt": "amanhã", "en": "tomorrow", "fr": "demain", "sw": "kesho"}
+_TOMORROW = {"pt": "amanha", "en": "tomorrow", "fr": "demain", "sw": "kesho"}
 _AT = {"pt": "{day} às {time}", "en": "{day} at {time}", "fr": "{day} à {time}", "sw": "{day} saa {time}"}
 # With no shift in the rota at all there is no time to promise.
 _NO_SHIFT = {
-    "pt": "o próximo turno", "en": "the next shift", "fr": "la prochaine permanence", "sw": "zamu ijayo",
+    "pt": "o proximo turno", "en": "the next shift", "fr": "la prochaine permanence", "sw": "zamu ijayo",
 }
 
 
@@ -119,7 +121,7 @@ def next_shift_start(now: float | datetime | None = None, rota: Rota | None = No
 
 
 def next_shift(now: float | datetime | None, language: str, rota: Rota | None = None) -> str:
-    """When someone will answer, for utter_nobody_on_duty: "amanhã às 06:00", "Monday at 06:00"."""
+    """When someone will answer, for utter_nobody_on_duty: "amanha às 06:00", "Monday at 06:00"."""
     rota = rota or load_rota()
     language = language if language in _WEEKDAYS else "pt"
     begins = next_shift_start(now, rota)
@@ -132,7 +134,25 @@ def next_shift(now: float | datetime | None, language: str, rota: Rota | None = 
         day = _TOMORROW[language]
     else:
         day = _WEEKDAYS[language][begins.weekday()]
-    return _AT[language].format(day=day, time=begins.strftime("%H:%M"))
+    time_text = begins.strftime("%H:%M")
+    if language == "sw":
+        time_text = swahili_time(begins.hour, begins.minute)
+    return _AT[language].format(day=day, time=time_text)
+
+
+def swahili_time(hour: int, minute: int) -> str:
+    """Swahili counts the hours from 06:00: "saa 06:00" reads as noon, so write "12 asubuhi (06:00)"."""
+    if 5 <= hour < 12:
+        part = "asubuhi"
+    elif 12 <= hour < 16:
+        part = "mchana"
+    elif 16 <= hour < 19:
+        part = "jioni"
+    else:
+        part = "usiku"
+    count = (hour - 6) % 12 or 12
+    clock = f"{count}" if minute == 0 else f"{count}:{minute:02d}"
+    return f"{clock} {part} ({hour:02d}:{minute:02d})"
 
 
 # ---------------------------------------------------------------- presence

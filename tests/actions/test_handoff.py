@@ -108,8 +108,8 @@ def test_nobody_on_duty_says_when_someone_will_answer_and_gives_numbers_at_high_
               user("sim", "affirm")]
     names, result, text = open_case(db, events, now=NIGHT)
     assert names == ["utter_case_opened", "utter_nobody_on_duty_urgent"]
-    assert "amanhã às 06:00" in text[1] and "119" in text[1]
-    assert {"event": "slot", "timestamp": None, "name": "next_shift", "value": "amanhã às 06:00"} in result
+    assert "amanha às 06:00" in text[1] and "119" in text[1]
+    assert {"event": "slot", "timestamp": None, "name": "next_shift", "value": "amanha às 06:00"} in result
     assert the_case(db).status == "waiting"  # it waits for the morning shift, first in line
 
 

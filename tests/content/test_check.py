@@ -603,21 +603,6 @@ def test_a_joined_path_is_measured_with_its_placeholder_filled(tmp_path: Path) -
     ) in message
 
 
-def test_a_value_the_hotline_fills_in_can_make_a_text_ucs2(tmp_path: Path) -> None:
-    # GSM-7 as written (200 characters, 2 segments), but the rota can say 'terça-feira'.
-    nobody = "Ninguem de servico; resposta a partir de {next_shift}. "
-    text = nobody + sentence(200 - len(nobody), "Policia 119")
-    files = base_files()
-    files["data/handoff.yml"] = handoff({("utter_nobody_on_duty_urgent", "pt"): text})
-    found = errors(check(write_tree(tmp_path, files)))
-    line = line_of(tmp_path, "data/handoff.yml", "Ninguem de servico")
-    assert (
-        f"data/handoff.yml:{line}: utter_nobody_on_duty_urgent [pt] needs 4 SMS segments "
-        "(UCS-2 because of 'ç'); it has 208 characters with {next_shift} = 'terça-feira às "
-        "06:00': shorten it to 201 characters or fewer" in found
-    ), found
-
-
 def test_ucs2_in_one_reply_makes_the_whole_sms_ucs2(tmp_path: Path) -> None:
     # Four texts of 50 and three blank lines: 206 characters, 2 segments in GSM-7, but one
     # 'û' in one of them makes the whole SMS UCS-2, and 4 segments, though each is one alone.

@@ -53,15 +53,15 @@ def test_on_duty_needs_rota_hours_and_a_present_counsellor(db: redis.Redis) -> N
     ("now", "language", "expected"),
     [
         ("Mon 2024-05-06 03:00", "pt", "hoje às 06:00"),
-        ("Mon 2024-05-06 22:00", "pt", "amanhã às 06:00"),
+        ("Mon 2024-05-06 22:00", "pt", "amanha às 06:00"),
         ("Mon 2024-05-06 22:00", "en", "tomorrow at 06:00"),
         ("Mon 2024-05-06 22:00", "fr", "demain à 06:00"),
-        ("Mon 2024-05-06 22:00", "sw", "kesho saa 06:00"),
+        ("Mon 2024-05-06 22:00", "sw", "kesho saa 12 asubuhi (06:00)"),
         # Sunday is off in this rota: from Saturday night the next shift is Monday.
         ("Sat 2024-05-11 22:00", "pt", "segunda-feira às 06:00"),
         ("Sat 2024-05-11 22:00", "en", "Monday at 06:00"),
         ("Sat 2024-05-11 22:00", "fr", "lundi à 06:00"),
-        ("Sat 2024-05-11 22:00", "sw", "Jumatatu saa 06:00"),
+        ("Sat 2024-05-11 22:00", "sw", "Jumatatu saa 12 asubuhi (06:00)"),
         # During a shift with nobody present, the promise is the next start, never sooner.
         ("Mon 2024-05-06 12:00", "en", "tomorrow at 06:00"),
     ],
@@ -81,3 +81,21 @@ def test_a_night_shift_is_two_ranges() -> None:
     assert rota.in_hours(at("Mon 2024-05-06 23:30"), night)
     assert rota.in_hours(at("Tue 2024-05-07 05:59"), night)
     assert not rota.in_hours(at("Tue 2024-05-07 06:00"), night)
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "expected"),
+    [(6, 0, "12 asubuhi (06:00)"), (7, 30, "1:30 asubuhi (07:30)"), (13, 0, "7 mchana (13:00)"),
+     (18, 0, "12 jioni (18:00)"), (21, 0, "3 usiku (21:00)"), (2, 0, "8 usiku (02:00)")],
+)
+def test_swahili_hours_count_from_six_in_the_morning(hour: int, minute: int, expected: str) -> None:
+    assert rota.swahili_time(hour, minute) == expected
+
+
+def test_portuguese_shift_words_stay_in_the_sms_alphabet() -> None:
+    from hotline.sms import encoding
+
+    names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    for day in range(7):
+        said = rota.next_shift(at(f"{names[day]} 2024-05-{6 + day:02d} 22:00"), "pt", ROTA)
+        assert encoding(said) == "GSM-7", said
