@@ -20,7 +20,7 @@ import redis
 
 from channels import delivery, keywords, twilio_adapter
 from channels.sender import twilio_client
-from hotline import conversations
+from hotline import conversations, keys
 from hotline.conversations import INBOUND_STREAM
 from hotline.ids import conversation_id
 from referral.queue import Referrals
@@ -75,7 +75,7 @@ class Context:
         assert httpx.post(self.servers.sandbox_url + path, json=body, timeout=5).status_code == 200
 
     def records(self) -> list[dict[str, str]]:
-        return [self.db.hgetall(k) for k in sorted(self.db.scan_iter("hotline:msg:*"))]
+        return [self.db.hgetall(k) for k in sorted(self.db.scan_iter(keys.DELIVERY.glob()))]
 
 
 @dataclass(frozen=True)
@@ -106,14 +106,14 @@ def _rasa_saw_only_the_pseudonym(ctx: Context) -> None:
 def _whatsapp_reply_went_from_the_whatsapp_sender(ctx: Context) -> None:
     _rasa_saw_only_the_pseudonym(ctx)
     # Fetched by sid: a list filtered by To would put the number in a URL that urllib3 logs.
-    sid = next(ctx.db.scan_iter("hotline:msg:SM*")).removeprefix("hotline:msg:")
+    sid = next(ctx.db.scan_iter(keys.delivery("SM*"))).removeprefix(keys.delivery(""))
     sent = twilio_client(ctx.servers.settings).messages(sid).fetch()
     assert (sent.to, sent.from_) == (f"whatsapp:{NUMBER}", ctx.servers.settings.twilio_whatsapp_from)
 
 
 def _nothing_stored(ctx: Context) -> None:
     assert ctx.db.xlen(INBOUND_STREAM) == 0 if ctx.db.exists(INBOUND_STREAM) else True
-    assert not list(ctx.db.scan_iter("hotline:seen:*"))
+    assert not list(ctx.db.scan_iter(keys.SEEN.glob()))
     assert not ctx.db.exists(conversations.key(ctx.cid))
 
 
@@ -137,7 +137,7 @@ def _record_reaches(status: str, error: str | None = None) -> Callable[[Context]
             assert record["error_code"] == error
             assert ctx.db.zcard(delivery.UNDELIVERED) == 1
         # A callback Twilio did not sign changes nothing.
-        sid = next(k for k in ctx.db.scan_iter("hotline:msg:SM*")).removeprefix("hotline:msg:")
+        sid = next(k for k in ctx.db.scan_iter(keys.delivery("SM*"))).removeprefix(keys.delivery(""))
         forged = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "30007"}
         assert ctx.phone.post(forged, path="/twilio/status", signature="bad").status_code == 403
         assert ctx.db.hget(delivery.record_key(sid), "status") == status
@@ -149,7 +149,7 @@ def _refused_with_21610(ctx: Context) -> None:
     _opted_out(ctx)
     rejected = [r for r in ctx.records() if r.get("status") == "rejected"]
     assert [r["error_code"] for r in rejected] == ["21610"]
-    assert ctx.db.get("sandbox:attempts") == "1", "21610 must not be retried"
+    assert ctx.db.get(keys.SANDBOX_ATTEMPTS_KEY) == "1", "21610 must not be retried"
 
 
 def _erased(ctx: Context) -> None:
@@ -159,7 +159,7 @@ def _erased(ctx: Context) -> None:
 
 
 def _relayed_to_case(ctx: Context) -> None:
-    case = Referrals(ctx.db).get(ctx.db.get(f"referral:open:{ctx.cid}") or _case_id(ctx))
+    case = Referrals(ctx.db).get(ctx.db.get(keys.open_case(ctx.cid)) or _case_id(ctx))
     assert [m.text for m in case.transcript if m.author == "person"] == [ACCENTS]
 
 
@@ -172,7 +172,7 @@ def _open_case(ctx: Context) -> None:
 
 
 def _retried_twice(ctx: Context) -> None:
-    assert ctx.db.get("sandbox:attempts") == "3"
+    assert ctx.db.get(keys.SANDBOX_ATTEMPTS_KEY) == "3"
 
 
 ROWS = [

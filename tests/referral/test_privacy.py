@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis
 
-from hotline import conversations, ids
+from hotline import conversations, ids, keys
 from hotline.rasa import RasaClient
 from referral import privacy
 from referral.queue import Referrals
@@ -21,7 +21,7 @@ OTHER_NUMBER = "+258827654321"
 SECRET_TEXT = "o patrao guardou o meu passaporte"
 
 
-def rasa_reading(db: redis.Redis, settings, prefix: str = "rasa:tracker:") -> RasaClient:
+def rasa_reading(db: redis.Redis, settings, prefix: str = keys.tracker("")) -> RasaClient:
     """A Rasa whose tracker store is this Redis, as in production (endpoints.yml)."""
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -33,7 +33,7 @@ def rasa_reading(db: redis.Redis, settings, prefix: str = "rasa:tracker:") -> Ra
     return RasaClient(settings, client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
 
 
-def store_tracker(db: redis.Redis, cid: str, texts: list[str], prefix: str = "rasa:tracker:") -> None:
+def store_tracker(db: redis.Redis, cid: str, texts: list[str], prefix: str = keys.tracker("")) -> None:
     events = [{"event": "user", "text": t, "timestamp": 1.0 + i} for i, t in enumerate(texts)]
     db.set(prefix + cid, json.dumps({"sender_id": cid, "events": events}))
 
@@ -99,7 +99,7 @@ def test_erasure_on_request_leaves_no_text_and_no_number(db: redis.Redis, settin
     # Besides it, only the sealed number's short grace mentions the conversation.
     # (as a whole token: sealed numbers are random base64 that may contain the letters "c1")
     mentions = re.findall(r"(?<![A-Za-z0-9_=-])c1(?![A-Za-z0-9_=-])", everything(db))
-    assert mentions == ["c1"], "only the key hotline:conv:c1 may name the conversation"
+    assert mentions == ["c1"], "only the key keys.conversation('c1') may name the conversation"
     sealed = db.hgetall(conversations.key("c1"))
     assert set(sealed) == {"channel", "address"}
     assert 0 < db.ttl(conversations.key("c1")) <= privacy.ADDRESS_GRACE_SECONDS
@@ -115,7 +115,7 @@ def test_erasure_on_request_leaves_no_text_and_no_number(db: redis.Redis, settin
     assert referrals.audit(current)[-1].action == "erased"
 
     # The other person's data is untouched.
-    assert "someone else's words" in left and db.exists("rasa:tracker:c2")
+    assert "someone else's words" in left and db.exists(keys.tracker("c2"))
     assert db.hget(conversations.key("c2"), "language") == "pt"
 
 
@@ -136,7 +136,7 @@ def test_erasure_still_happens_when_rasa_is_down(db: redis.Redis, settings) -> N
 
     rasa = RasaClient(settings, client=httpx.AsyncClient(transport=httpx.MockTransport(down)))
     asyncio.run(privacy.erase_conversation(db, rasa, "c1", fernet_key=FERNET_KEY))
-    assert not db.exists("rasa:tracker:c1")
+    assert not db.exists(keys.tracker("c1"))
     assert SECRET_TEXT not in everything(db)
 
 
@@ -170,13 +170,127 @@ def test_purge_anonymises_old_closed_cases_and_forgets_quiet_conversations(db: r
     left = everything(db)
     # The quiet conversation is gone everywhere; its case stays anonymous with the outcome.
     assert "texto de quiet" not in left and NUMBER not in left
-    assert not db.exists("rasa:tracker:quiet") and not db.exists(conversations.key("quiet"))
+    assert not db.exists(keys.tracker("quiet")) and not db.exists(conversations.key("quiet"))
     assert referrals.get(quiet).outcome == "referred_avrr" and referrals.get(quiet).conversation_id == ""
     # The active conversation keeps its tracker and number; only the old case is emptied.
-    assert referrals.get(active).transcript == [] and db.exists("rasa:tracker:active")
+    assert referrals.get(active).transcript == [] and db.exists(keys.tracker("active"))
     assert db.hget(conversations.key("active"), "address")
     # Within retention, or open: untouched.
     assert [m.text for m in referrals.get(recent).transcript] == ["texto de recent"]
     assert referrals.get(still_open).status == "waiting"
     # Running it again finds nothing new.
     assert privacy.purge(db, 90 * DAY, now=now, fernet_key=FERNET_KEY) == 0
+
+
+# ---------------------------------------------------------------- generic over the key registry
+
+
+def words_of(cid: str) -> str:
+    return f"o que {cid} escreveu"
+
+
+def _write(db: redis.Redis, family: keys.KeyFamily, key: str, cid: str) -> None:
+    """One key of the family, holding the conversation's id and a text of the person's."""
+    text = words_of(cid)
+    values = {"conversation_id": cid, "text": text}
+    if family.kind == "hash":
+        db.hset(key, mapping=values)
+    elif family.kind == "stream":
+        db.xadd(key, values)
+    elif family.kind == "string":
+        db.set(key, text)
+    elif family.kind == "set":
+        db.sadd(key, text)
+    elif family.kind == "zset":
+        db.zadd(key, {text: 1.0})
+    elif family.kind == "list":
+        db.rpush(key, text)
+    else:
+        raise AssertionError(f"no way to write a {family.kind} for {family.name}")
+
+
+def _seed_every_reached_family(db: redis.Redis, cid: str, case_id: str, *, skip=()) -> list[tuple]:
+    """A key of every family an erasure reaches, for this conversation and its case."""
+    written = []
+    for family in keys.FAMILIES.values():
+        if family.erasure is keys.Erasure.NONE or family in skip:
+            continue
+        if family.erasure is keys.Erasure.GRACE:
+            key = family.key(conversation=cid)
+            db.hset(key, "language", "pt")  # beside the sealed address seed() remembered
+        elif family.scope == "conversation":
+            key = family.key(conversation=cid)
+            if not db.exists(key):
+                _write(db, family, key, cid)
+        elif family.scope == "case":
+            key = family.key(case=case_id)
+            if not db.exists(key):
+                _write(db, family, key, cid)
+        elif family.erasure is keys.Erasure.FIELD:
+            key = family.key(**{part: f"{cid}-record" for part in family.parts})
+            _write(db, family, key, cid)
+        else:
+            key = family.pattern
+            _write(db, family, key, cid)
+        written.append((family, key))
+    return written
+
+
+def _left_of(db: redis.Redis, cid: str, written: list[tuple], *, grace: bool) -> list[str]:
+    """What of the conversation is still there, by family."""
+    left = []
+    for family, key in written:
+        if family.erasure is keys.Erasure.GRACE:
+            fields = db.hgetall(key)
+            if grace and not (set(fields) <= {"address", "channel"} and 0 < db.ttl(key) <= privacy.ADDRESS_GRACE_SECONDS):
+                left.append(family.name)
+            if not grace and fields:
+                left.append(family.name)
+        elif family.erasure is keys.Erasure.ENTRIES:
+            if any(f.get("conversation_id") == cid for _, f in db.xrange(key)):
+                left.append(family.name)
+        elif family.erasure is keys.Erasure.ANONYMISE:
+            if db.hget(key, "conversation_id"):
+                left.append(family.name)
+        elif db.exists(key):
+            left.append(family.name)
+    return left
+
+
+def test_erasure_reaches_a_key_of_every_family_the_registry_marks_personal(db: redis.Redis, settings) -> None:
+    """Generic over hotline.keys: a family registered as personal is erased, or this fails."""
+    seed(db, "c1", NUMBER, SECRET_TEXT)
+    seed(db, "c2", OTHER_NUMBER, "someone else's words")
+    referrals = Referrals(db)
+    case_id = referrals.open_case("c1", priority="high", channel="whatsapp", language="pt",
+                                  transcript=[(1.0, "person", SECRET_TEXT)]).case_id
+    other_case = referrals.open_case("c2", priority="high", channel="sms", language="pt").case_id
+    written = _seed_every_reached_family(db, "c1", case_id)
+    others = _seed_every_reached_family(db, "c2", other_case)
+    assert {family for family, _ in written} >= set(keys.personal_families())
+
+    asyncio.run(privacy.erase_conversation(db, rasa_reading(db, settings), "c1", fernet_key=FERNET_KEY))
+
+    assert _left_of(db, "c1", written, grace=True) == []
+    assert SECRET_TEXT not in everything(db) and words_of("c1") not in everything(db)
+    # Another person's keys of the same families are all still there.
+    assert _left_of(db, "c2", others, grace=True) == [family.name for family, _ in others]
+
+
+def test_purge_reaches_a_key_of_every_personal_family_of_a_quiet_conversation(db: redis.Redis) -> None:
+    now = 1_700_000_000.0
+    seed(db, "quiet", NUMBER, SECRET_TEXT)
+    db.hset(keys.conversation("quiet"), "last_inbound", str(now - 200 * DAY))
+    referrals = Referrals(db, clock=lambda: now - 100 * DAY)
+    case_id = referrals.open_case("quiet", priority="high", channel="sms", language="pt",
+                                  transcript=[(1.0, "person", SECRET_TEXT)]).case_id
+    referrals.close(case_id, "ana", "referred_avrr")
+    # A quiet conversation has no open case (one with an open case is not quiet).
+    written = _seed_every_reached_family(db, "quiet", case_id, skip=(keys.OPEN_CASE,))
+
+    assert privacy.purge(db, 90 * DAY, now=now, fernet_key=FERNET_KEY) == 1
+
+    assert _left_of(db, "quiet", written, grace=False) == []
+    left = everything(db)
+    assert SECRET_TEXT not in left and words_of("quiet") not in left and NUMBER not in left
+    assert referrals.get(case_id).outcome == "referred_avrr"

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from hotline.conversations import OUTBOUND_STREAM
+from hotline import keys
+from hotline.conversations import OUTBOUND_STREAM, outbound_fields
 from referral.queue import (
     OUTCOMES,
     AlreadyClaimed,
@@ -83,7 +84,7 @@ def test_200_concurrent_opens_for_50_conversations_make_exactly_50_cases(
         per_conversation.setdefault(cid, set()).add(result.case_id)
     assert all(len(ids) == 1 for ids in per_conversation.values())
     assert len(referrals.list_waiting()) == 50
-    assert len(db.keys("referral:case:R*[0-9]")) == 50
+    assert len(db.keys(keys.case("R*[0-9]"))) == 50
 
 
 def _url(db: redis.Redis) -> str:
@@ -195,6 +196,10 @@ def test_relay_reply_note_transfer_and_close_with_a_full_audit_trail(db: redis.R
     assert [(f["conversation_id"], f["text"], f["source"], f["case_id"]) for _, f in sent] == [
         ("c1", "Habari, mimi ni Ana. Uko salama sasa?", "counsellor", case_id)
     ]
+    # The reply script writes exactly what the channels queue for the sender.
+    assert [f for _, f in sent] == [
+        outbound_fields("c1", "Habari, mimi ni Ana. Uko salama sasa?", source="counsellor", case_id=case_id)
+    ]
 
 
 def test_a_closed_case_takes_no_more_messages_and_cannot_be_closed_twice(referrals: Referrals) -> None:
@@ -251,3 +256,59 @@ def test_every_state_survives_a_redis_restart(redis_server, db: redis.Redis, ref
     assert after.open_case_id("c") == claimed and after.open_case_id("x") is None
     # Ids keep counting after the restart: no case is ever overwritten.
     assert int(open_case(after, "new").case_id[1:]) > max(int(c[1:]) for c in before)
+
+
+def _clients(db: redis.Redis, n: int) -> list[Referrals]:
+    return [Referrals(redis.Redis.from_url(_url(db), decode_responses=True), clock=Clock()) for _ in range(n)]
+
+
+def test_replies_racing_a_close_are_sent_exactly_when_they_are_in_the_transcript(db: redis.Redis) -> None:
+    """A reply is in the transcript and on its way to the person, or neither: never one of them."""
+    referrals = Referrals(db, clock=Clock())
+    case_id = open_case(referrals, "c1").case_id
+    referrals.claim(case_id, "ana")
+    workers = _clients(db, 8)
+
+    def reply(n: int) -> str | None:
+        if n == 40:
+            workers[n % 8].close(case_id, "ana", "information_given")
+            return None
+        try:
+            workers[n % 8].reply(case_id, "ana", f"mensagem {n}")
+        except CaseClosed:
+            return None
+        return f"mensagem {n}"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        accepted = {text for text in pool.map(reply, range(80)) if text}
+
+    in_case = {m.text for m in referrals.get(case_id).transcript if m.author == "counsellor"}
+    sent = {f["text"] for _, f in db.xrange(OUTBOUND_STREAM)}
+    assert accepted and in_case == sent == accepted
+    replied = [e for e in referrals.audit(case_id) if e.action == "replied"]
+    assert len(replied) == len(accepted)
+    assert referrals.audit(case_id)[-1].action == "closed"
+
+
+def test_concurrent_transfers_leave_the_case_in_exactly_its_holders_list(db: redis.Redis) -> None:
+    """The holder's list is a key the transfer script is given, read just before: a holder
+    changed meanwhile must not leave the case in two counsellors' lists."""
+    referrals = Referrals(db, clock=Clock())
+    case_id = open_case(referrals, "c1").case_id
+    referrals.claim(case_id, "ana")
+    names = ["ana", "ben", "carla", "dino", None]
+    workers = _clients(db, 8)
+
+    def transfer(n: int) -> None:
+        workers[n % 8].transfer(case_id, "supervisor", names[n % len(names)])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(transfer, range(100)))
+
+    case = referrals.get(case_id, transcript=False)
+    holders = {name for name in names if name and case_id in db.zrange(keys.mine(name), 0, -1)}
+    assert holders == ({case.claimed_by} if case.claimed_by else set())
+    waiting = case_id in db.zrange(keys.waiting("high"), 0, -1)
+    claimed = case_id in db.zrange(keys.CLAIMED_KEY, 0, -1)
+    assert (waiting, claimed) == ((False, True) if case.claimed_by else (True, False))
+    assert sum(e.action == "transferred" for e in referrals.audit(case_id)) == 100
