@@ -364,3 +364,15 @@ def test_a_file_outside_the_content_folders_is_refused(
     assert status == 1
     assert f"1 row(s) name file '{named}', which is not a file of texts here" in out.getvalue()
     assert outside.read_text(encoding="utf-8") == original
+
+
+def test_the_release_summary_lists_every_unverified_service() -> None:
+    from content.release import snapshot, summary
+    from hotline.settings import PROJECT_ROOT
+
+    new = snapshot(PROJECT_ROOT)
+    lines = summary(None, new) + summary(new, new)
+    pending = [sid for sid, s in new["services"].items() if s.get("verified") is not True]
+    assert pending, "the directory has unverified entries until an editor calls them"
+    for sid in pending:
+        assert sum(line.startswith(f"- {sid}:") for line in lines) == 2
