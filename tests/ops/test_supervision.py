@@ -130,14 +130,16 @@ def test_every_process_is_supervised_and_running(stack: Stack) -> None:
 
 def test_the_health_record_in_redis_names_every_process(stack: Stack) -> None:
     db = redis.Redis.from_url(stack.redis_url, decode_responses=True)
-    assert _wait(lambda: db.hgetall(STATE_KEY) == dict.fromkeys(NAMES, "RUNNING"), 10)
+    assert _wait(lambda: db.hgetall(STATE_KEY) == dict.fromkeys(NAMES, "RUNNING"), 30), \
+        db.hgetall(STATE_KEY)
     assert 0 < db.ttl(STATE_KEY) <= 15
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_sigkill_leaves_the_others_serving_and_the_process_back(stack: Stack, name: str) -> None:
+    settled = _wait(lambda: all(i["statename"] == "RUNNING" for i in stack.states().values()), 30)
     before = stack.states()
-    assert all(info["statename"] == "RUNNING" for info in before.values()), before
+    assert settled, {n: i["statename"] for n, i in before.items()}
     pids = {n: info["pid"] for n, info in before.items()}
     printed = len(stack.text())
 
@@ -150,10 +152,12 @@ def test_sigkill_leaves_the_others_serving_and_the_process_back(stack: Stack, na
             assert httpx.get(url, timeout=15).status_code in (200, 503), f"{other} stopped serving"
     assert _wait(lambda: stack.states()[name]["pid"] not in (0, pids[name]), 10), \
         f"{name} was not restarted"
-    assert _wait(lambda: stack.states()[name]["statename"] == "RUNNING", 20), stack.states()[name]
+    # RUNNING once it has stayed up for supervisord's startsecs (5 s).
+    assert _wait(lambda: stack.states()[name]["statename"] == "RUNNING", 30), stack.states()[name]
     url = stack.health(name)
     if url:
-        assert processes.wait_http(url, timeout=240 if name == "rasa" else 30), f"{name} not healthy again"
+        assert processes.wait_http(url, timeout=240 if name == "rasa" else 60), \
+            f"{name} not healthy again"
     after = stack.states()
     assert {n: info["pid"] for n, info in after.items() if n != name} == \
         {n: pid for n, pid in pids.items() if n != name}, "another process was restarted too"
