@@ -11,8 +11,11 @@ import redis
 
 from channels import dlq
 from channels.worker import Worker
+from hotline import keys
 from hotline.conversations import DEAD_LETTER_STREAM, INBOUND_STREAM
+from hotline.ids import conversation_id
 from tests.channels.conftest import BOT_REPLY, FakeRasa, Phone, Servers, run_sender, run_worker
+from tests.conftest import SECRET
 
 
 def parts(phone: Phone) -> list[str]:
@@ -87,6 +90,9 @@ def test_a_message_that_keeps_failing_is_dead_lettered_then_replayed(servers: Se
     assert len(dead) == 1 and dead[0]["error"].startswith("HTTPStatusError")
     assert "body" not in dead[0] and "address" not in dead[0]  # an operator's screen shows neither
     assert db.xlen(INBOUND_STREAM) == 0
+    # Its writes go with its answer (channels.worker.Outcome): a message that failed wrote nothing,
+    # not its language nor how to reach the person.
+    assert db.hgetall(keys.conversation(conversation_id(phone.address, SECRET))) == {}
 
     # The operator fixes Rasa and replays: the person gets the answer after all.
     assert dlq.replay(db) == 1
