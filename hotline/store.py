@@ -1,4 +1,4 @@
-"""The Redis connection every component shares, and the key names they agree on."""
+"""The Redis connection every component shares (the key names are in hotline.keys)."""
 
 from __future__ import annotations
 
