@@ -126,7 +126,7 @@ class Sandbox:
         """sent, then delivered, each with a signed status callback, as Twilio does
         (undelivered with error 30003 for a number marked unreachable)."""
         stored = await self.load(sid)
-        unreachable = bool(stored) and await self.db.sismember(UNREACHABLE, stored["to"])
+        unreachable = stored is not None and bool(await self.db.sismember(UNREACHABLE, stored["to"]))
         for status in ("sent", "undelivered" if unreachable else "delivered"):
             await asyncio.sleep(0.01)
             message = await self.set_status(sid, status)
@@ -257,16 +257,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
         if await box.db.sismember(OPTED_OUT, to):
             return _error(400, 21610, "Attempt to send to unsubscribed recipient")
-        now = _now_rfc2822()
-        message = {
-            "sid": new_sid(), "to": to, "from": sender, "body": body, "status": "queued",
+        now, sid, callback = _now_rfc2822(), new_sid(), form.get("StatusCallback", "")
+        message: dict[str, Any] = {
+            "sid": sid, "to": to, "from": sender, "body": body, "status": "queued",
             "direction": "outbound-api", "date_created": now, "date_updated": now,
-            "num_segments": str(sms.segment_count(body)), "status_callback": form.get("StatusCallback", ""),
+            "num_segments": str(sms.segment_count(body)), "status_callback": callback,
             "at": time.time(),
         }
         await box.store(message)
         await box.db.publish(EVENTS, json.dumps({"sid": message["sid"], "to": to, "at": message["at"]}))
-        box.later(box.report_delivery(message["sid"], message["status_callback"]))
+        box.later(box.report_delivery(sid, callback))
         return JSONResponse(box.resource(message), status_code=201)
 
     @app.get(API + "/Messages.json")

@@ -70,8 +70,8 @@ def login(request: Request, db: DbDep, clock: ClockDep, session_clock: SessionCl
 async def logout(request: Request, db: DbDep, clock: ClockDep, session_clock: SessionClockDep) -> Response:
     token = request.cookies.get(sessions.COOKIE)
     session = sessions.load(db, token, session_clock())
-    form = await request.form()
-    if session and sessions.csrf_ok(session, form.get("csrf_token")):
+    offered = (await request.form()).get("csrf_token")
+    if session and sessions.csrf_ok(session, offered if isinstance(offered, str) else None):
         sessions.end(db, token)
         rota.leave(db, session["counsellor"])
         trail.account_event(db, "signed_out", actor=session["counsellor"], account=session["counsellor"],

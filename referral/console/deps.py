@@ -84,7 +84,8 @@ async def current_counsellor(request: Request, db: DbDep, clock: SessionClockDep
         if offered is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")
         ):
-            offered = (await request.form()).get("csrf_token")
+            field = (await request.form()).get("csrf_token")
+            offered = field if isinstance(field, str) else None
         if not sessions.csrf_ok(session, offered):
             raise Refused(status.HTTP_403_FORBIDDEN, "csrf_refused")
     if is_own_action(request):
