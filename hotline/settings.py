@@ -5,10 +5,10 @@ The rules, checked whenever settings are built (so at every process's start):
 - A Twilio account means production: with TWILIO_ACCOUNT_SID set, HOTLINE_ENV must be
   `prod`, and production needs an account SID that looks like one.
 - Outside the test suite (HOTLINE_ENV=test), a secret that is set must be real (not a
-  placeholder, not short), and the secrets a process uses must be set. Which secrets a
-  process uses is `SECRETS_NEEDED`; the process says who it is by HOTLINE_PROCESS (the
-  launcher sets it) or by calling `Settings.require`. A production process that does not
-  say who it is must hold every secret.
+  placeholder, not short), and the secrets a process uses must be set. HOTLINE_SECRETS
+  names them (the launcher and the systemd units set it from `SECRETS_NEEDED`), and a
+  service also checks its own at start with `Settings.require`. A production process
+  that does not name its secrets must hold every one.
 - The Fernet key must parse as a Fernet key, in every mode: a bad key would otherwise be
   found only when the first number is sealed.
 """
@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
     env: Literal["dev", "test", "prod"] = Field("dev", alias="HOTLINE_ENV")
-    # Which process this is (a key of SECRETS_NEEDED), so it refuses to start without its secrets.
-    process: str | None = Field(None, alias="HOTLINE_PROCESS")
+    # The secrets this process must hold, comma-separated ("" for none); unset means all in prod.
+    needed_secrets: str | None = Field(None, alias="HOTLINE_SECRETS")
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
     rasa_url: str = Field("http://127.0.0.1:5005", alias="RASA_URL")
     rasa_token: SecretStr = Field(SecretStr(""), alias="RASA_TOKEN")
@@ -112,18 +112,15 @@ class Settings(BaseSettings):
         field = next(name for name, env in SECRETS.items() if env == variable)
         return getattr(self, field).get_secret_value()
 
-    def missing_secrets(self, process: str) -> list[str]:
-        """The secrets `process` uses that are empty here (none in the test suite)."""
-        if process not in SECRETS_NEEDED:
-            raise UnsafeSettings(f"HOTLINE_PROCESS={process} names no process of the hotline "
-                                 f"(one of {', '.join(sorted(SECRETS_NEEDED))})")
-        if self.env == "test":
-            return []
-        return sorted(name for name in SECRETS_NEEDED[process] if not self.secret_value(name).strip())
+    def _empty(self, variables: frozenset[str]) -> list[str]:
+        return sorted(name for name in variables if not self.secret_value(name).strip())
 
     def require(self, process: str) -> Settings:
         """Refuse to start `process` without the secrets it uses; a service calls this at start."""
-        missing = self.missing_secrets(process)
+        if process not in SECRETS_NEEDED:
+            raise UnsafeSettings(f"{process} is no process of the hotline "
+                                 f"(one of {', '.join(sorted(SECRETS_NEEDED))})")
+        missing = [] if self.env == "test" else self._empty(SECRETS_NEEDED[process])
         if missing:
             raise UnsafeSettings(
                 f"the {process} process refuses to start: {', '.join(missing)} "
@@ -157,18 +154,19 @@ class Settings(BaseSettings):
             if value and _is_placeholder(value):
                 problems.append(f"{variable} is a placeholder or shorter than {MIN_SECRET_CHARS} "
                                 "random characters")
-        if self.process is not None:
-            try:
-                missing = self.missing_secrets(self.process)
-            except UnsafeSettings as error:
-                return [*problems, str(error)]
+        if self.needed_secrets is not None:
+            named = frozenset(filter(None, (n.strip() for n in self.needed_secrets.split(","))))
+            unknown = sorted(named - set(SECRETS.values()))
+            if unknown:
+                return [*problems, (f"HOTLINE_SECRETS names {', '.join(unknown)}, which is no secret "
+                                    f"of the hotline (they are {', '.join(SECRETS.values())})")]
+            missing, who = self._empty(named), "this process"
         elif self.env == "prod":
-            # A production process that does not say which it is must hold every secret.
-            missing = sorted(v for v in SECRETS.values() if not self.secret_value(v).strip())
+            # A production process that does not name its secrets must hold every one.
+            missing, who = self._empty(frozenset(SECRETS.values())), "production"
         else:
-            missing = []  # an operator's tool in dev; each service checks its own (require)
+            missing, who = [], ""  # an operator's tool in dev; each service checks its own (require)
         if missing:
-            who = f"the {self.process} process" if self.process else "production"
             problems.append(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} empty, and "
                             f"{who} needs {'it' if len(missing) == 1 else 'them'}")
         return problems

@@ -31,7 +31,7 @@ def production(**changes: str) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only what each test gives counts, never the shell's variables."""
-    for name in (*SECRETS.values(), "HOTLINE_ENV", "HOTLINE_PROCESS", "TWILIO_ACCOUNT_SID"):
+    for name in (*SECRETS.values(), "HOTLINE_ENV", "HOTLINE_SECRETS", "TWILIO_ACCOUNT_SID"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -101,16 +101,25 @@ def test_dev_refuses_placeholders_too() -> None:
     assert "HOTLINE_SECRET is a placeholder" in refusal(HOTLINE_ENV="dev", HOTLINE_SECRET="dev")
 
 
+def _declared(process: str) -> str:
+    """HOTLINE_SECRETS as the launcher and the systemd units set it."""
+    return ",".join(sorted(SECRETS_NEEDED[process]))
+
+
 @pytest.mark.parametrize("process", sorted(p for p, needed in SECRETS_NEEDED.items() if needed))
-def test_a_named_process_refuses_to_start_without_its_secrets(process: str) -> None:
+def test_a_process_refuses_to_start_without_the_secrets_it_declares(process: str) -> None:
     for env in ("dev", "prod"):
         base = production() if env == "prod" else {"HOTLINE_ENV": "dev", **real_secrets()}
         for variable in SECRETS_NEEDED[process]:
-            message = refusal(**{**base, "HOTLINE_PROCESS": process, variable: ""})
-            assert variable in message and f"the {process} process needs it" in message
+            message = refusal(**{**base, "HOTLINE_SECRETS": _declared(process), variable: ""})
+            assert f"{variable} is empty, and this process needs it" in message
         # The secrets it does not use may be withheld (the launcher gives each only its own).
         given = {k: v for k, v in base.items() if k not in SECRETS.values() or k in SECRETS_NEEDED[process]}
-        assert Settings(**given, HOTLINE_PROCESS=process).process == process
+        assert Settings(**given, HOTLINE_SECRETS=_declared(process)).needed_secrets == _declared(process)
+
+
+def test_a_process_that_declares_no_secret_needs_none() -> None:
+    assert Settings(**{**production(**dict.fromkeys(SECRETS.values(), "")), "HOTLINE_SECRETS": ""})
 
 
 def test_a_service_checks_its_own_secrets_at_start() -> None:
@@ -120,10 +129,13 @@ def test_a_service_checks_its_own_secrets_at_start() -> None:
         tool.require("console")
     ready = Settings(HOTLINE_ENV="dev", **real_secrets())
     assert ready.require("console") is ready
+    with pytest.raises(UnsafeSettings, match="no process of the hotline"):
+        ready.require("consol")
 
 
-def test_an_unknown_process_is_refused() -> None:
-    assert "names no process" in refusal(HOTLINE_ENV="dev", HOTLINE_PROCESS="consol", **real_secrets())
+def test_an_unknown_secret_name_is_refused() -> None:
+    message = refusal(HOTLINE_ENV="dev", HOTLINE_SECRETS="HOTLINE_FERNET_KEY,FERNET_KEY", **real_secrets())
+    assert "HOTLINE_SECRETS names FERNET_KEY, which is no secret" in message
 
 
 def test_only_the_test_suite_runs_with_test_values(settings_factory) -> None:

@@ -85,7 +85,7 @@ def _start(settings: Settings) -> str:
 
 
 def test_the_sandbox_refuses_to_start_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HOTLINE_PROCESS", raising=False)
+    monkeypatch.delenv("HOTLINE_SECRETS", raising=False)
     production = Settings(
         HOTLINE_ENV="prod", TWILIO_ACCOUNT_SID=ACCOUNT_SID, HOTLINE_SECRET=secrets.token_urlsafe(32),
         HOTLINE_FERNET_KEY=Fernet.generate_key().decode(), TWILIO_AUTH_TOKEN=secrets.token_hex(16),
