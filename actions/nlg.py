@@ -9,6 +9,7 @@ trains and validates with, so a new response name still needs `make train`.
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,8 @@ from hotline.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 
-DOMAIN = PROJECT_ROOT / "bot"
+# The domain folder Rasa trained with; HOTLINE_BOT_DIR points elsewhere (the tests use a copy).
+DOMAIN = Path(os.environ.get("HOTLINE_BOT_DIR") or PROJECT_ROOT / "bot")
 DEFAULT_LANGUAGE = "pt"
 
 Variations = dict[str, list[dict[str, Any]]]  # language -> the variations for it

@@ -31,10 +31,10 @@ from ops.supervision import STATE_KEY, STATE_TTL_SECONDS, LogFollower, Program, 
 VAR = PROJECT_ROOT / "var"
 DEV_ENV = VAR / "dev.env"
 ACTION_PORT, RASA_PORT, GATEWAY_PORT, SANDBOX_PORT, CONSOLE_PORT = 5055, 5005, 8000, 8025, 8080
-PORTS = {"actions": ACTION_PORT, "rasa": RASA_PORT, "gateway": GATEWAY_PORT,
+PORTS = {"actions": ACTION_PORT, "nlg": processes.NLG_PORT, "rasa": RASA_PORT, "gateway": GATEWAY_PORT,
          "sandbox": SANDBOX_PORT, "console": CONSOLE_PORT}
 # Started first, stopped last: what the others lean on.
-PRIORITY = {"redis": 10, "actions": 20, "rasa": 30}
+PRIORITY = {"redis": 10, "actions": 20, "nlg": 20, "rasa": 30}
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def services(settings: Settings, env: dict[str, str],
     if not processes.port_answers(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
         planned.append(("redis", processes.redis_command(redis_url.port or 6379, place.var / "redis")))
     planned.append(("actions", processes.actions_command(ports["actions"])))
+    planned.append(("nlg", processes.nlg_command(ports["nlg"])))
     if place.model.exists():
         planned.append(("rasa", processes.rasa_command(settings, ports["rasa"], place.model,
                                                        log_dir=place.var / "log")))
@@ -104,7 +105,7 @@ def services(settings: Settings, env: dict[str, str],
         planned.append(("sandbox", uvicorn + ["--port", str(ports["sandbox"]), "channels.sandbox.app:app"]))
     extra = {
         "actions": {"SANIC_HOST": "127.0.0.1"},
-        "rasa": processes.rasa_variables(settings, ports["actions"]),
+        "rasa": processes.rasa_variables(settings, ports["actions"], ports["nlg"]),
     }
     # HOTLINE_SECRETS names what the process must hold, as the systemd units say it.
     return [(name, command, {**processes.only_needed_secrets(name, env), **extra.get(name, {}),
@@ -119,6 +120,7 @@ def health_urls(settings: Settings, place: Place = Place()) -> list[tuple[str, s
     local = "http://127.0.0.1"
     urls = [
         ("actions", f"{local}:{ports['actions']}/health", f"{local}:{ports['actions']} (internal)"),
+        ("nlg", f"{local}:{ports['nlg']}/healthz", f"{local}:{ports['nlg']} (internal: the bot's words)"),
         ("rasa", f"{local}:{ports['rasa']}/status?token={token}",
          f"{local}:{ports['rasa']} (internal, token in var/dev.env)"),
         ("gateway", f"{local}:{ports['gateway']}/healthz",
@@ -131,7 +133,7 @@ def health_urls(settings: Settings, place: Place = Place()) -> list[tuple[str, s
     return urls
 
 
-LABELS = {"actions": "action server", "rasa": "Rasa", "sandbox": "sandbox phone"}
+LABELS = {"actions": "action server", "nlg": "NLG endpoint", "rasa": "Rasa", "sandbox": "sandbox phone"}
 
 
 def announce(settings: Settings, place: Place, running: set[str], say: Callable[[str], None]) -> None:

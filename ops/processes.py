@@ -25,6 +25,7 @@ SECRETS_NEEDED: dict[str, frozenset[str]] = {
     "redis": frozenset(),
     "rasa": frozenset(),
     "actions": frozenset(),
+    "nlg": frozenset(),
     # Signature check, keyed conversation ids and sealing the number on the way in.
     "gateway": frozenset({"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
     # Rasa's API, and the number for DELETE's confirmation.
@@ -81,11 +82,15 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
     ]
 
 
-def rasa_variables(settings: Settings, action_port: int) -> dict[str, str]:
-    """What endpoints.yml reads: where the action server and Redis are."""
+NLG_PORT = 5056
+
+
+def rasa_variables(settings: Settings, action_port: int, nlg_port: int = NLG_PORT) -> dict[str, str]:
+    """What endpoints.yml reads: where the action server, the NLG endpoint and Redis are."""
     url = urlparse(settings.redis_url)
     return {
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "NLG_ENDPOINT_URL": f"http://127.0.0.1:{nlg_port}/nlg",
         "REDIS_HOST": url.hostname or "127.0.0.1",
         "REDIS_PORT": str(url.port or 6379),
         "REDIS_DB": (url.path or "/0").lstrip("/") or "0",
@@ -95,9 +100,15 @@ def rasa_variables(settings: Settings, action_port: int) -> dict[str, str]:
     }
 
 
-def rasa_environment(settings: Settings, action_port: int) -> dict[str, str]:
+def rasa_environment(settings: Settings, action_port: int, nlg_port: int = NLG_PORT) -> dict[str, str]:
     """This process's environment without its secrets, plus what endpoints.yml reads."""
-    return {**only_needed_secrets("rasa", os.environ), **rasa_variables(settings, action_port)}
+    return {**only_needed_secrets("rasa", os.environ), **rasa_variables(settings, action_port, nlg_port)}
+
+
+def nlg_command(port: int) -> list[str]:
+    """Rasa's NLG endpoint: the response texts of bot/ as they are now (actions/nlg.py)."""
+    return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--port", str(port),
+            "--factory", "actions.nlg:create_app"]
 
 
 def rasa_command(

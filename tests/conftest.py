@@ -141,22 +141,31 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
         pytest.fail("no trained model at models/hotline.tar.gz: run the tests through `make test`")
     logs = tmp_path_factory.mktemp("logs")
     settings = settings_factory()
-    action_port, rasa_port = processes.free_port(), processes.free_port()
+    action_port, rasa_port, nlg_port = processes.free_port(), processes.free_port(), processes.free_port()
     env = {**os.environ, "REDIS_URL": redis_server.url, "HOTLINE_ENV": "test",
            "HOTLINE_SECRET": SECRET, "HOTLINE_FERNET_KEY": FERNET_KEY}
     actions = Service("actions", processes.actions_command(action_port), processes.actions_environment(env),
                       logs / "actions.log")
+    # The NLG endpoint reads a copy of bot/, so a test can edit a response as an editor would.
+    bot_dir = tmp_path_factory.mktemp("bot")
+    for path in (PROJECT_ROOT / "bot").glob("*.yml"):
+        shutil.copy(path, bot_dir / path.name)
+    nlg = Service("nlg", processes.nlg_command(nlg_port), {**env, "HOTLINE_BOT_DIR": str(bot_dir)},
+                  logs / "nlg.log")
     rasa = Service(
         "rasa",
         processes.rasa_command(settings, rasa_port),
-        processes.rasa_environment(settings, action_port),
+        processes.rasa_environment(settings, action_port, nlg_port),
         logs / "rasa.log",
     )
     actions.start()
+    nlg.start()
     rasa.start()
     try:
         if not processes.wait_http(f"http://127.0.0.1:{action_port}/health", 60):
             pytest.fail("action server did not start: " + (logs / "actions.log").read_text()[-2000:])
+        if not processes.wait_http(f"http://127.0.0.1:{nlg_port}/healthz", 60):
+            pytest.fail("NLG endpoint did not start: " + (logs / "nlg.log").read_text()[-2000:])
         if not processes.wait_http(f"http://127.0.0.1:{rasa_port}/status?token=test-rasa-token", 240):
             pytest.fail("Rasa did not start: " + (logs / "rasa.log").read_text()[-2000:])
         yield {
@@ -165,7 +174,10 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
             "settings": settings_factory(RASA_URL=f"http://127.0.0.1:{rasa_port}"),
             "rasa": rasa,
             "actions": actions,
+            "nlg_url": f"http://127.0.0.1:{nlg_port}",
+            "bot_dir": bot_dir,
         }
     finally:
         rasa.stop()
+        nlg.stop()
         actions.stop()

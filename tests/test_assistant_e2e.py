@@ -53,3 +53,19 @@ def test_the_language_carries_over_to_a_short_reply(rasa_stack) -> None:
     say(rasa_stack["rasa_url"], sender, QUESTIONS["sw"])
     texts = say(rasa_stack["rasa_url"], sender, "asante sana")
     assert texts and "sw" in language_of_reply(texts[0])
+
+
+def test_an_edited_response_is_live_at_the_next_message_without_training(rasa_stack) -> None:
+    """Rasa takes the words from the NLG endpoint, which reads bot/ as it is now."""
+    path = rasa_stack["bot_dir"] / "general.yml"
+    original = path.read_text(encoding="utf-8")
+    old = responses()["utter_thanks"]["en"]
+    new = "Thank you too. Write again whenever you need to. (edited by an editor)"
+    assert old in original
+    try:
+        path.write_text(original.replace(old, new), encoding="utf-8")
+        texts = say(rasa_stack["rasa_url"], f"c{uuid.uuid4().hex[:31]}", "thank you so much",
+                    {"language": "en", "channel": "sms"})
+        assert texts == [new]
+    finally:
+        path.write_text(original, encoding="utf-8")

@@ -30,7 +30,7 @@ from ops import processes
 DEPLOY = processes.PROJECT_ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
 PROCESS_UNITS = sorted(UNITS.glob("hotline-*.service"))
-SUPERVISED = {"actions", "rasa", "gateway", "worker", "sender", "console", "housekeeping"}
+SUPERVISED = {"actions", "nlg", "rasa", "gateway", "worker", "sender", "console", "housekeeping"}
 HARDENING = {
     "DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
     "PrivateTmp": "yes", "CapabilityBoundingSet": "", "UMask": "0077",
