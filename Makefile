@@ -8,11 +8,12 @@ HOTLINE := $(VENV)/bin/hotline
 RASA := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bin/rasa
 RASA_DATA := --domain bot --data data/nlu data/stories data/rules --config config.yml
 
-.PHONY: help setup run test train eval bench bench-train shell lint release redis chromium validate stories pytest content-check
+.PHONY: help setup run test check train eval bench bench-train shell lint types release redis chromium deploy-tools validate stories pytest content-check
 
 help:
 	@echo "make run     install what is missing, train if needed, start the hotline"
 	@echo "make test    the same set-up, then every test"
+	@echo "make check   the fast lane: lint, types and the tests that need no trained model"
 	@echo "make train   train the model when config.yml, bot/ or data/ changed"
 	@echo "make shell   chat with the bot in the terminal (LANG=pt|en|fr|sw)"
 	@echo "make eval    intent, language and risk figures on the held-out sets"
@@ -38,6 +39,11 @@ redis:
 chromium:
 	@command -v chromium >/dev/null || scripts/apt-install chromium
 
+# The deployment tests verify the shipped units and proxy config with the real tools.
+deploy-tools:
+	@command -v systemd-analyze >/dev/null || scripts/apt-install systemd
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || scripts/apt-install haproxy
+
 setup: $(VENV)/.installed $(RASA_VENV)/.installed redis
 
 train: setup
@@ -56,13 +62,18 @@ stories: train
 	$(RASA) test core --model models/hotline.tar.gz --stories tests/stories \
 		--fail-on-prediction-errors --out var/results/stories
 
-pytest: setup chromium train
+pytest: setup chromium deploy-tools train
 	$(VENV)/bin/python -m pytest -q
 
 content-check: setup
 	$(HOTLINE) content check
 
-test: setup chromium content-check train validate stories pytest
+test: setup chromium deploy-tools lint content-check train validate stories pytest
+
+# Under two minutes: what needs no trained model and no browser (the model, story and
+# browser tests are marked `needs_model` / live under tests/browser and run in make test).
+check: setup deploy-tools lint content-check
+	$(VENV)/bin/python -m pytest -q -m "not needs_model" --ignore=tests/browser -p no:cacheprovider
 
 release: content-check train validate stories
 	$(HOTLINE) content release --mark
@@ -77,4 +88,5 @@ bench-train: setup
 	@$(VENV)/bin/python bench/train.py
 
 lint: setup
-	$(VENV)/bin/ruff check hotline actions channels referral tests
+	$(VENV)/bin/ruff check hotline protection ops content actions channels referral tests bench
+	$(VENV)/bin/mypy

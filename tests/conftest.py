@@ -181,3 +181,11 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
         rasa.stop()
         nlg.stop()
         actions.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that start the real Rasa on the trained model are `needs_model`: `make check`
+    (the fast lane) leaves them to `make test`, which trains first."""
+    for item in items:
+        if "rasa_stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.needs_model)

@@ -28,6 +28,9 @@ from ops import processes
 from ops.launcher import PORTS
 from ops.supervision import STATE_KEY, Control, Program, Supervisor, Watch
 
+# The whole stack, Rasa included, for minutes: the fast lane leaves it to make test.
+pytestmark = pytest.mark.needs_model
+
 HAS_MODEL = processes.MODEL.exists()
 NAMES = ["redis", "actions", *(["rasa"] if HAS_MODEL else []),
          "gateway", "worker", "sender", "console", "housekeeping", "sandbox"]
