@@ -30,9 +30,9 @@ DEFAULT_LANGUAGE = "pt"
 Variations = dict[str, list[dict[str, Any]]]  # language -> the variations for it
 
 
-def _parse(data: object) -> dict[str, Variations]:
+def _parse(data: Any) -> dict[str, Variations]:
     responses: dict[str, Variations] = {}
-    for name, variations in ((data or {}).get("responses") or {}).items():  # type: ignore[union-attr]
+    for name, variations in ((data or {}).get("responses") or {}).items():
         for variation in variations or []:
             conditions = variation.get("condition") or []
             language = next(

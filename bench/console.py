@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from channels.twilio_adapter import sign
-from ops import processes
 from hotline.settings import Settings
+from ops import processes
 from referral import accounts
 from referral.queue import Referrals
 

@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hotline.language import LANGUAGES  # noqa: E402
-from hotline.settings import Settings  # noqa: E402
-from ops import evaluation  # noqa: E402
-from ops.processes import RASA_BIN  # noqa: E402
-from ops.triage import parse, rasa_parser  # noqa: E402
+from hotline.language import LANGUAGES
+from hotline.settings import Settings
+from ops import evaluation
+from ops.processes import RASA_BIN
+from ops.triage import parse, rasa_parser
 
 PIPELINES = {"baseline": ROOT / "bench" / "baseline-config.yml", "candidate": ROOT / "config.yml"}
 

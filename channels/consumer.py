@@ -141,9 +141,14 @@ class StreamConsumer:
         entry = Entry(entry_id, fields)
         self._queues[self._shard(entry)].put_nowait(entry)
 
+    def _adb(self) -> redis.asyncio.Redis:
+        """The asyncio client, made in run() because it belongs to that event loop."""
+        assert self.adb is not None, "run() makes the client before anything reads the stream"
+        return self.adb
+
     async def ensure_group(self) -> None:
         try:
-            await self.adb.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            await self._adb().xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except redis.ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
@@ -154,7 +159,7 @@ class StreamConsumer:
                 await self.pause(0.02)
                 continue
             try:
-                replies = await self.adb.xreadgroup(
+                replies = await self._adb().xreadgroup(
                     self.group, self.consumer, {self.stream: ">"},
                     count=self.read_count, block=self.block_ms,
                 )
@@ -175,35 +180,35 @@ class StreamConsumer:
     async def _reclaim_once(self) -> int:
         claimed = 0
         # A process of ours that is gone: take its entries now rather than after claim_idle.
-        for info in await self.adb.xinfo_consumers(self.stream, self.group):
+        for info in await self._adb().xinfo_consumers(self.stream, self.group):
             name = info["name"]
             host, _, pid = name.rpartition("-")
             if name == self.consumer or host != self.host or not pid.isdigit() or process_alive(int(pid)):
                 continue
             if info.get("pending"):
-                pending = await self.adb.xpending_range(
+                pending = await self._adb().xpending_range(
                     self.stream, self.group, "-", "+", info["pending"], consumername=name
                 )
                 ids = [item["message_id"] for item in pending]
                 for start in range(0, len(ids), 100):
-                    for entry_id, fields in await self.adb.xclaim(
+                    for entry_id, fields in await self._adb().xclaim(
                         self.stream, self.group, self.consumer, 0, ids[start:start + 100]
                     ):
                         self._dispatch(entry_id, fields)
                         claimed += 1
-            await self.adb.xgroup_delconsumer(self.stream, self.group, name)
+            await self._adb().xgroup_delconsumer(self.stream, self.group, name)
         # Anyone else's entries that nobody has touched for claim_idle seconds.
-        start = "0-0"
+        cursor = "0-0"
         while True:
-            result = await self.adb.xautoclaim(
-                self.stream, self.group, self.consumer, int(self.claim_idle * 1000), start, count=100
+            result = await self._adb().xautoclaim(
+                self.stream, self.group, self.consumer, int(self.claim_idle * 1000), cursor, count=100
             )
-            start, entries = result[0], result[1]
+            cursor, entries = result[0], result[1]
             for entry_id, fields in entries:
                 if entry_id not in self._held:
                     self._dispatch(entry_id, fields)
                     claimed += 1
-            if start in ("0-0", b"0-0"):
+            if cursor in ("0-0", b"0-0"):
                 break
         if claimed:
             log.info("%s: reclaimed %d pending entries", self.group, claimed)
@@ -223,7 +228,7 @@ class StreamConsumer:
             ids = list(self._held)
             try:
                 for start in range(0, len(ids), 200):
-                    await self.adb.xclaim(
+                    await self._adb().xclaim(
                         self.stream, self.group, self.consumer, 0, ids[start:start + 200], justid=True
                     )
             except (redis.RedisError, OSError) as error:
@@ -259,7 +264,7 @@ class StreamConsumer:
         try:
             await self._run()
         finally:
-            await self.adb.aclose()
+            await self._adb().aclose()
 
     async def _run(self) -> None:
         while True:
@@ -298,11 +303,11 @@ class StreamConsumer:
         if self.adb is None:
             return False
         try:
-            groups = await self.adb.xinfo_groups(self.stream)
+            groups = await self._adb().xinfo_groups(self.stream)
         except redis.RedisError:
             return False
         group = next((g for g in groups if g["name"] == self.group), None)
-        return bool(group) and group["pending"] == 0 and not group.get("lag")
+        return group is not None and group["pending"] == 0 and not group.get("lag")
 
     async def run_until_idle(self, timeout: float = 30.0, settle: float = 0.05) -> None:
         """Run until every entry in the stream is handled (for tests and tools)."""

@@ -42,7 +42,7 @@ return 1
 record_key = keys.delivery
 
 
-def record(db: redis.Redis | redis.client.Pipeline, record_id: str, **fields: str) -> None:
+def record(db: redis.Redis | redis.client.Pipeline, record_id: str, **fields: str | None) -> None:
     """Write an outgoing message's record (the sender calls this once per body)."""
     now = f"{time.time():.3f}"
     values = {"created_at": now, "updated_at": now, **{k: v for k, v in fields.items() if v is not None}}

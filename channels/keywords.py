@@ -44,7 +44,7 @@ class Reserved:
     def language(self, previous: str | None) -> str:
         """The language to answer in: the conversation's, when the word is one of its words."""
         if previous in self.languages:
-            return previous  # type: ignore[return-value]
+            return previous
         return self.languages[0]
 
 

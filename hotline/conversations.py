@@ -11,7 +11,7 @@ All keyed by the pseudonymous conversation id, never by number (hotline.keys hol
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import redis
 
@@ -26,7 +26,8 @@ OUTBOUND_MAXLEN = 1_000_000
 Channel = Literal["sms", "whatsapp"]
 Source = Literal["bot", "counsellor", "system"]
 
-Writer = redis.Redis | redis.client.Pipeline
+# A client or a pipeline: the same commands, applied now or with the rest of a transaction.
+Writer: TypeAlias = "redis.Redis | redis.client.Pipeline"
 
 
 def key(conversation_id: str) -> str:

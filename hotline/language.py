@@ -207,16 +207,16 @@ def _lexicon_entry(word: str) -> tuple[str, bool] | None:
     return None
 
 
-def _lexicon_votes(words: list[str]) -> tuple[Counter[str], Counter[str]]:
+def _lexicon_votes(words: list[str]) -> tuple[dict[str, float], Counter[str]]:
     """Votes per language (a weak word is half a vote), and how many of them are whole votes."""
-    votes: Counter[str] = Counter()
+    votes: dict[str, float] = {}
     strong: Counter[str] = Counter()
     for word in words:
         entry = _lexicon_entry(word)
         if entry is None:
             continue
         language, weak = entry
-        votes[language] += 0.5 if weak else 1.0
+        votes[language] = votes.get(language, 0.0) + (0.5 if weak else 1.0)
         if not weak:
             strong[language] += 1
     return votes, strong
@@ -284,7 +284,7 @@ def _detect_short(text: str, words: list[str]) -> Detection:
     top = max(votes.values())
     leaders = [language for language, count in votes.items() if count == top]
     language = leaders[0] if len(leaders) == 1 else _best(_langdetect_probabilities(text), leaders)
-    share = votes[language] / sum(votes.values())
+    share = votes.get(language, 0.0) / sum(votes.values())
     # One language only, and more than a loanword ("hi", "sorry") to go on.
     confident = share == 1.0 and strong[language] >= 1
     return Detection(language, round(share, 3), confident)
@@ -300,14 +300,14 @@ def _detect_long(text: str, words: list[str]) -> Detection:
     statistics_weight = min(1.0, len(words) / LONG_TEXT_WORDS)
     coverage = sum(votes.values()) / len(words)
     scores = {
-        language: (statistics_weight * detected.get(language, 0.0) + votes[language] / len(words))
+        language: (statistics_weight * detected.get(language, 0.0) + votes.get(language, 0.0) / len(words))
         / (statistics_weight + coverage)
         for language in LANGUAGES
     }
     language = _best(scores)
     if scores[language] == 0.0:
         return Detection(None, 0.0, False)
-    share = votes[language] / sum(votes.values()) if votes else 0.0
+    share = votes.get(language, 0.0) / sum(votes.values()) if votes else 0.0
     known = strong[language] / len(words)
     # langdetect limited to four languages is sure of itself even on Changana or Shona, so a
     # high probability counts only when a fair part of the words are known in that language.

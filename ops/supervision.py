@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
@@ -130,7 +131,9 @@ class Control:
     def states(self) -> dict[str, dict]:
         """Each program's state as supervisord reports it (name, statename, pid, …)."""
         try:
-            return {info["name"]: info for info in self.rpc.supervisor.getAllProcessInfo()}
+            # xmlrpc answers are untyped: supervisord documents this one as a list of dicts.
+            infos = cast(list[dict[str, Any]], self.rpc.supervisor.getAllProcessInfo())
+            return {info["name"]: info for info in infos}
         except (OSError, http.client.HTTPException, xmlrpc.client.Error):
             self._rpc = None  # the transport keeps a broken connection; the next call redials
             raise

@@ -97,9 +97,12 @@ def parse(client: httpx.Client, text: str) -> risk.Turn:
     return risk.Turn.from_parse(text, result)
 
 
-def triage_turns(turns: list[risk.Turn], languages: list[str], **screen: bool) -> dict[str, Any]:
-    """The triage result for parsed turns; `screen` switches parts off for the ablation."""
-    assessment = risk.assess(turns, **screen)
+def triage_turns(
+    turns: list[risk.Turn], languages: list[str], *, use_model: bool = True, use_lexicon: bool = True,
+    limits: risk.Thresholds | None = None,
+) -> dict[str, Any]:
+    """The triage result for parsed turns; the switches turn parts off for the ablation."""
+    assessment = risk.assess(turns, use_model=use_model, use_lexicon=use_lexicon, limits=limits)
     last = turns[-1] if turns else risk.Turn("", {})
     handoff = assessment.level in ("high", "emergency") or last.intent == "request_human"
     return {

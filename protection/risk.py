@@ -405,10 +405,10 @@ class Turn:
     @classmethod
     def from_parse(cls, text: str, parse_data: Mapping[str, object]) -> Turn:
         """From Rasa's parse data; the fallback pseudo-intent hides the model's own readings."""
-        ranking = parse_data.get("intent_ranking") or []
+        ranking = parse_data.get("intent_ranking")
         intents = {
             str(r["name"]): float(r.get("confidence") or 0.0)
-            for r in ranking  # type: ignore[union-attr]
+            for r in (ranking if isinstance(ranking, list) else [])
             if isinstance(r, dict) and r.get("name") and r.get("name") != "nlu_fallback"
         }
         top = parse_data.get("intent") or {}

@@ -76,7 +76,9 @@ def add(db: redis.Redis, name: str, role: Role, password: str, language: str = "
     db.hset(_key(name), mapping={"role": role, "language": language if language in UI_LANGUAGES else "pt",
                                  "active": "1", "created": f"{time.time():.0f}"})
     db.sadd(keys.COUNSELLORS_KEY, name)
-    return get(db, name)
+    account = get(db, name)
+    assert account is not None  # just written
+    return account
 
 
 def get(db: redis.Redis, name: str) -> Counsellor | None:
