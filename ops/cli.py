@@ -34,7 +34,8 @@ def _shell(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from ops.evaluation import main
 
-    return main(["--calibrate"] if args.calibrate else [])
+    argv = ["--calibrate"] if args.calibrate else []
+    return main(argv + (["--folds", str(args.folds)] if args.folds else []))
 
 
 def _dlq(args: argparse.Namespace) -> int:
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="blind figures first, then the tuning sets")
     evaluate.add_argument("--calibrate", action="store_true",
                           help="choose the risk thresholds on the tuning sets (never the blind set)")
+    evaluate.add_argument("--folds", type=int, default=0,
+                          help="with --calibrate: also read every training example out of fold (k models)")
     evaluate.set_defaults(func=_eval)
     dlq = commands.add_parser("dlq", help="dead-letter messages: list or replay")
     dlq.add_argument("action", choices=["list", "replay"])

@@ -237,8 +237,8 @@ def _cost(f: Figures) -> tuple[int, float, float]:
 
 
 GRID = {
-    "emergency": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
-    "high": (0.3, 0.4, 0.5, 0.6, 0.7),
+    "emergency": (0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7),
+    "high": (0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7),
     "indicator": (0.2, 0.35, 0.5),
     # Fixed by design rather than searched: a question or a figure of speech never counts fully.
     "question": (0.25, 0.5, 0.75),
@@ -261,13 +261,27 @@ def calibrate(items: list[Item], parsed: Parsed) -> tuple[risk.Thresholds, Figur
     return best[1], best[2]
 
 
-def write_thresholds(limits: risk.Thresholds, f: Figures, path: Path = SCREEN) -> None:
+def with_out_of_fold(items: list[Item], parsed: Parsed, folds: int) -> tuple[list[Item], Parsed]:
+    """The tuning sets plus every training example as read by a model that never saw it."""
+    from ops.folds import out_of_fold
+
+    more_items, more_parsed = list(items), list(parsed)
+    for number, (language, intent, turn, detected) in enumerate(out_of_fold(folds)):
+        level = INTENT_RISK.get(intent, "none")
+        more_items.append(Item(f"fold-{number}", [turn.text], language, intent, level,
+                               level in HIGH_OR_ABOVE or intent == "request_human", "folds"))
+        more_parsed.append(([turn], [detected]))
+    return more_items, more_parsed
+
+
+def write_thresholds(limits: risk.Thresholds, f: Figures, n: int, path: Path = SCREEN) -> None:
     values = asdict(limits)
     lines = [
         "# Where the risk screen's evidence becomes a level (protection/risk.py, Thresholds).",
-        "# Chosen on data by `hotline eval --calibrate`, which sweeps them over the tuning sets",
-        "# (tests/eval/ and tests/nlu/, never tests/blind/) and writes this file; do not tune by hand.",
-        f"# On the tuning sets when chosen (tuned on, not a result): emergency recall {f.emergency_recall:.3f},",
+        "# Chosen on data by `hotline eval --calibrate [--folds 5]`, which sweeps them over the tuning",
+        "# sets (tests/eval/, tests/nlu/ and, with --folds, every training example read by a model",
+        "# trained without it), never tests/blind/, and writes this file; do not tune by hand.",
+        f"# On {n} tuning items when chosen (tuned on, not a result): emergency recall {f.emergency_recall:.3f},",
         f"# high-or-above recall {f.high_or_above_recall:.3f}, benign flagged {f.benign_flagged:.3f}.",
         "thresholds:",
     ] + [f"  {name}: {values[name]}" for name in (field.name for field in fields(limits))]
@@ -285,8 +299,11 @@ def main(argv: list[str] | None = None, model: Path | None = None) -> int:
         print(f"hotline eval: {error}", file=sys.stderr)
         return 1
     if "--calibrate" in argv:
-        limits, f = calibrate(tuning, parsed_tuning)
-        write_thresholds(limits, f)
+        items, parsed = tuning, parsed_tuning
+        if "--folds" in argv:
+            items, parsed = with_out_of_fold(items, parsed, int(argv[argv.index("--folds") + 1]))
+        limits, f = calibrate(items, parsed)
+        write_thresholds(limits, f, len(items))
         print(f"wrote {SCREEN.relative_to(PROJECT_ROOT)}: {asdict(limits)}")
     conversations = sum(len(i.messages) > 1 for i in blind)
     out = report(blind, parsed_blind,
