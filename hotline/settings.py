@@ -40,6 +40,7 @@ SECRETS_NEEDED: dict[str, frozenset[str]] = {
     "redis": frozenset(),
     "rasa": frozenset(),
     "actions": frozenset(),
+    "nlg": frozenset(),
     # Signature check, keyed conversation ids and sealing the number on the way in.
     "gateway": frozenset({"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
     # Rasa's API, and the number for DELETE's confirmation.
@@ -55,8 +56,16 @@ SECRETS_NEEDED: dict[str, frozenset[str]] = {
 
 # Values a developer might paste from an example; never acceptable outside the test suite.
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "test", "placeholder", "password"}
-_PLACEHOLDER_WORDS = ("changeme", "change-me", "change_me", "placeholder", "example", "xxxx", "your-",
-                      "your_")
+_PLACEHOLDER_WORDS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "placeholder",
+    "example",
+    "xxxx",
+    "your-",
+    "your_",
+)
 MIN_SECRET_CHARS = 16
 # A random secret of 16 characters has far more distinct ones; "aaaa…" or "0000…" has one.
 _MIN_DISTINCT_CHARS = 8
@@ -118,8 +127,10 @@ class Settings(BaseSettings):
     def require(self, process: str) -> Settings:
         """Refuse to start `process` without the secrets it uses; a service calls this at start."""
         if process not in SECRETS_NEEDED:
-            raise UnsafeSettings(f"{process} is no process of the hotline "
-                                 f"(one of {', '.join(sorted(SECRETS_NEEDED))})")
+            raise UnsafeSettings(
+                f"{process} is no process of the hotline "
+                f"(one of {', '.join(sorted(SECRETS_NEEDED))})"
+            )
         missing = [] if self.env == "test" else self._empty(SECRETS_NEEDED[process])
         if missing:
             raise UnsafeSettings(
@@ -134,41 +145,59 @@ class Settings(BaseSettings):
         problems = []
         sid = self.twilio_account_sid
         if sid and self.env != "prod":
-            problems.append(f"TWILIO_ACCOUNT_SID is set, which means production, but HOTLINE_ENV is "
-                            f"{self.env}: set HOTLINE_ENV=prod with real secrets, or unset "
-                            "TWILIO_ACCOUNT_SID to use the dev sandbox")
+            problems.append(
+                f"TWILIO_ACCOUNT_SID is set, which means production, but HOTLINE_ENV is "
+                f"{self.env}: set HOTLINE_ENV=prod with real secrets, or unset "
+                "TWILIO_ACCOUNT_SID to use the dev sandbox"
+            )
         if self.env == "prod":
             if not sid:
-                problems.append("TWILIO_ACCOUNT_SID is unset; production needs a real Twilio account")
+                problems.append(
+                    "TWILIO_ACCOUNT_SID is unset; production needs a real Twilio account"
+                )
             elif not _ACCOUNT_SID.match(sid):
                 problems.append("TWILIO_ACCOUNT_SID is not an account SID (AC and 32 hex digits)")
         key = self.fernet_key.get_secret_value()
         if key and not _parses_as_fernet(key):
-            problems.append("HOTLINE_FERNET_KEY is not a Fernet key (32 url-safe base64 bytes); make one "
-                            "with `python -c 'from cryptography.fernet import Fernet; "
-                            "print(Fernet.generate_key().decode())'`")
+            problems.append(
+                "HOTLINE_FERNET_KEY is not a Fernet key (32 url-safe base64 bytes); make one "
+                "with `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'`"
+            )
         if self.env == "test":
             return problems  # the suite's own values, never a deployment's
         for variable in SECRETS.values():
             value = self.secret_value(variable)
             if value and _is_placeholder(value):
-                problems.append(f"{variable} is a placeholder or shorter than {MIN_SECRET_CHARS} "
-                                "random characters")
+                problems.append(
+                    f"{variable} is a placeholder or shorter than {MIN_SECRET_CHARS} "
+                    "random characters"
+                )
         if self.needed_secrets is not None:
             named = frozenset(filter(None, (n.strip() for n in self.needed_secrets.split(","))))
             unknown = sorted(named - set(SECRETS.values()))
             if unknown:
-                return [*problems, (f"HOTLINE_SECRETS names {', '.join(unknown)}, which is no secret "
-                                    f"of the hotline (they are {', '.join(SECRETS.values())})")]
+                return [
+                    *problems,
+                    (
+                        f"HOTLINE_SECRETS names {', '.join(unknown)}, which is no secret "
+                        f"of the hotline (they are {', '.join(SECRETS.values())})"
+                    ),
+                ]
             missing, who = self._empty(named), "this process"
         elif self.env == "prod":
             # A production process that does not name its secrets must hold every one.
             missing, who = self._empty(frozenset(SECRETS.values())), "production"
         else:
-            missing, who = [], ""  # an operator's tool in dev; each service checks its own (require)
+            missing, who = (
+                [],
+                "",
+            )  # an operator's tool in dev; each service checks its own (require)
         if missing:
-            problems.append(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} empty, and "
-                            f"{who} needs {'it' if len(missing) == 1 else 'them'}")
+            problems.append(
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} empty, and "
+                f"{who} needs {'it' if len(missing) == 1 else 'them'}"
+            )
         return problems
 
     @model_validator(mode="after")

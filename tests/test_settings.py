@@ -74,26 +74,44 @@ def test_production_refuses_each_empty_secret(variable: str) -> None:
 
 
 @pytest.mark.parametrize("variable", ["HOTLINE_SECRET", "TWILIO_AUTH_TOKEN", "RASA_TOKEN"])
-@pytest.mark.parametrize("value", ["changeme", "secret", "short-but-real", "a" * 40,
-                                   "0123" * 8, "please-change-me-before-deploying",
-                                   "your-twilio-auth-token-here"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "changeme",
+        "secret",
+        "short-but-real",
+        "a" * 40,
+        "0123" * 8,
+        "please-change-me-before-deploying",
+        "your-twilio-auth-token-here",
+    ],
+)
 def test_production_refuses_each_placeholder(variable: str, value: str) -> None:
     message = refusal(**production(**{variable: value}))
     assert f"{variable} is a placeholder" in message
 
 
 @pytest.mark.parametrize("env", ["dev", "prod", "test"])
-@pytest.mark.parametrize("key", ["not-a-fernet-key-at-all-0123456789", "c2hvcnQ=", secrets.token_hex(32)])
+@pytest.mark.parametrize(
+    "key", ["not-a-fernet-key-at-all-0123456789", "c2hvcnQ=", secrets.token_hex(32)]
+)
 def test_the_fernet_key_must_parse_in_every_mode(env: str, key: str) -> None:
-    values = production(HOTLINE_FERNET_KEY=key) if env == "prod" else {
-        "HOTLINE_ENV": env, **real_secrets(), "HOTLINE_FERNET_KEY": key}
+    values = (
+        production(HOTLINE_FERNET_KEY=key)
+        if env == "prod"
+        else {"HOTLINE_ENV": env, **real_secrets(), "HOTLINE_FERNET_KEY": key}
+    )
     assert "HOTLINE_FERNET_KEY is not a Fernet key" in refusal(**values)
 
 
 def test_every_problem_is_named_at_once() -> None:
     message = refusal(HOTLINE_ENV="prod", HOTLINE_FERNET_KEY="nope", RASA_TOKEN="changeme")
-    for words in ("TWILIO_ACCOUNT_SID is unset", "HOTLINE_FERNET_KEY is not a Fernet key",
-                  "RASA_TOKEN is a placeholder", "HOTLINE_SECRET, TWILIO_AUTH_TOKEN are empty"):
+    for words in (
+        "TWILIO_ACCOUNT_SID is unset",
+        "HOTLINE_FERNET_KEY is not a Fernet key",
+        "RASA_TOKEN is a placeholder",
+        "HOTLINE_SECRET, TWILIO_AUTH_TOKEN are empty",
+    ):
         assert words in message
 
 
@@ -114,8 +132,21 @@ def test_a_process_refuses_to_start_without_the_secrets_it_declares(process: str
             message = refusal(**{**base, "HOTLINE_SECRETS": _declared(process), variable: ""})
             assert f"{variable} is empty, and this process needs it" in message
         # The secrets it does not use may be withheld (the launcher gives each only its own).
-        given = {k: v for k, v in base.items() if k not in SECRETS.values() or k in SECRETS_NEEDED[process]}
-        assert Settings(**given, HOTLINE_SECRETS=_declared(process)).needed_secrets == _declared(process)
+        given = {
+            k: v
+            for k, v in base.items()
+            if k not in SECRETS.values() or k in SECRETS_NEEDED[process]
+        }
+        assert Settings(**given, HOTLINE_SECRETS=_declared(process)).needed_secrets == _declared(
+            process
+        )
+
+
+def test_the_table_is_the_one_the_launcher_and_the_units_use() -> None:
+    from ops import processes
+
+    assert processes.SECRETS_NEEDED == SECRETS_NEEDED
+    assert set(processes.SECRETS) == set(SECRETS.values())
 
 
 def test_a_process_that_declares_no_secret_needs_none() -> None:
@@ -124,8 +155,10 @@ def test_a_process_that_declares_no_secret_needs_none() -> None:
 
 def test_a_service_checks_its_own_secrets_at_start() -> None:
     tool = Settings(HOTLINE_ENV="dev")  # an operator's command in dev, holding no secret
-    with pytest.raises(UnsafeSettings, match="the console process refuses to start: "
-                                             "HOTLINE_FERNET_KEY, RASA_TOKEN are empty"):
+    with pytest.raises(
+        UnsafeSettings,
+        match="the console process refuses to start: HOTLINE_FERNET_KEY, RASA_TOKEN are empty",
+    ):
         tool.require("console")
     ready = Settings(HOTLINE_ENV="dev", **real_secrets())
     assert ready.require("console") is ready
@@ -134,7 +167,9 @@ def test_a_service_checks_its_own_secrets_at_start() -> None:
 
 
 def test_an_unknown_secret_name_is_refused() -> None:
-    message = refusal(HOTLINE_ENV="dev", HOTLINE_SECRETS="HOTLINE_FERNET_KEY,FERNET_KEY", **real_secrets())
+    message = refusal(
+        HOTLINE_ENV="dev", HOTLINE_SECRETS="HOTLINE_FERNET_KEY,FERNET_KEY", **real_secrets()
+    )
     assert "HOTLINE_SECRETS names FERNET_KEY, which is no secret" in message
 
 
