@@ -89,4 +89,5 @@ bench-train: setup
 
 lint: setup
 	$(VENV)/bin/ruff check hotline protection ops content actions channels referral tests bench
+	$(VENV)/bin/ruff format --check hotline protection ops content actions channels referral tests bench
 	$(VENV)/bin/mypy

@@ -18,7 +18,7 @@ def window(tracker: Tracker) -> list[dict[str, Any]]:
     events = tracker.events or []
     for index in range(len(events) - 1, -1, -1):
         if events[index].get("event") in WINDOW_START_EVENTS:
-            return events[index + 1:]
+            return events[index + 1 :]
     return list(events)
 
 

@@ -142,7 +142,9 @@ class ActionOfferCounsellor(Action):
         assessment = risk.assess(user_messages(window(tracker)))
         intent, _ = _latest_intent(tracker)
         language = _language(tracker)
-        if intent == "report_third_party" or (intent != "report_exploitation" and assessment.about_other):
+        if intent == "report_third_party" or (
+            intent != "report_exploitation" and assessment.about_other
+        ):
             dispatcher.utter_message(text=text("utter_acknowledge_third_party", language))
         else:
             dispatcher.utter_message(text=text("utter_acknowledge_disclosure", language))
@@ -156,7 +158,9 @@ class ActionOfferCounsellor(Action):
 class ActionOpenCase(Action):
     """Opens (or updates) the conversation's case and pauses the bot; counsellors take over."""
 
-    def __init__(self, db: redis.Redis | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, db: redis.Redis | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self._db = db
         self._clock = clock
 
@@ -176,9 +180,9 @@ class ActionOpenCase(Action):
         now = self._clock()
         db = self._db or _default_db()
         try:
-            channel = latest_metadata(tracker).get("channel") or conversations.state(db, tracker.sender_id).get(
-                "channel", "sms"
-            )
+            channel = latest_metadata(tracker).get("channel") or conversations.state(
+                db, tracker.sender_id
+            ).get("channel", "sms")
             Referrals(db, clock=self._clock).open_case(
                 tracker.sender_id,
                 priority=priority,

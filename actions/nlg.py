@@ -36,7 +36,8 @@ def _parse(data: Any) -> dict[str, Variations]:
         for variation in variations or []:
             conditions = variation.get("condition") or []
             language = next(
-                (c.get("value") for c in conditions if c.get("name") == "language"), DEFAULT_LANGUAGE
+                (c.get("value") for c in conditions if c.get("name") == "language"),
+                DEFAULT_LANGUAGE,
             )
             body = {k: v for k, v in variation.items() if k != "condition"}
             responses.setdefault(name, {}).setdefault(language, []).append(body)
@@ -51,14 +52,17 @@ def responses(folder: Path = DOMAIN) -> dict[str, Variations]:
     return merged
 
 
-def render(name: str, language: str | None, slots: Mapping[str, Any], folder: Path = DOMAIN) -> dict[str, Any]:
+def render(
+    name: str, language: str | None, slots: Mapping[str, Any], folder: Path = DOMAIN
+) -> dict[str, Any]:
     """The response in the person's language (Portuguese when it has none), slots filled."""
     variations = responses(folder).get(name)
     if not variations:
         raise KeyError(name)
-    chosen = variations.get(language if language in LANGUAGES else DEFAULT_LANGUAGE) or variations[
-        DEFAULT_LANGUAGE
-    ]
+    chosen = (
+        variations.get(language if language in LANGUAGES else DEFAULT_LANGUAGE)
+        or variations[DEFAULT_LANGUAGE]
+    )
     body = dict(random.choice(chosen))
     if isinstance(body.get("text"), str):
         # Rasa's own {slot} filling, so a response reads the same either way.

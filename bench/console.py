@@ -64,7 +64,7 @@ def sign_in(http: httpx.Client, name: str) -> str:
     response.raise_for_status()
     marker = 'name="csrf_token" value="'
     page = response.text
-    return page[page.index(marker) + len(marker):].split('"', 1)[0]
+    return page[page.index(marker) + len(marker) :].split('"', 1)[0]
 
 
 # ------------------------------------------------------------------ 1. server time
@@ -76,13 +76,21 @@ def seed(db: redis.Redis, cases: int, transcript: int) -> str:
     long_case = ""
     for index in range(cases):
         priority = ("emergency", "high", "request")[index % 3]
-        lines = [(now - 600 + i, "person" if i % 2 else "bot", f"mensagem número {i} da conversa")
-                 for i in range(4)]
+        lines = [
+            (now - 600 + i, "person" if i % 2 else "bot", f"mensagem número {i} da conversa")
+            for i in range(4)
+        ]
         opened = referrals.open_case(
-            f"c{index:031x}", priority=priority, channel=("sms", "whatsapp")[index % 2],
-            language=("pt", "en", "fr", "sw")[index % 4], risk_level="high",
+            f"c{index:031x}",
+            priority=priority,
+            channel=("sms", "whatsapp")[index % 2],
+            language=("pt", "en", "fr", "sw")[index % 4],
+            risk_level="high",
             indicators=[{"name": "document_retention", "message_index": 1, "phrase": "passaporte"}],
-            summary="passport taken; not free to leave", consent="given", trigger="risk", transcript=lines,
+            summary="passport taken; not free to leave",
+            consent="given",
+            trigger="risk",
+            transcript=lines,
         )
         if index == 0:
             long_case = opened.case_id
@@ -91,7 +99,9 @@ def seed(db: redis.Redis, cases: int, transcript: int) -> str:
         if i % 2:
             referrals.reply(long_case, "bench", f"resposta {i}: pode ligar para a Linha Verde 1458")
         else:
-            referrals.append_message(long_case, text=f"mensagem {i}: o patrão ficou com o meu passaporte")
+            referrals.append_message(
+                long_case, text=f"mensagem {i}: o patrão ficou com o meu passaporte"
+            )
     return long_case
 
 
@@ -100,15 +110,34 @@ def scratch_console():
     """A Redis and a console of their own, so the figures do not touch anyone's data."""
     folder = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
     redis_port, console_port = processes.free_port(), processes.free_port()
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HOTLINE_ENV": "test",
-           "HOTLINE_SECRET": secrets.token_urlsafe(32), "HOTLINE_FERNET_KEY": Fernet.generate_key().decode(),
-           "TWILIO_AUTH_TOKEN": secrets.token_hex(16), "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "HOTLINE_ENV": "test",
+        "HOTLINE_SECRET": secrets.token_urlsafe(32),
+        "HOTLINE_FERNET_KEY": Fernet.generate_key().decode(),
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "LOG_LEVEL": "WARNING",
+    }
     env.pop("TWILIO_ACCOUNT_SID", None)
     store = subprocess.Popen(processes.redis_command(redis_port, folder), stdout=subprocess.DEVNULL)
     console = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(console_port),
-         "--no-access-log", "--log-level", "warning", "--factory", "referral.console.main:create_app"],
-        env=env, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(console_port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--factory",
+            "referral.console.main:create_app",
+        ],
+        env=env,
+        cwd=ROOT,
     )
     try:
         url = f"http://127.0.0.1:{console_port}"
@@ -127,14 +156,21 @@ def server_time(cases: int, transcript: int, requests: int) -> dict:
     with scratch_console() as (db, url):
         started = time.perf_counter()
         long_case = seed(db, cases, transcript)
-        print(f"seeded {cases} open cases and a {transcript}-message transcript in "
-              f"{time.perf_counter() - started:.1f}s", flush=True)
+        print(
+            f"seeded {cases} open cases and a {transcript}-message transcript in "
+            f"{time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
         accounts.add(db, "bench", "supervisor", PASSWORD, "en")
         figures = {}
         with httpx.Client(base_url=url, timeout=30) as http:
             sign_in(http, "bench")
-            for name, path in (("queue_page", "/"), ("case_page", f"/cases/{long_case}"),
-                               ("queue_api", "/api/queue"), ("dashboard", "/supervisor")):
+            for name, path in (
+                ("queue_page", "/"),
+                ("case_page", f"/cases/{long_case}"),
+                ("queue_api", "/api/queue"),
+                ("dashboard", "/supervisor"),
+            ):
                 http.get(path).raise_for_status()  # warm: templates compiled, pools open
                 timings = []
                 for _ in range(requests):
@@ -142,10 +178,14 @@ def server_time(cases: int, transcript: int, requests: int) -> dict:
                     response = http.get(path)
                     timings.append((time.perf_counter() - began) * 1000)
                     response.raise_for_status()
-                figures[name] = {"p50_ms": round(percentile(timings, 0.5), 1),
-                                 "p95_ms": round(percentile(timings, 0.95), 1)}
-                print(f"  {name:<11} p50 {figures[name]['p50_ms']:>7.1f} ms   p95 {figures[name]['p95_ms']:>7.1f} ms",
-                      flush=True)
+                figures[name] = {
+                    "p50_ms": round(percentile(timings, 0.5), 1),
+                    "p95_ms": round(percentile(timings, 0.95), 1),
+                }
+                print(
+                    f"  {name:<11} p50 {figures[name]['p50_ms']:>7.1f} ms   p95 {figures[name]['p95_ms']:>7.1f} ms",
+                    flush=True,
+                )
     return figures
 
 
@@ -170,11 +210,20 @@ def webhook_to_queue(rounds: int) -> list[float]:
             for index in range(rounds):
                 number = f"+25882{uuid.uuid4().int % 10**7:07d}"
                 sid = "SM" + uuid.uuid4().hex
-                form = {"MessageSid": sid, "AccountSid": settings.twilio_sid, "From": number,
-                        "To": settings.twilio_sms_from, "Body": EMERGENCIES[index % len(EMERGENCIES)],
-                        "NumMedia": "0", "SmsStatus": "received", "ApiVersion": "2010-04-01"}
-                headers = {"X-Twilio-Signature": sign(token, webhook, form),
-                           "Content-Type": "application/x-www-form-urlencoded"}
+                form = {
+                    "MessageSid": sid,
+                    "AccountSid": settings.twilio_sid,
+                    "From": number,
+                    "To": settings.twilio_sms_from,
+                    "Body": EMERGENCIES[index % len(EMERGENCIES)],
+                    "NumMedia": "0",
+                    "SmsStatus": "received",
+                    "ApiVersion": "2010-04-01",
+                }
+                headers = {
+                    "X-Twilio-Signature": sign(token, webhook, form),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                }
                 with http.stream("GET", "/events", timeout=httpx.Timeout(30, read=30)) as events:
                     lines = events.iter_lines()
                     next(lines)  # the stream is open and following from now
@@ -205,22 +254,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=500)
     parser.add_argument("--transcript", type=int, default=200)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--live", type=int, default=5, help="webhook rounds; 0 skips (no hotline running)")
+    parser.add_argument(
+        "--live", type=int, default=5, help="webhook rounds; 0 skips (no hotline running)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
 
     print(f"console pages with {args.cases} open cases:", flush=True)
     result: dict = {"pages": server_time(args.cases, args.transcript, args.requests)}
     worst = max(page["p95_ms"] for page in result["pages"].values())
-    print(f"  worst p95 {worst:.1f} ms (target <= {TARGETS['page_p95_ms']:.0f} ms): "
-          f"{'met' if worst <= TARGETS['page_p95_ms'] else 'MISSED'}")
+    print(
+        f"  worst p95 {worst:.1f} ms (target <= {TARGETS['page_p95_ms']:.0f} ms): "
+        f"{'met' if worst <= TARGETS['page_p95_ms'] else 'MISSED'}"
+    )
     if args.live:
         print("webhook to the case on an open queue page:", flush=True)
         seconds = webhook_to_queue(args.live)
-        result["webhook_to_queue_s"] = {"median": round(percentile(seconds, 0.5), 3), "max": round(max(seconds), 3)}
-        print(f"  median {result['webhook_to_queue_s']['median']:.2f} s, max {max(seconds):.2f} s "
-              f"(target <= {TARGETS['webhook_to_queue_s']:.0f} s): "
-              f"{'met' if max(seconds) <= TARGETS['webhook_to_queue_s'] else 'MISSED'}")
+        result["webhook_to_queue_s"] = {
+            "median": round(percentile(seconds, 0.5), 3),
+            "max": round(max(seconds), 3),
+        }
+        print(
+            f"  median {result['webhook_to_queue_s']['median']:.2f} s, max {max(seconds):.2f} s "
+            f"(target <= {TARGETS['webhook_to_queue_s']:.0f} s): "
+            f"{'met' if max(seconds) <= TARGETS['webhook_to_queue_s'] else 'MISSED'}"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / time.strftime("console-%Y%m%d-%H%M%S.json")
     out.write_text(json.dumps(result, indent=2))

@@ -46,10 +46,30 @@ from hotline.sms import join_messages
 
 # What people ask most, in each language; nothing here opens a case (the bot would go quiet).
 SCRIPTS = {
-    "pt": ["Olá", "quero voltar para Moçambique, como faço?", "quem pode ter ajuda para regressar?", "obrigado"],
-    "en": ["hello", "i want to go back home how can u help me", "who can get help to return?", "thanks"],
-    "fr": ["bonjour", "je veux rentrer chez moi, vous pouvez m'aider?", "qui peut avoir l'aide au retour?", "merci"],
-    "sw": ["habari", "nataka kurudi nyumbani mnaweza kunisaidia?", "nani anaweza kupata msaada wa kurudi?", "asante"],
+    "pt": [
+        "Olá",
+        "quero voltar para Moçambique, como faço?",
+        "quem pode ter ajuda para regressar?",
+        "obrigado",
+    ],
+    "en": [
+        "hello",
+        "i want to go back home how can u help me",
+        "who can get help to return?",
+        "thanks",
+    ],
+    "fr": [
+        "bonjour",
+        "je veux rentrer chez moi, vous pouvez m'aider?",
+        "qui peut avoir l'aide au retour?",
+        "merci",
+    ],
+    "sw": [
+        "habari",
+        "nataka kurudi nyumbani mnaweza kunisaidia?",
+        "nani anaweza kupata msaada wa kurudi?",
+        "asante",
+    ],
 }
 LANGUAGES = tuple(SCRIPTS)
 TARGETS = {"ack_p99_ms": 25.0, "throughput_ratio": 0.90, "e2e_p50_over_baseline_ms": 30.0}
@@ -105,14 +125,20 @@ class Phase:
     def summary(self) -> dict:
         rate = self.messages / self.seconds if self.seconds else 0.0
         out = {
-            "messages": self.messages, "seconds": round(self.seconds, 3), "msg_per_s": round(rate, 2),
+            "messages": self.messages,
+            "seconds": round(self.seconds, 3),
+            "msg_per_s": round(rate, 2),
             "e2e_p50_ms": round(percentile(self.latencies_ms, 0.50), 1),
             "e2e_p95_ms": round(percentile(self.latencies_ms, 0.95), 1),
-            "lost": self.lost, "duplicated": self.duplicated,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
         }
         if self.acks_ms:
-            out |= {"ack_p50_ms": round(percentile(self.acks_ms, 0.50), 2),
-                    "ack_p99_ms": round(percentile(self.acks_ms, 0.99), 2), "acks": len(self.acks_ms)}
+            out |= {
+                "ack_p50_ms": round(percentile(self.acks_ms, 0.50), 2),
+                "ack_p99_ms": round(percentile(self.acks_ms, 0.99), 2),
+                "acks": len(self.acks_ms),
+            }
         return out
 
 
@@ -198,9 +224,17 @@ class Bench:
     async def post_webhook(self, number: str, body: str) -> float:
         sid = "SM" + uuid.uuid4().hex
         form = {
-            "MessageSid": sid, "SmsMessageSid": sid, "SmsSid": sid, "AccountSid": self.settings.twilio_sid,
-            "From": number, "To": self.settings.twilio_sms_from, "Body": body, "NumMedia": "0",
-            "NumSegments": "1", "SmsStatus": "received", "ApiVersion": "2010-04-01",
+            "MessageSid": sid,
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": self.settings.twilio_sid,
+            "From": number,
+            "To": self.settings.twilio_sms_from,
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsStatus": "received",
+            "ApiVersion": "2010-04-01",
         }
         headers = {
             "X-Twilio-Signature": sign(self.token, self.webhook, form),
@@ -216,7 +250,11 @@ class Bench:
 
     async def rasa(self, sender: str, text: str, language: str) -> list[str]:
         params = {"token": self.rasa_token} if self.rasa_token else {}
-        body = {"sender": sender, "message": text, "metadata": {"language": language, "channel": "sms"}}
+        body = {
+            "sender": sender,
+            "message": text,
+            "metadata": {"language": language, "channel": "sms"},
+        }
         reply = await self.http.post(
             self.settings.rasa_url.rstrip("/") + "/webhooks/rest/webhook", json=body, params=params
         )
@@ -298,7 +336,9 @@ class Bench:
             bodies = self.expected.get((conv.language, 0), 1)
             phase.expected_bodies += bodies
             if bodies and await arrivals.wait(conv.number, bodies, self.args.timeout):
-                phase.latencies_ms.append((arrivals.times[conv.number][0] - sent_at[conv.number]) * 1000)
+                phase.latencies_ms.append(
+                    (arrivals.times[conv.number][0] - sent_at[conv.number]) * 1000
+                )
             elif bodies:
                 phase.lost += 1
         phase.seconds = time.perf_counter() - started
@@ -312,7 +352,9 @@ async def run(args: argparse.Namespace) -> dict:
     environment()
     settings = Settings()
     if not settings.dev_mode:
-        raise SystemExit("the benchmark times replies at the sandbox: run it in dev mode (no TWILIO_ACCOUNT_SID)")
+        raise SystemExit(
+            "the benchmark times replies at the sandbox: run it in dev mode (no TWILIO_ACCOUNT_SID)"
+        )
     bench = Bench(settings, args)
     db = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
     arrivals = Arrivals(db)
@@ -327,8 +369,14 @@ async def run(args: argparse.Namespace) -> dict:
         # paths take turns and each one's figures are pooled over all its rounds.
         baselines, fulls = [], []
         for _ in range(args.rounds):
-            baselines.append(await bench.baseline(bench.conversations(1, args.conversations, args.messages)))
-            fulls.append(await bench.full_path(bench.conversations(2, args.conversations, args.messages), arrivals))
+            baselines.append(
+                await bench.baseline(bench.conversations(1, args.conversations, args.messages))
+            )
+            fulls.append(
+                await bench.full_path(
+                    bench.conversations(2, args.conversations, args.messages), arrivals
+                )
+            )
         baseline, full = pooled(baselines), pooled(fulls)
         load = await bench.ack_under_load(arrivals)
     finally:
@@ -349,21 +397,35 @@ async def run(args: argparse.Namespace) -> dict:
         "nothing_lost_or_duplicated": not any(p["lost"] or p["duplicated"] for p in (f, a)),
     }
     return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(),
-        "conversations": args.conversations, "messages_per_conversation": args.messages, "rounds": args.rounds,
-        "rate": args.rate, "baseline": b, "full_path": f, "ack_under_load": a,
-        "ratios": ratios, "targets": TARGETS, "checks": checks,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "cpus": os.cpu_count(),
+        "conversations": args.conversations,
+        "messages_per_conversation": args.messages,
+        "rounds": args.rounds,
+        "rate": args.rate,
+        "baseline": b,
+        "full_path": f,
+        "ack_under_load": a,
+        "ratios": ratios,
+        "targets": TARGETS,
+        "checks": checks,
     }
 
 
 def report(result: dict) -> str:
     b, f, a, r = result["baseline"], result["full_path"], result["ack_under_load"], result["ratios"]
     lines = [
-        (f"{result['conversations']} conversations x {result['messages_per_conversation']} messages, "
-         f"{result['rounds']} rounds per path, {result['cpus']} CPUs"),
+        (
+            f"{result['conversations']} conversations x {result['messages_per_conversation']} messages, "
+            f"{result['rounds']} rounds per path, {result['cpus']} CPUs"
+        ),
         f"{'':26}{'msg/s':>8}{'e2e p50':>10}{'e2e p95':>10}{'ack p50':>10}{'ack p99':>10}{'lost':>6}{'dup':>5}",
     ]
-    for name, p in (("baseline (Rasa REST)", b), ("full path", f), (f"acks at {result['rate']}/s", a)):
+    for name, p in (
+        ("baseline (Rasa REST)", b),
+        ("full path", f),
+        (f"acks at {result['rate']}/s", a),
+    ):
         lines.append(
             f"{name:<26}{p['msg_per_s']:>8.1f}{p['e2e_p50_ms']:>10.0f}{p['e2e_p95_ms']:>10.0f}"
             f"{p.get('ack_p50_ms', float('nan')):>10.1f}{p.get('ack_p99_ms', float('nan')):>10.1f}"
@@ -373,7 +435,10 @@ def report(result: dict) -> str:
         f"throughput ratio {r['throughput_ratio']}  e2e p50 +{r['e2e_p50_over_baseline_ms']} ms  "
         f"e2e p95 +{r['e2e_p95_over_baseline_ms']} ms over the baseline"
     )
-    lines.append("checks: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in result["checks"].items()))
+    lines.append(
+        "checks: "
+        + ", ".join(f"{k} {'ok' if v else 'MISSED'}" for k, v in result["checks"].items())
+    )
     return "\n".join(lines)
 
 
@@ -382,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conversations", type=int, default=16)
     parser.add_argument("--messages", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3, help="turns each path takes, alternating")
-    parser.add_argument("--rate", type=float, default=50.0, help="webhooks per second in the ack phase")
+    parser.add_argument(
+        "--rate", type=float, default=50.0, help="webhooks per second in the ack phase"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the ack phase")
     parser.add_argument("--timeout", type=float, default=120.0, help="longest wait for one reply")
     parser.add_argument("--settle", type=float, default=2.0, help="wait for late duplicates")

@@ -43,9 +43,21 @@ def peak_rss_kb(pid: int) -> int:
 
 def train(config: Path, out: Path) -> dict[str, float]:
     command = [
-        str(RASA_BIN), "train", "--domain", "bot", "--config", str(config),
-        "--data", "data/nlu", "data/stories", "data/rules",
-        "--out", str(out), "--fixed-model-name", "model", "--force",
+        str(RASA_BIN),
+        "train",
+        "--domain",
+        "bot",
+        "--config",
+        str(config),
+        "--data",
+        "data/nlu",
+        "data/stories",
+        "data/rules",
+        "--out",
+        str(out),
+        "--fixed-model-name",
+        "model",
+        "--force",
     ]
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.monotonic()
@@ -72,8 +84,16 @@ def measure(model: Path) -> dict[str, object]:
     f = evaluation.figures(blind, evaluation.screen(parsed))
     return {
         "nlu_held_out_accuracy": held_out,
-        "blind": {name: getattr(f, name) for name in (
-            "emergency_recall", "high_or_above_recall", "benign_flagged", "handoff_correct", "intent_accuracy")},
+        "blind": {
+            name: getattr(f, name)
+            for name in (
+                "emergency_recall",
+                "high_or_above_recall",
+                "benign_flagged",
+                "handoff_correct",
+                "intent_accuracy",
+            )
+        },
     }
 
 
@@ -100,10 +120,17 @@ def main() -> int:
     line("training time (s)", [results[n]["seconds"] for n in names], "{:>12.0f}")  # type: ignore[misc]
     line("peak memory (MB)", [results[n]["peak_rss_mb"] for n in names], "{:>12.0f}")  # type: ignore[misc]
     for language in LANGUAGES:
-        line(f"tests/nlu accuracy {language}",
-             [results[n]["nlu_held_out_accuracy"][language] for n in names])  # type: ignore[index]
-    for figure in ("emergency_recall", "high_or_above_recall", "benign_flagged", "handoff_correct",
-                   "intent_accuracy"):
+        line(
+            f"tests/nlu accuracy {language}",
+            [results[n]["nlu_held_out_accuracy"][language] for n in names],
+        )  # type: ignore[index]
+    for figure in (
+        "emergency_recall",
+        "high_or_above_recall",
+        "benign_flagged",
+        "handoff_correct",
+        "intent_accuracy",
+    ):
         line(f"blind {figure}", [results[n]["blind"][figure] for n in names])  # type: ignore[index]
     if len(names) == 2:
         base, cand = (results[n]["seconds"] for n in names)

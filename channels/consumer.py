@@ -160,8 +160,11 @@ class StreamConsumer:
                 continue
             try:
                 replies = await self._adb().xreadgroup(
-                    self.group, self.consumer, {self.stream: ">"},
-                    count=self.read_count, block=self.block_ms,
+                    self.group,
+                    self.consumer,
+                    {self.stream: ">"},
+                    count=self.read_count,
+                    block=self.block_ms,
                 )
             except redis.ResponseError as error:
                 if "NOGROUP" in str(error):  # Redis came back without the group (no AOF)
@@ -169,7 +172,9 @@ class StreamConsumer:
                     continue
                 raise
             except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
-                log.warning("%s: Redis unreachable (%s); retrying", self.group, type(error).__name__)
+                log.warning(
+                    "%s: Redis unreachable (%s); retrying", self.group, type(error).__name__
+                )
                 await self.pause(1.0)
                 continue
             entries = [item for _, items in replies or [] for item in items]
@@ -183,7 +188,12 @@ class StreamConsumer:
         for info in await self._adb().xinfo_consumers(self.stream, self.group):
             name = info["name"]
             host, _, pid = name.rpartition("-")
-            if name == self.consumer or host != self.host or not pid.isdigit() or process_alive(int(pid)):
+            if (
+                name == self.consumer
+                or host != self.host
+                or not pid.isdigit()
+                or process_alive(int(pid))
+            ):
                 continue
             if info.get("pending"):
                 pending = await self._adb().xpending_range(
@@ -192,7 +202,7 @@ class StreamConsumer:
                 ids = [item["message_id"] for item in pending]
                 for start in range(0, len(ids), 100):
                     for entry_id, fields in await self._adb().xclaim(
-                        self.stream, self.group, self.consumer, 0, ids[start:start + 100]
+                        self.stream, self.group, self.consumer, 0, ids[start : start + 100]
                     ):
                         self._dispatch(entry_id, fields)
                         claimed += 1
@@ -201,7 +211,12 @@ class StreamConsumer:
         cursor = "0-0"
         while True:
             result = await self._adb().xautoclaim(
-                self.stream, self.group, self.consumer, int(self.claim_idle * 1000), cursor, count=100
+                self.stream,
+                self.group,
+                self.consumer,
+                int(self.claim_idle * 1000),
+                cursor,
+                count=100,
             )
             cursor, entries = result[0], result[1]
             for entry_id, fields in entries:
@@ -229,7 +244,12 @@ class StreamConsumer:
             try:
                 for start in range(0, len(ids), 200):
                     await self._adb().xclaim(
-                        self.stream, self.group, self.consumer, 0, ids[start:start + 200], justid=True
+                        self.stream,
+                        self.group,
+                        self.consumer,
+                        0,
+                        ids[start : start + 200],
+                        justid=True,
                     )
             except (redis.RedisError, OSError) as error:
                 log.warning("%s: heartbeat skipped (%s)", self.group, type(error).__name__)
@@ -248,9 +268,11 @@ class StreamConsumer:
                 batch.append(following)
             try:
                 await self.handle(batch)
-            except Exception as error:  # noqa: BLE001 - a shard must outlive any one message
+            except Exception as error:
                 # handle() is meant to deal with its own failures; this keeps the shard alive.
-                log.error("%s: unexpected %s; entries stay pending for a retry", self.group, where(error))
+                log.error(
+                    "%s: unexpected %s; entries stay pending for a retry", self.group, where(error)
+                )
                 for item in batch:
                     self.put_back(item, self.backoff(item.attempts + 1))
 
@@ -281,7 +303,9 @@ class StreamConsumer:
             asyncio.create_task(self._reclaim()),
             asyncio.create_task(self._heartbeat()),
         ]
-        log.info("%s: consumer %s started with %d shards", self.group, self.consumer, self.concurrency)
+        log.info(
+            "%s: consumer %s started with %d shards", self.group, self.consumer, self.concurrency
+        )
         await self._stopping.wait()
         for queue in self._queues:
             queue.put_nowait(None)

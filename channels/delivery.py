@@ -23,8 +23,16 @@ UNDELIVERED = keys.UNDELIVERED_KEY  # sorted set of record ids an operator shoul
 # Twilio's callbacks can arrive out of order ("sent" after "delivered"); a status only moves
 # forward. failed/undelivered sit above sent: a carrier can fail a message it had accepted.
 RANK = {
-    "accepted": 1, "queued": 2, "sending": 3, "sent": 4, "receiving": 4, "received": 4,
-    "failed": 5, "undelivered": 5, "delivered": 6, "read": 7,
+    "accepted": 1,
+    "queued": 2,
+    "sending": 3,
+    "sent": 4,
+    "receiving": 4,
+    "received": 4,
+    "failed": 5,
+    "undelivered": 5,
+    "delivered": 6,
+    "read": 7,
 }
 FAILED = ("failed", "undelivered", "rejected")
 
@@ -45,22 +53,39 @@ record_key = keys.delivery
 def record(db: redis.Redis | redis.client.Pipeline, record_id: str, **fields: str | None) -> None:
     """Write an outgoing message's record (the sender calls this once per body)."""
     now = f"{time.time():.3f}"
-    values = {"created_at": now, "updated_at": now, **{k: v for k, v in fields.items() if v is not None}}
+    values = {
+        "created_at": now,
+        "updated_at": now,
+        **{k: v for k, v in fields.items() if v is not None},
+    }
     db.hset(record_key(record_id), mapping=values)
     db.expire(record_key(record_id), RECORD_TTL)
     if values.get("status") in FAILED:
         db.zadd(UNDELIVERED, {record_id: time.time()})
 
 
-async def advance(db: redis.asyncio.Redis, message_sid: str, status: str, error_code: str = "") -> bool:
+async def advance(
+    db: redis.asyncio.Redis, message_sid: str, status: str, error_code: str = ""
+) -> bool:
     """Apply a status callback; False when it is older news than what the record says."""
     moved = await db.eval(
-        _ADVANCE, 1, record_key(message_sid),
-        status, error_code, f"{time.time():.3f}", RECORD_TTL, json.dumps(RANK),
+        _ADVANCE,
+        1,
+        record_key(message_sid),
+        status,
+        error_code,
+        f"{time.time():.3f}",
+        RECORD_TTL,
+        json.dumps(RANK),
     )
     if moved and status in FAILED:
         await db.zadd(UNDELIVERED, {message_sid: time.time()})
         # An operator sees it in keys.UNDELIVERED_KEY and in the log; the text is not kept,
         # so the message is not re-sent blindly (a failed SMS is often a phone that is off).
-        log.warning("message %s was not delivered: %s (Twilio error %s)", message_sid, status, error_code or "none")
+        log.warning(
+            "message %s was not delivered: %s (Twilio error %s)",
+            message_sid,
+            status,
+            error_code or "none",
+        )
     return bool(moved)

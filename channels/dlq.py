@@ -18,7 +18,16 @@ log = logging.getLogger(__name__)
 # Added when an entry is dead-lettered; dropped again when it is replayed.
 _META = ("origin", "original_id", "error", "failed_at", "failures")
 # What an operator's terminal may show: never the text, never the (sealed) address.
-_SHOWN = ("origin", "original_id", "error", "failed_at", "failures", "conversation_id", "channel", "source")
+_SHOWN = (
+    "origin",
+    "original_id",
+    "error",
+    "failed_at",
+    "failures",
+    "conversation_id",
+    "channel",
+    "source",
+)
 
 
 def list_dead(db: redis.Redis) -> list[dict]:
@@ -31,7 +40,11 @@ def list_dead(db: redis.Redis) -> list[dict]:
 
 def replay(db: redis.Redis, entry_id: str | None = None) -> int:
     """Put one dead letter (or all) back on its stream; returns how many were replayed."""
-    entries = db.xrange(DEAD_LETTER_STREAM, entry_id, entry_id) if entry_id else db.xrange(DEAD_LETTER_STREAM)
+    entries = (
+        db.xrange(DEAD_LETTER_STREAM, entry_id, entry_id)
+        if entry_id
+        else db.xrange(DEAD_LETTER_STREAM)
+    )
     replayed = 0
     for dead_id, fields in entries:
         origin = fields.get("origin", INBOUND_STREAM)

@@ -76,7 +76,11 @@ async def _signed_form(request: Request, gateway: Gateway) -> dict[str, str] | R
     token = gateway.settings.twilio_auth_token.get_secret_value()
     signature = request.headers.get("X-Twilio-Signature")
     if not twilio_adapter.signature_valid(token, gateway.public_url(request), form, signature):
-        log.warning("webhook refused: %s signature on %s", "bad" if signature else "missing", request.url.path)
+        log.warning(
+            "webhook refused: %s signature on %s",
+            "bad" if signature else "missing",
+            request.url.path,
+        )
         return Response("invalid signature", status_code=403)
     return form
 
@@ -93,7 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.gateway.rasa.aclose()
         await db.aclose()
 
-    app = FastAPI(title="hotline gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="hotline gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
 
     @app.post("/twilio/messages")
     async def incoming_message(request: Request, gateway: GatewayDep) -> Response:
@@ -116,7 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             truncated=message.truncated,
         )
         try:
-            entry_id = await gateway.queue.add(entry, request.headers.get("I-Twilio-Idempotency-Token"))
+            entry_id = await gateway.queue.add(
+                entry, request.headers.get("I-Twilio-Idempotency-Token")
+            )
         except redis.RedisError as error:
             # Not stored, so not acknowledged: Twilio (or its retry) must try again.
             log.error("message %s not stored: Redis %s", message.message_sid, type(error).__name__)
@@ -125,8 +133,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("duplicate webhook for %s dropped", message.message_sid)
         else:
             log.info(
-                "%s message %s queued for %s%s%s", message.channel, message.message_sid,
-                entry.conversation_id, " (media only)" if message.media_only else "",
+                "%s message %s queued for %s%s%s",
+                message.channel,
+                message.message_sid,
+                entry.conversation_id,
+                " (media only)" if message.media_only else "",
                 " (truncated)" if message.truncated else "",
             )
         return _twiml()
@@ -142,7 +153,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await delivery.advance(gateway.db, update.message_sid, update.status, update.error_code)
         except redis.RedisError as error:
-            log.error("status of %s not recorded: Redis %s", update.message_sid, type(error).__name__)
+            log.error(
+                "status of %s not recorded: Redis %s", update.message_sid, type(error).__name__
+            )
             return Response("temporarily unavailable", status_code=503)
         return _twiml()
 
@@ -154,7 +167,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis_ok = False
         rasa_ok = await gateway.rasa.healthy()
         # Messages are safe as long as Redis takes them; Rasa being down only delays answers.
-        body = {"status": "ok" if redis_ok and rasa_ok else "degraded", "redis": redis_ok, "rasa": rasa_ok}
+        body = {
+            "status": "ok" if redis_ok and rasa_ok else "degraded",
+            "redis": redis_ok,
+            "rasa": rasa_ok,
+        }
         return JSONResponse(body, status_code=200 if redis_ok else 503)
 
     return app

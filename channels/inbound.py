@@ -106,4 +106,6 @@ class InboundQueue:
 
 def append(db: redis.Redis, fields: dict[str, str]) -> str:
     """Append an entry without the duplicate check (an operator's replay from the dead letters)."""
-    return db.eval(_APPEND, 2, INBOUND_STREAM, order_key(fields["conversation_id"]), MAXLEN, *_flatten(fields))
+    return db.eval(
+        _APPEND, 2, INBOUND_STREAM, order_key(fields["conversation_id"]), MAXLEN, *_flatten(fields)
+    )

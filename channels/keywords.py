@@ -19,8 +19,16 @@ from hotline.language import LANGUAGES
 Kind = Literal["stop", "start", "help", "language", "delete"]
 KINDS: tuple[Kind, ...] = ("stop", "start", "help", "language", "delete")
 NOTES = (
-    "opted_out", "opted_in", "help", "language_set", "media_only", "truncated",
-    "received_will_answer", "delete_confirm", "delete_done", "delete_cancelled",
+    "opted_out",
+    "opted_in",
+    "help",
+    "language_set",
+    "media_only",
+    "truncated",
+    "received_will_answer",
+    "delete_confirm",
+    "delete_done",
+    "delete_cancelled",
 )
 
 # People end a one-word SMS with all sorts of things: "Stop!", "ajuda?", "  PT. "

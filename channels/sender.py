@@ -45,7 +45,9 @@ _twilio_http_log.setLevel(logging.WARNING)
 def twilio_client(settings: Settings) -> Client:
     """The real Twilio client; in dev mode its API base URL is the sandbox's."""
     http = TwilioHttpClient(timeout=20, logger=_twilio_http_log)
-    client = Client(settings.twilio_sid, settings.twilio_auth_token.get_secret_value(), http_client=http)
+    client = Client(
+        settings.twilio_sid, settings.twilio_auth_token.get_secret_value(), http_client=http
+    )
     if settings.dev_mode:
         # Production differs from dev only by this base URL and the keys.
         client.api.base_url = settings.sandbox_url.rstrip("/")
@@ -60,7 +62,9 @@ def _runs(entries: list[Entry]) -> list[list[Entry]]:
     """Consecutive entries of the same conversation, which are sent joined."""
     runs: list[list[Entry]] = []
     for entry in entries:
-        if runs and runs[-1][0].fields.get("conversation_id") == entry.fields.get("conversation_id"):
+        if runs and runs[-1][0].fields.get("conversation_id") == entry.fields.get(
+            "conversation_id"
+        ):
             runs[-1].append(entry)
         else:
             runs.append([entry])
@@ -123,7 +127,11 @@ class Sender(StreamConsumer):
         except ValueError:
             self._dead_letter(run, "sealed address cannot be opened")
             return
-        sender = self.settings.twilio_whatsapp_from if channel == "whatsapp" else self.settings.twilio_sms_from
+        sender = (
+            self.settings.twilio_whatsapp_from
+            if channel == "whatsapp"
+            else self.settings.twilio_sms_from
+        )
         if channel == "whatsapp" and not sender.startswith("whatsapp:"):
             sender = f"whatsapp:{sender}"
         bodies = sms.join_messages([e.fields.get("text", "") for e in run])
@@ -142,12 +150,25 @@ class Sender(StreamConsumer):
                 self._refused(run, record_id, cid, channel, error)
                 return
             delivery.record(
-                self.db, message.sid, conversation_id=cid, channel=channel, source=source,
-                status=message.status or "queued", segments=str(sms.segment_count(body)),
-                encoding=sms.encoding(body), entry=record_id, case_id=case_id,
+                self.db,
+                message.sid,
+                conversation_id=cid,
+                channel=channel,
+                source=source,
+                status=message.status or "queued",
+                segments=str(sms.segment_count(body)),
+                encoding=sms.encoding(body),
+                entry=record_id,
+                case_id=case_id,
             )
             self.db.set(progress, index + 1, ex=PROGRESS_TTL)
-            log.info("sent %s to %s (%d segment(s), %s)", message.sid, cid, sms.segment_count(body), channel)
+            log.info(
+                "sent %s to %s (%d segment(s), %s)",
+                message.sid,
+                cid,
+                sms.segment_count(body),
+                channel,
+            )
 
     async def _create(self, **fields: str):
         """messages.create, retried on network errors, 429 and 5xx until it goes through."""
@@ -164,37 +185,62 @@ class Sender(StreamConsumer):
                 reason = type(error).__name__
             attempt += 1
             delay = self.backoff(attempt, first=0.5, cap=30.0)
-            log.warning("Twilio did not take the message (%s); retry %d in %.1fs", reason, attempt, delay)
+            log.warning(
+                "Twilio did not take the message (%s); retry %d in %.1fs", reason, attempt, delay
+            )
             if not await self.pause(delay):
                 raise Stopping
 
-    def _refused(self, run: list[Entry], record_id: str, cid: str, channel: str, error: TwilioRestException) -> None:
+    def _refused(
+        self, run: list[Entry], record_id: str, cid: str, channel: str, error: TwilioRestException
+    ) -> None:
         code = error.code or error.status
         delivery.record(
-            self.db, f"rejected-{record_id}", conversation_id=cid, channel=channel,
-            status="rejected", error_code=str(code), entry=record_id,
+            self.db,
+            f"rejected-{record_id}",
+            conversation_id=cid,
+            channel=channel,
+            status="rejected",
+            error_code=str(code),
+            entry=record_id,
         )
         if code == OPTED_OUT:
             self.db.hset(keys.conversation(cid), "opted_out", "1")
             log.info("conversation %s opted out at Twilio (21610); marked, not retried", cid)
         elif code in INVALID_NUMBER:
-            log.warning("conversation %s: Twilio says the number cannot receive (%s); not retried", cid, code)
+            log.warning(
+                "conversation %s: Twilio says the number cannot receive (%s); not retried",
+                cid,
+                code,
+            )
         else:
             self._dead_letter(run, f"Twilio {code}")
 
     def _record_unsent(self, entry: Entry, cid: str, channel: str, reason: str) -> None:
         delivery.record(
-            self.db, f"unsent-{entry.id}", conversation_id=cid, channel=channel,
-            source=entry.fields.get("source", ""), status="not_sent", reason=reason, entry=entry.id,
+            self.db,
+            f"unsent-{entry.id}",
+            conversation_id=cid,
+            channel=channel,
+            source=entry.fields.get("source", ""),
+            status="not_sent",
+            reason=reason,
+            entry=entry.id,
         )
         log.info("a reply to %s was not sent: %s", cid, reason)
 
     def _dead_letter(self, run: list[Entry], error: str) -> None:
         with self.db.pipeline(transaction=True) as pipe:
             for entry in run:
-                pipe.xadd(DEAD_LETTER_STREAM, {
-                    **entry.fields, "origin": OUTBOUND_STREAM, "original_id": entry.id, "error": error,
-                })
+                pipe.xadd(
+                    DEAD_LETTER_STREAM,
+                    {
+                        **entry.fields,
+                        "origin": OUTBOUND_STREAM,
+                        "original_id": entry.id,
+                        "error": error,
+                    },
+                )
             pipe.execute()
         log.error("%d reply(ies) moved to the dead letters: %s", len(run), error)
 

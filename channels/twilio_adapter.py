@@ -32,7 +32,9 @@ def parse_form(raw: bytes) -> dict[str, str]:
     return dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
 
 
-def signature_valid(auth_token: str, url: str, form: Mapping[str, str], signature: str | None) -> bool:
+def signature_valid(
+    auth_token: str, url: str, form: Mapping[str, str], signature: str | None
+) -> bool:
     """Twilio's HMAC-SHA1 over the public URL and the sorted form fields."""
     if not signature or not auth_token:
         return False

@@ -93,7 +93,9 @@ def _default_eraser(settings: Settings) -> Eraser:
     from referral.privacy import erase_conversation
 
     async def erase(db: redis.Redis, rasa: RasaClient, cid: str) -> object:
-        return await erase_conversation(db, rasa, cid, fernet_key=settings.fernet_key.get_secret_value())
+        return await erase_conversation(
+            db, rasa, cid, fernet_key=settings.fernet_key.get_secret_value()
+        )
 
     return erase
 
@@ -152,7 +154,7 @@ class Worker(StreamConsumer):
             entry.attempts += 1
             log.warning("%s waits: Redis %s", entry.label, type(error).__name__)
             self.put_back(entry, self.backoff(entry.attempts))
-        except Exception as error:  # noqa: BLE001 - any other failure counts toward the dead letters
+        except Exception as error:
             if self._failed(entry, error):
                 self.done(entry)
             else:
@@ -249,7 +251,9 @@ class Worker(StreamConsumer):
             return None  # closed a moment ago: the bot answers again
         return case_id
 
-    def _reserved(self, reserved: kw.Reserved, cid: str, previous: str | None, outcome: Outcome) -> Outcome:
+    def _reserved(
+        self, reserved: kw.Reserved, cid: str, previous: str | None, outcome: Outcome
+    ) -> Outcome:
         language = reserved.language(previous)
         if reserved.kind == "start":
             outcome.say(self.keywords.note("opted_in", language))
@@ -276,8 +280,12 @@ class Worker(StreamConsumer):
         outcome.say(self.keywords.note("delete_done", language))
         return outcome
 
-    async def _ask_rasa(self, cid: str, text: str, language: str, channel: str, outcome: Outcome) -> list[str]:
-        call = asyncio.ensure_future(self.rasa.send(cid, text, {"language": language, "channel": channel}))
+    async def _ask_rasa(
+        self, cid: str, text: str, language: str, channel: str, outcome: Outcome
+    ) -> list[str]:
+        call = asyncio.ensure_future(
+            self.rasa.send(cid, text, {"language": language, "channel": channel})
+        )
         try:
             done, _ = await asyncio.wait({call}, timeout=self.slow_after)
             if not done:
@@ -322,7 +330,9 @@ class Worker(StreamConsumer):
                     if pipe.lindex(key, 0) != entry.id:
                         pipe.unwatch()
                         self._ack_only(entry)
-                        log.info("%s was answered by another worker; dropping this answer", entry.label)
+                        log.info(
+                            "%s was answered by another worker; dropping this answer", entry.label
+                        )
                         return False
                     pipe.multi()
                     outcome.apply(pipe, cid)
@@ -333,7 +343,12 @@ class Worker(StreamConsumer):
                 except redis.WatchError:
                     continue
         latency = time.time() - float(entry.fields.get("received_at") or time.time())
-        log.info("%s answered with %d message(s) after %.0f ms", entry.label, len(outcome.replies), latency * 1000)
+        log.info(
+            "%s answered with %d message(s) after %.0f ms",
+            entry.label,
+            len(outcome.replies),
+            latency * 1000,
+        )
         return True
 
     def _ack(self, pipe: redis.client.Pipeline, entry: Entry) -> None:
@@ -358,10 +373,17 @@ class Worker(StreamConsumer):
             return False
         cid = entry.fields.get("conversation_id", "")
         with self.db.pipeline(transaction=True) as pipe:
-            pipe.xadd(DEAD_LETTER_STREAM, {
-                **entry.fields, "origin": INBOUND_STREAM, "original_id": entry.id,
-                "error": type(error).__name__, "failed_at": f"{time.time():.3f}", "failures": str(failures),
-            })
+            pipe.xadd(
+                DEAD_LETTER_STREAM,
+                {
+                    **entry.fields,
+                    "origin": INBOUND_STREAM,
+                    "original_id": entry.id,
+                    "error": type(error).__name__,
+                    "failed_at": f"{time.time():.3f}",
+                    "failures": str(failures),
+                },
+            )
             pipe.lrem(keys.order(cid), 1, entry.id)
             self._ack(pipe, entry)
             pipe.execute()

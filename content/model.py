@@ -434,7 +434,7 @@ def keyword_texts(content: Content) -> list[Response]:
 def service_texts(content: Content) -> list[Response]:
     """Each service's name and hours per language, as the service list shows them."""
     found = []
-    for service, line in content.services:
+    for service, _line in content.services:
         if not isinstance(service, dict) or not service.get("id"):
             continue
         for key in SERVICE_TEXT_FIELDS:

@@ -191,17 +191,26 @@ def summary(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
         _diff_services(old.get("services", {}), new["services"]),
     ]
     lines = [line for section in sections for line in section]
-    return (lines or ["No changes to intents, responses, canned replies or services."]) + unverified(new)
+    return (
+        lines or ["No changes to intents, responses, canned replies or services."]
+    ) + unverified(new)
 
 
 def unverified(content: dict[str, Any]) -> list[str]:
     """Every directory entry nobody has confirmed yet: the launch checklist (docs/editing.md)."""
-    pending = [(sid, s) for sid, s in sorted(content["services"].items()) if s.get("verified") is not True]
+    pending = [
+        (sid, s) for sid, s in sorted(content["services"].items()) if s.get("verified") is not True
+    ]
     if not pending:
         return []
     lines = ["", "Not verified yet (launch checklist, docs/editing.md):"]
     for sid, service in pending:
-        contact = service.get("short_code") or service.get("phone") or service.get("address") or "no contact"
+        contact = (
+            service.get("short_code")
+            or service.get("phone")
+            or service.get("address")
+            or "no contact"
+        )
         lines.append(f"- {sid}: {contact} (source: {service.get('source') or 'none given'})")
     return lines
 

@@ -228,7 +228,7 @@ def _layout_for(original: str) -> YAML | None:
         yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
         try:
             data = yaml.load(original)
-        except Exception:  # noqa: BLE001 - a broken file is reported by the check instead
+        except Exception:
             return None
         out = io.StringIO()
         yaml.dump(data, out)

@@ -35,7 +35,12 @@ def key(conversation_id: str) -> str:
 
 
 def remember(
-    db: Writer, conversation_id: str, *, channel: Channel, sealed_address: str, at: float | None = None
+    db: Writer,
+    conversation_id: str,
+    *,
+    channel: Channel,
+    sealed_address: str,
+    at: float | None = None,
 ) -> None:
     """Record how to reach the person (sealed) each time they write.
 

@@ -67,7 +67,7 @@ class KeyFamily:
 
     def glob(self) -> str:
         """A SCAN MATCH pattern for every key of the family."""
-        return self.pattern.format(**{name: "*" for name in self.parts})
+        return self.pattern.format(**dict.fromkeys(self.parts, "*"))
 
 
 # Rasa 3.6's RedisTrackerStore and RedisLockStore put "<key_prefix>:" in front of their own
@@ -88,81 +88,128 @@ def _family(*args, **kwargs) -> KeyFamily:
 # ---------------------------------------------------------------- conversations (hotline, channels)
 
 CONVERSATION = _family(
-    "conversation", "hotline:conv:{conversation}", "hotline.conversations", "hash",
+    "conversation",
+    "hotline:conv:{conversation}",
+    "hotline.conversations",
+    "hash",
     "channel, sealed address, language, opted_out, last_inbound",
     "none while the conversation lives; after an erasure the sealed address alone for a grace; "
     "deleted by the purge when quiet past retention",
-    personal=True, erasure=Erasure.GRACE,
+    personal=True,
+    erasure=Erasure.GRACE,
 )
 INBOUND = _family(
-    "inbound", "hotline:inbound", "channels.inbound", "stream",
+    "inbound",
+    "hotline:inbound",
+    "channels.inbound",
+    "stream",
     "messages the gateway accepted: conversation id, sealed address, text",
     "an entry is deleted once answered or dead-lettered; MAXLEN ~1,000,000",
-    personal=True, erasure=Erasure.ENTRIES,
+    personal=True,
+    erasure=Erasure.ENTRIES,
 )
 OUTBOUND = _family(
-    "outbound", "hotline:outbound", "hotline.conversations", "stream",
+    "outbound",
+    "hotline:outbound",
+    "hotline.conversations",
+    "stream",
     "replies for the sender: conversation id, text, source, case id",
     "an entry is deleted once sent; MAXLEN ~1,000,000",
-    personal=True, erasure=Erasure.ENTRIES,
+    personal=True,
+    erasure=Erasure.ENTRIES,
 )
 DEAD_LETTERS = _family(
-    "dead_letters", "hotline:dead", "channels.worker, channels.sender", "stream",
+    "dead_letters",
+    "hotline:dead",
+    "channels.worker, channels.sender",
+    "stream",
     "entries that kept failing, with their texts, for `hotline dlq`",
     "until an operator replays them (or erasure/purge removes them)",
-    personal=True, erasure=Erasure.ENTRIES,
+    personal=True,
+    erasure=Erasure.ENTRIES,
 )
 INBOUND_FAILURES = _family(
-    "inbound_failures", "hotline:inbound:failures", "channels.worker", "hash",
+    "inbound_failures",
+    "hotline:inbound:failures",
+    "channels.worker",
+    "hash",
     "inbound entry id -> how often handling it failed",
     "a field is deleted with its entry's acknowledgement",
     personal=False,
 )
 ORDER = _family(
-    "order", "hotline:order:{conversation}", "channels.inbound", "list",
+    "order",
+    "hotline:order:{conversation}",
+    "channels.inbound",
+    "list",
     "the conversation's inbound entry ids in arrival order (no text, no number)",
     "drained as the worker answers; an erasure leaves it so the confirmation's commit still "
     "finds its entry at the head, and the worker skips the erased entries after it",
     personal=False,
 )
 SEEN = _family(
-    "seen", "hotline:seen:{kind}:{value}", "channels.inbound", "string",
+    "seen",
+    "hotline:seen:{kind}:{value}",
+    "channels.inbound",
+    "string",
     "a MessageSid (kind sid) or idempotency token already taken -> its entry id",
     "2 days (channels.inbound.SEEN_TTL)",
     personal=False,
 )
 DELETE_PENDING = _family(
-    "delete_pending", "hotline:delete_pending:{conversation}", "channels.worker", "string",
+    "delete_pending",
+    "hotline:delete_pending:{conversation}",
+    "channels.worker",
+    "string",
     "the language a DELETE question was asked in, while it waits for YES",
     "10 minutes (channels.worker.DELETE_PENDING_TTL)",
-    personal=True, erasure=Erasure.DELETE,
+    personal=True,
+    erasure=Erasure.DELETE,
 )
 WAITING_NOTE = _family(
-    "waiting_note", "hotline:waiting_note:{conversation}", "channels.worker", "string",
+    "waiting_note",
+    "hotline:waiting_note:{conversation}",
+    "channels.worker",
+    "string",
     "'1' once the conversation got its 'we received your message' while Rasa is away",
     "15 minutes (channels.worker.WAITING_NOTE_TTL)",
-    personal=False, erasure=Erasure.DELETE,
+    personal=False,
+    erasure=Erasure.DELETE,
 )
 MEDIA_NOTE = _family(
-    "media_note", "hotline:media_note:{conversation}", "channels.worker", "string",
+    "media_note",
+    "hotline:media_note:{conversation}",
+    "channels.worker",
+    "string",
     "'1' once the conversation got its 'please write' note for a media-only message",
     "10 minutes (channels.worker.MEDIA_NOTE_TTL)",
-    personal=False, erasure=Erasure.DELETE,
+    personal=False,
+    erasure=Erasure.DELETE,
 )
 DELIVERY = _family(
-    "delivery", "hotline:msg:{record}", "channels.delivery", "hash",
+    "delivery",
+    "hotline:msg:{record}",
+    "channels.delivery",
+    "hash",
     "one outgoing body: conversation id, channel, source, status, segments, error code (no text)",
     "90 days (channels.delivery.RECORD_TTL)",
-    personal=True, erasure=Erasure.FIELD,
+    personal=True,
+    erasure=Erasure.FIELD,
 )
 UNDELIVERED = _family(
-    "undelivered", "hotline:undelivered", "channels.delivery", "zset",
+    "undelivered",
+    "hotline:undelivered",
+    "channels.delivery",
+    "zset",
     "delivery record ids an operator should look at, score = when",
     "none",
     personal=False,
 )
 SENDING = _family(
-    "sending", "hotline:sending:{entry}", "channels.sender", "string",
+    "sending",
+    "hotline:sending:{entry}",
+    "channels.sender",
+    "string",
     "how many bodies of an outbound run went out, so a retry does not repeat them",
     "24 hours (channels.sender.PROGRESS_TTL), deleted with the run's acknowledgement",
     personal=False,
@@ -171,19 +218,30 @@ SENDING = _family(
 # ---------------------------------------------------------------- Rasa (written by the Rasa server)
 
 TRACKER = _family(
-    "tracker", f"{RASA_PREFIX}:tracker:{{conversation}}", "Rasa (endpoints.yml tracker_store)", "string",
+    "tracker",
+    f"{RASA_PREFIX}:tracker:{{conversation}}",
+    "Rasa (endpoints.yml tracker_store)",
+    "string",
     "the conversation's tracker: every message and event",
     "none (Rasa's store has no expiry); deleted by erasure and by the purge",
-    personal=True, erasure=Erasure.DELETE,
+    personal=True,
+    erasure=Erasure.DELETE,
 )
 TRACKER_UNPREFIXED = _family(
-    "tracker_unprefixed", "tracker:{conversation}", "Rasa (tracker_store without key_prefix)", "string",
+    "tracker_unprefixed",
+    "tracker:{conversation}",
+    "Rasa (tracker_store without key_prefix)",
+    "string",
     "the tracker as Rasa keys it when endpoints.yml loses its key_prefix",
     "none; deleted by erasure and by the purge in case it exists",
-    personal=True, erasure=Erasure.DELETE,
+    personal=True,
+    erasure=Erasure.DELETE,
 )
 RASA_LOCK = _family(
-    "rasa_lock", f"{RASA_PREFIX}:lock:{{conversation}}", "Rasa (endpoints.yml lock_store)", "string",
+    "rasa_lock",
+    f"{RASA_PREFIX}:lock:{{conversation}}",
+    "Rasa (endpoints.yml lock_store)",
+    "string",
     "Rasa's per-conversation ticket lock while it handles a message (no text)",
     "deleted by Rasa when the turn ends; lock lifetime 60 s",
     personal=False,
@@ -192,155 +250,294 @@ RASA_LOCK = _family(
 # ---------------------------------------------------------------- the referral queue
 
 CASE_SEQUENCE = _family(
-    "case_sequence", "referral:seq", "referral.queue", "string",
-    "the last case number given (case ids are R<n>)", "none", personal=False,
+    "case_sequence",
+    "referral:seq",
+    "referral.queue",
+    "string",
+    "the last case number given (case ids are R<n>)",
+    "none",
+    personal=False,
 )
 CASE = _family(
-    "case", "referral:case:{case}", "referral.queue", "hash",
+    "case",
+    "referral:case:{case}",
+    "referral.queue",
+    "hash",
     "the case: conversation id, channel, language, priority, status, risk, indicators with "
     "quoted phrases, summary, consent, who and when",
     "none; anonymised by erasure and by the purge after retention",
-    personal=True, erasure=Erasure.ANONYMISE,
+    personal=True,
+    erasure=Erasure.ANONYMISE,
 )
 CASE_MESSAGES = _family(
-    "case_messages", "referral:case:{case}:messages", "referral.queue", "stream",
+    "case_messages",
+    "referral:case:{case}:messages",
+    "referral.queue",
+    "stream",
     "the transcript: the bot part, the person's messages, replies and internal notes",
     "none; deleted by erasure and by the purge after retention",
-    personal=True, erasure=Erasure.DELETE,
+    personal=True,
+    erasure=Erasure.DELETE,
 )
 CASE_AUDIT = _family(
-    "case_audit", "referral:case:{case}:audit", "referral.queue", "stream",
+    "case_audit",
+    "referral:case:{case}:audit",
+    "referral.queue",
+    "stream",
     "every change of the case: actor, action, when, detail (never a text)",
     "none: kept with the anonymous case for statistics",
     personal=False,
 )
 OPEN_CASE = _family(
-    "open_case", "referral:open:{conversation}", "referral.queue", "string",
+    "open_case",
+    "referral:open:{conversation}",
+    "referral.queue",
+    "string",
     "the conversation's open case id, which its messages go to instead of the bot",
-    "deleted when the case closes", personal=True, erasure=Erasure.DELETE,
+    "deleted when the case closes",
+    personal=True,
+    erasure=Erasure.DELETE,
 )
 CONVERSATION_CASES = _family(
-    "conversation_cases", "referral:conversation:{conversation}", "referral.queue", "set",
+    "conversation_cases",
+    "referral:conversation:{conversation}",
+    "referral.queue",
+    "set",
     "every case id of the conversation (how erasure finds them)",
-    "none; deleted by erasure, emptied by the purge", personal=True, erasure=Erasure.DELETE,
+    "none; deleted by erasure, emptied by the purge",
+    personal=True,
+    erasure=Erasure.DELETE,
 )
 WAITING = _family(
-    "waiting", "referral:waiting:{priority}", "referral.queue", "zset",
-    "waiting case ids of one priority, score = when opened", "none", personal=False,
+    "waiting",
+    "referral:waiting:{priority}",
+    "referral.queue",
+    "zset",
+    "waiting case ids of one priority, score = when opened",
+    "none",
+    personal=False,
 )
 CLAIMED = _family(
-    "claimed", "referral:claimed", "referral.queue", "zset",
-    "claimed case ids, score = when claimed", "none", personal=False,
+    "claimed",
+    "referral:claimed",
+    "referral.queue",
+    "zset",
+    "claimed case ids, score = when claimed",
+    "none",
+    personal=False,
 )
 MINE = _family(
-    "mine", "referral:mine:{counsellor}", "referral.queue", "zset",
-    "a counsellor's claimed case ids, score = when claimed", "none", personal=False,
+    "mine",
+    "referral:mine:{counsellor}",
+    "referral.queue",
+    "zset",
+    "a counsellor's claimed case ids, score = when claimed",
+    "none",
+    personal=False,
 )
 CLOSED = _family(
-    "closed", "referral:closed", "referral.queue", "zset",
-    "closed case ids, score = when closed (what the purge walks)", "none", personal=False,
+    "closed",
+    "referral:closed",
+    "referral.queue",
+    "zset",
+    "closed case ids, score = when closed (what the purge walks)",
+    "none",
+    personal=False,
 )
 ANONYMOUS = _family(
-    "anonymous", "referral:anonymous", "referral.privacy", "zset",
-    "erased case ids kept for statistics, score = when closed", "none", personal=False,
+    "anonymous",
+    "referral:anonymous",
+    "referral.privacy",
+    "zset",
+    "erased case ids kept for statistics, score = when closed",
+    "none",
+    personal=False,
 )
 CHANGES = _family(
-    "changes", "referral:changes", "referral.queue", "stream",
+    "changes",
+    "referral:changes",
+    "referral.queue",
+    "stream",
     "one entry per change of any case (case id, action, priority), followed live by consoles",
-    "MAXLEN ~10,000 (referral.queue.CHANGES_MAXLEN)", personal=False,
+    "MAXLEN ~10,000 (referral.queue.CHANGES_MAXLEN)",
+    personal=False,
 )
 RESUME_PENDING = _family(
-    "resume_pending", "referral:resume_pending", "referral.handback", "set",
-    "closed case ids whose bot Rasa has not resumed yet", "a member leaves once resumed",
+    "resume_pending",
+    "referral:resume_pending",
+    "referral.handback",
+    "set",
+    "closed case ids whose bot Rasa has not resumed yet",
+    "a member leaves once resumed",
     personal=False,
 )
 PRESENCE = _family(
-    "presence", "referral:presence", "referral.rota", "zset",
-    "counsellor name -> when their console presence lapses (staff data)", "members lapse by score",
+    "presence",
+    "referral:presence",
+    "referral.rota",
+    "zset",
+    "counsellor name -> when their console presence lapses (staff data)",
+    "members lapse by score",
     personal=False,
 )
 
 # ---------------------------------------------------------------- staff (accounts, console)
 
 COUNSELLOR = _family(
-    "counsellor", "hotline:counsellor:{counsellor}", "referral.accounts", "hash",
-    "a counsellor's account: argon2 hash, role, language, active (staff data)", "none",
+    "counsellor",
+    "hotline:counsellor:{counsellor}",
+    "referral.accounts",
+    "hash",
+    "a counsellor's account: argon2 hash, role, language, active (staff data)",
+    "none",
     personal=False,
 )
 COUNSELLORS = _family(
-    "counsellors", "hotline:counsellors", "referral.accounts", "set",
-    "every counsellor name", "none", personal=False,
+    "counsellors",
+    "hotline:counsellors",
+    "referral.accounts",
+    "set",
+    "every counsellor name",
+    "none",
+    personal=False,
 )
 LOGIN_FAILURES = _family(
-    "login_failures", "hotline:login-failures:{counsellor}", "referral.accounts", "string",
-    "wrong passwords for a name, for the lockout", "15 minutes (referral.accounts.LOCKOUT_SECONDS)",
+    "login_failures",
+    "hotline:login-failures:{counsellor}",
+    "referral.accounts",
+    "string",
+    "wrong passwords for a name, for the lockout",
+    "15 minutes (referral.accounts.LOCKOUT_SECONDS)",
     personal=False,
 )
 LOGIN_ATTEMPTS = _family(
-    "login_attempts", "hotline:login-attempts:{address}", "referral.console.auth", "string",
+    "login_attempts",
+    "hotline:login-attempts:{address}",
+    "referral.console.auth",
+    "string",
     "sign-in attempts from one client address (a staff machine's IP)",
-    "15 minutes (referral.console.auth.ADDRESS_WINDOW)", personal=False,
+    "15 minutes (referral.console.auth.ADDRESS_WINDOW)",
+    personal=False,
 )
 SESSION = _family(
-    "session", "hotline:session:{digest}", "referral.console.sessions", "hash",
+    "session",
+    "hotline:session:{digest}",
+    "referral.console.sessions",
+    "hash",
     "a console sign-in under the SHA-256 of its cookie: counsellor, CSRF token, a flash message",
-    "30 minutes idle, 12 hours at most (referral.console.sessions)", personal=False,
+    "30 minutes idle, 12 hours at most (referral.console.sessions)",
+    personal=False,
 )
 SESSIONS_OF = _family(
-    "sessions_of", "hotline:sessions-of:{counsellor}", "referral.console.sessions", "set",
+    "sessions_of",
+    "hotline:sessions-of:{counsellor}",
+    "referral.console.sessions",
+    "set",
     "a counsellor's session digests, so a reset or a disable ends them all",
-    "as long as the sessions (referral.console.sessions)", personal=False,
+    "as long as the sessions (referral.console.sessions)",
+    personal=False,
 )
 ACCOUNT_TRAIL = _family(
-    "account_trail", "hotline:audit:accounts", "referral.console.trail", "stream",
+    "account_trail",
+    "hotline:audit:accounts",
+    "referral.console.trail",
+    "stream",
     "account events: added, disabled, password reset, signed in and out, refused (staff data)",
-    "MAXLEN ~100,000 (referral.console.trail.ACCOUNT_TRAIL_LENGTH)", personal=False,
+    "MAXLEN ~100,000 (referral.console.trail.ACCOUNT_TRAIL_LENGTH)",
+    personal=False,
 )
 CASE_READ = _family(
-    "case_read", "hotline:audit:read:{case}:{reader}", "referral.console.trail", "string",
+    "case_read",
+    "hotline:audit:read:{case}:{reader}",
+    "referral.console.trail",
+    "string",
     "'1' once a counsellor's reading of a case is in its audit trail",
-    "10 minutes (referral.console.trail.READ_WINDOW_SECONDS)", personal=False,
+    "10 minutes (referral.console.trail.READ_WINDOW_SECONDS)",
+    personal=False,
 )
 
 # ---------------------------------------------------------------- operations and the dev sandbox
 
 SUPERVISION = _family(
-    "supervision", "hotline:supervision", "ops.supervision", "hash",
-    "process name -> state, for /healthz", "15 seconds, refreshed (ops.supervision.STATE_TTL_SECONDS)",
+    "supervision",
+    "hotline:supervision",
+    "ops.supervision",
+    "hash",
+    "process name -> state, for /healthz",
+    "15 seconds, refreshed (ops.supervision.STATE_TTL_SECONDS)",
     personal=False,
 )
 SANDBOX_MESSAGES = _family(
-    "sandbox_messages", "sandbox:messages", "channels.sandbox", "list",
-    "dev only: every sandbox message sid, newest first", "none (dev only)", personal=False,
+    "sandbox_messages",
+    "sandbox:messages",
+    "channels.sandbox",
+    "list",
+    "dev only: every sandbox message sid, newest first",
+    "none (dev only)",
+    personal=False,
 )
 SANDBOX_MESSAGE = _family(
-    "sandbox_message", "sandbox:msg:{sid}", "channels.sandbox", "hash",
-    "dev only: one message as Twilio would hold it (test phones, never a person)", "none (dev only)",
+    "sandbox_message",
+    "sandbox:msg:{sid}",
+    "channels.sandbox",
+    "hash",
+    "dev only: one message as Twilio would hold it (test phones, never a person)",
+    "none (dev only)",
     personal=False,
 )
 SANDBOX_THREAD = _family(
-    "sandbox_thread", "sandbox:thread:{address}", "channels.sandbox", "list",
-    "dev only: a test phone's message sids", "none (dev only)", personal=False,
+    "sandbox_thread",
+    "sandbox:thread:{address}",
+    "channels.sandbox",
+    "list",
+    "dev only: a test phone's message sids",
+    "none (dev only)",
+    personal=False,
 )
 SANDBOX_EVENTS = _family(
-    "sandbox_events", "sandbox:events", "channels.sandbox", "pubsub",
-    "dev only: a channel announcing messages sent to test phones", "not stored", personal=False,
+    "sandbox_events",
+    "sandbox:events",
+    "channels.sandbox",
+    "pubsub",
+    "dev only: a channel announcing messages sent to test phones",
+    "not stored",
+    personal=False,
 )
 SANDBOX_OPTED_OUT = _family(
-    "sandbox_opted_out", "sandbox:optout", "channels.sandbox", "set",
-    "dev only: test numbers Twilio would refuse with 21610", "none (dev only)", personal=False,
+    "sandbox_opted_out",
+    "sandbox:optout",
+    "channels.sandbox",
+    "set",
+    "dev only: test numbers Twilio would refuse with 21610",
+    "none (dev only)",
+    personal=False,
 )
 SANDBOX_FAULTS = _family(
-    "sandbox_faults", "sandbox:faults", "channels.sandbox", "hash",
-    "dev only: faults the next creates imitate", "none (dev only)", personal=False,
+    "sandbox_faults",
+    "sandbox:faults",
+    "channels.sandbox",
+    "hash",
+    "dev only: faults the next creates imitate",
+    "none (dev only)",
+    personal=False,
 )
 SANDBOX_UNREACHABLE = _family(
-    "sandbox_unreachable", "sandbox:unreachable", "channels.sandbox", "set",
-    "dev only: test numbers whose messages end undelivered", "none (dev only)", personal=False,
+    "sandbox_unreachable",
+    "sandbox:unreachable",
+    "channels.sandbox",
+    "set",
+    "dev only: test numbers whose messages end undelivered",
+    "none (dev only)",
+    personal=False,
 )
 SANDBOX_ATTEMPTS = _family(
-    "sandbox_attempts", "sandbox:attempts", "channels.sandbox", "string",
-    "dev only: how many creates were asked for", "none (dev only)", personal=False,
+    "sandbox_attempts",
+    "sandbox:attempts",
+    "channels.sandbox",
+    "string",
+    "dev only: how many creates were asked for",
+    "none (dev only)",
+    personal=False,
 )
 
 

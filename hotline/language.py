@@ -300,7 +300,9 @@ def _detect_long(text: str, words: list[str]) -> Detection:
     statistics_weight = min(1.0, len(words) / LONG_TEXT_WORDS)
     coverage = sum(votes.values()) / len(words)
     scores = {
-        language: (statistics_weight * detected.get(language, 0.0) + votes.get(language, 0.0) / len(words))
+        language: (
+            statistics_weight * detected.get(language, 0.0) + votes.get(language, 0.0) / len(words)
+        )
         / (statistics_weight + coverage)
         for language in LANGUAGES
     }

@@ -58,9 +58,7 @@ class RasaClient:
 
     async def execute(self, sender: str, action: str) -> list[dict[str, Any]]:
         """Run one action (e.g. a response) in the conversation; returns what the bot said."""
-        result = await self._call(
-            "POST", f"/conversations/{sender}/execute", json={"name": action}
-        )
+        result = await self._call("POST", f"/conversations/{sender}/execute", json={"name": action})
         return (result or {}).get("messages", [])
 
     async def healthy(self) -> bool:

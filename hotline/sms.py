@@ -57,7 +57,9 @@ def to_gsm7(text: str) -> str:
         if char in _GSM7:
             out.append(char)
             continue
-        plain = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+        plain = "".join(
+            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+        )
         out.append(plain if plain and all(c in _GSM7 for c in plain) else char)
     return "".join(out)
 

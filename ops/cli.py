@@ -95,19 +95,30 @@ def _counsellor(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="start every service (what `make run` calls)").set_defaults(func=_run)
+    commands.add_parser("run", help="start every service (what `make run` calls)").set_defaults(
+        func=_run
+    )
     train = commands.add_parser("train", help="train the model if its inputs changed")
     train.add_argument("--force", action="store_true")
     train.set_defaults(func=_train)
-    commands.add_parser("triage", help="JSON lines in, language/intent/risk out").set_defaults(func=_triage)
+    commands.add_parser("triage", help="JSON lines in, language/intent/risk out").set_defaults(
+        func=_triage
+    )
     shell = commands.add_parser("shell", help="chat with the bot in the terminal")
     shell.add_argument("--language", choices=["pt", "en", "fr", "sw"], default="pt")
     shell.set_defaults(func=_shell)
     evaluate = commands.add_parser("eval", help="blind figures first, then the tuning sets")
-    evaluate.add_argument("--calibrate", action="store_true",
-                          help="choose the risk thresholds on the tuning sets (never the blind set)")
-    evaluate.add_argument("--folds", type=int, default=0,
-                          help="with --calibrate: also read every training example out of fold (k models)")
+    evaluate.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="choose the risk thresholds on the tuning sets (never the blind set)",
+    )
+    evaluate.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="with --calibrate: also read every training example out of fold (k models)",
+    )
     evaluate.set_defaults(func=_eval)
     dlq = commands.add_parser("dlq", help="dead-letter messages: list or replay")
     dlq.add_argument("action", choices=["list", "replay"])

@@ -37,16 +37,33 @@ HIGH_OR_ABOVE = ("high", "emergency")
 # DESIGN.md's core intents; the blind set names documents and detention questions
 # ask_legal_help, and the domain answers them with its own intents of that family.
 CORE_INTENTS = {
-    "greet", "goodbye", "thanks", "ask_return_assistance", "ask_return_eligibility",
-    "ask_return_process", "ask_reintegration", "ask_trafficking_info", "ask_job_offer_safety",
-    "report_exploitation", "report_third_party", "emergency", "child_alone", "ask_legal_help",
-    "ask_services", "request_human", "out_of_scope",
+    "greet",
+    "goodbye",
+    "thanks",
+    "ask_return_assistance",
+    "ask_return_eligibility",
+    "ask_return_process",
+    "ask_reintegration",
+    "ask_trafficking_info",
+    "ask_job_offer_safety",
+    "report_exploitation",
+    "report_third_party",
+    "emergency",
+    "child_alone",
+    "ask_legal_help",
+    "ask_services",
+    "request_human",
+    "out_of_scope",
 }
 SAME_ANSWER = {"ask_documents": "ask_legal_help", "ask_detention": "ask_legal_help"}
 # The risk an intent-labelled held-out example stands for, to tune on tests/nlu/.
 INTENT_RISK = {
-    "emergency": "emergency", "report_exploitation": "high", "report_third_party": "high",
-    "child_alone": "high", "ask_trafficking_info": "elevated", "ask_job_offer_safety": "elevated",
+    "emergency": "emergency",
+    "report_exploitation": "high",
+    "report_third_party": "high",
+    "child_alone": "high",
+    "ask_trafficking_info": "elevated",
+    "ask_job_offer_safety": "elevated",
 }
 
 
@@ -69,11 +86,17 @@ def read_jsonl(path: Path, source: str) -> list[Item]:
         try:
             row = json.loads(line)
             expect = row["expect"]
-            items.append(Item(
-                id=row["id"], messages=list(row["messages"]), language=expect["language"],
-                intent=expect["intent"], risk=expect["risk"],
-                handoff=bool(expect.get("handoff", expect["risk"] in HIGH_OR_ABOVE)), source=source,
-            ))
+            items.append(
+                Item(
+                    id=row["id"],
+                    messages=list(row["messages"]),
+                    language=expect["language"],
+                    intent=expect["intent"],
+                    risk=expect["risk"],
+                    handoff=bool(expect.get("handoff", expect["risk"] in HIGH_OR_ABOVE)),
+                    source=source,
+                )
+            )
         except (ValueError, KeyError, TypeError) as error:
             raise SystemExit(f"{path}:{number}: not an evaluation item ({error})") from error
     return items
@@ -106,8 +129,17 @@ def tuning_set() -> list[Item]:
     for language in LANGUAGES:
         for number, (text, intent) in enumerate(held_out(language)):
             level = INTENT_RISK.get(intent, "none")
-            items.append(Item(f"nlu-{language}-{number}", [text], language, intent, level,
-                              level in HIGH_OR_ABOVE or intent == "request_human", "nlu"))
+            items.append(
+                Item(
+                    f"nlu-{language}-{number}",
+                    [text],
+                    language,
+                    intent,
+                    level,
+                    level in HIGH_OR_ABOVE or intent == "request_human",
+                    "nlu",
+                )
+            )
     return items
 
 
@@ -131,7 +163,7 @@ def _ratio(hits: int, total: int) -> float:
 
 
 def figures(items: list[Item], results: list[dict[str, Any]]) -> Figures:
-    pairs = list(zip(items, results))
+    pairs = list(zip(items, results, strict=False))
     emergencies = [r for i, r in pairs if i.risk == "emergency"]
     at_risk = [r for i, r in pairs if i.risk in HIGH_OR_ABOVE]
     benign = [r for i, r in pairs if i.risk not in HIGH_OR_ABOVE]
@@ -143,10 +175,14 @@ def figures(items: list[Item], results: list[dict[str, Any]]) -> Figures:
     return Figures(
         n=len(pairs),
         conversations=len(conversations),
-        emergency_recall=_ratio(sum(r["risk"] == "emergency" for r in emergencies), len(emergencies)),
+        emergency_recall=_ratio(
+            sum(r["risk"] == "emergency" for r in emergencies), len(emergencies)
+        ),
         high_or_above_recall=_ratio(sum(r["risk"] in HIGH_OR_ABOVE for r in at_risk), len(at_risk)),
         benign_flagged=_ratio(sum(r["risk"] in HIGH_OR_ABOVE for r in benign), len(benign)),
-        handoff_correct=_ratio(sum(r["handoff"] == i.handoff for i, r in conversations), len(conversations)),
+        handoff_correct=_ratio(
+            sum(r["handoff"] == i.handoff for i, r in conversations), len(conversations)
+        ),
         intent_accuracy=_ratio(
             sum(SAME_ANSWER.get(r["intent"], r["intent"]) == i.intent for i, r in core), len(core)
         ),
@@ -158,8 +194,10 @@ HEADER = f"  {'':<12}{'n':>5}{'emerg rec':>11}{'high+ rec':>11}{'benign>=high':>
 
 
 def row(name: str, f: Figures) -> str:
-    return (f"  {name:<12}{f.n:>5}{f.emergency_recall:>11.3f}{f.high_or_above_recall:>11.3f}"
-            f"{f.benign_flagged:>14.3f}{f.handoff_correct:>12.3f}{f.intent_accuracy:>12.3f}")
+    return (
+        f"  {name:<12}{f.n:>5}{f.emergency_recall:>11.3f}{f.high_or_above_recall:>11.3f}"
+        f"{f.benign_flagged:>14.3f}{f.handoff_correct:>12.3f}{f.intent_accuracy:>12.3f}"
+    )
 
 
 def confusion_table(f: Figures) -> list[str]:
@@ -191,7 +229,9 @@ def report(items: list[Item], parsed: Parsed, title: str, by_language: bool = Tr
         for language in LANGUAGES:
             chosen = [k for k, i in enumerate(items) if i.language == language]
             if chosen:
-                lines.append(row(language, figures([items[k] for k in chosen], [results[k] for k in chosen])))
+                lines.append(
+                    row(language, figures([items[k] for k in chosen], [results[k] for k in chosen]))
+                )
     convs = [k for k, i in enumerate(items) if len(i.messages) > 1]
     if convs:
         lines.append(row("convs", figures([items[k] for k in convs], [results[k] for k in convs])))
@@ -202,22 +242,33 @@ def report(items: list[Item], parsed: Parsed, title: str, by_language: bool = Tr
 
 def ablation(items: list[Item], parsed: Parsed) -> list[str]:
     lines = ["Ablation on the blind set (same thresholds):", HEADER]
-    for name, options in (("model alone", {"use_lexicon": False}),
-                          ("lexicon", {"use_model": False}),
-                          ("combined", {})):
+    for name, options in (
+        ("model alone", {"use_lexicon": False}),
+        ("lexicon", {"use_model": False}),
+        ("combined", {}),
+    ):
         lines.append(row(name, figures(items, screen(parsed, **options))))
     return lines
 
 
-def parse_latency(client: httpx.Client, texts: Iterable[str], rounds: int = 200) -> dict[str, float]:
+def parse_latency(
+    client: httpx.Client, texts: Iterable[str], rounds: int = 200
+) -> dict[str, float]:
     timings = []
     for text in itertools.islice(texts, rounds):
         started = time.perf_counter()
         client.post("/model/parse", json={"text": text}).raise_for_status()
         timings.append((time.perf_counter() - started) * 1000)
     timings.sort()
-    return {"n": len(timings), "p50": statistics.median(timings),
-            "p95": timings[min(len(timings) - 1, int(len(timings) * 0.95))]} if timings else {}
+    return (
+        {
+            "n": len(timings),
+            "p50": statistics.median(timings),
+            "p95": timings[min(len(timings) - 1, int(len(timings) * 0.95))],
+        }
+        if timings
+        else {}
+    )
 
 
 # ---------------------------------------------------------------- calibration
@@ -250,7 +301,7 @@ def calibrate(items: list[Item], parsed: Parsed) -> tuple[risk.Thresholds, Figur
     best: tuple[tuple[int, float, float], risk.Thresholds, Figures] | None = None
     names = list(GRID)
     for values in itertools.product(*(GRID[n] for n in names)):
-        limits = replace(risk.Thresholds(), **dict(zip(names, values)))
+        limits = replace(risk.Thresholds(), **dict(zip(names, values, strict=False)))
         if limits.indicator >= limits.high:
             continue  # one weight-1 indicator alone is never a disclosure (indicators.yml)
         f = figures(items, screen(parsed, limits=limits))
@@ -268,8 +319,17 @@ def with_out_of_fold(items: list[Item], parsed: Parsed, folds: int) -> tuple[lis
     more_items, more_parsed = list(items), list(parsed)
     for number, (language, intent, turn, detected) in enumerate(out_of_fold(folds)):
         level = INTENT_RISK.get(intent, "none")
-        more_items.append(Item(f"fold-{number}", [turn.text], language, intent, level,
-                               level in HIGH_OR_ABOVE or intent == "request_human", "folds"))
+        more_items.append(
+            Item(
+                f"fold-{number}",
+                [turn.text],
+                language,
+                intent,
+                level,
+                level in HIGH_OR_ABOVE or intent == "request_human",
+                "folds",
+            )
+        )
         more_parsed.append(([turn], [detected]))
     return more_items, more_parsed
 
@@ -306,14 +366,22 @@ def main(argv: list[str] | None = None, model: Path | None = None) -> int:
         write_thresholds(limits, f, len(items))
         print(f"wrote {SCREEN.relative_to(PROJECT_ROOT)}: {asdict(limits)}")
     conversations = sum(len(i.messages) > 1 for i in blind)
-    out = report(blind, parsed_blind,
-                 f"Blind set (tests/blind/, {len(blind)} items, {conversations} conversations; never tuned on):")
+    out = report(
+        blind,
+        parsed_blind,
+        f"Blind set (tests/blind/, {len(blind)} items, {conversations} conversations; never tuned on):",
+    )
     out += ablation(blind, parsed_blind)
     if latency:
-        out.append(f"/model/parse over {latency['n']} calls: p50 {latency['p50']:.1f} ms, "
-                   f"p95 {latency['p95']:.1f} ms")
-    out += report(tuning, parsed_tuning,
-                  f"Tuning sets (tests/eval/ + tests/nlu/, {len(tuning)} items): TUNED ON, not a result",
-                  by_language=False)
+        out.append(
+            f"/model/parse over {latency['n']} calls: p50 {latency['p50']:.1f} ms, "
+            f"p95 {latency['p95']:.1f} ms"
+        )
+    out += report(
+        tuning,
+        parsed_tuning,
+        f"Tuning sets (tests/eval/ + tests/nlu/, {len(tuning)} items): TUNED ON, not a result",
+        by_language=False,
+    )
     print("\n".join(out))
     return 0

@@ -51,10 +51,13 @@ def _write_training(path: Path, chosen: list[tuple[str, str, str]]) -> None:
     by_intent: dict[str, list[str]] = defaultdict(list)
     for _, intent, text in chosen:
         by_intent[intent].append(text)
-    data = {"version": "3.1", "nlu": [
-        {"intent": intent, "examples": "".join(f"- {t}\n" for t in texts)}
-        for intent, texts in sorted(by_intent.items())
-    ]}
+    data = {
+        "version": "3.1",
+        "nlu": [
+            {"intent": intent, "examples": "".join(f"- {t}\n" for t in texts)}
+            for intent, texts in sorted(by_intent.items())
+        ],
+    }
     yaml = YAML()
     with path.open("w", encoding="utf-8") as handle:
         yaml.dump(data, handle)
@@ -73,11 +76,28 @@ def out_of_fold(folds: int = 5) -> list[tuple[str, str, risk.Turn, str]]:
             _write_training(data, kept)
             print(f"fold {k + 1}/{folds}: training on {len(kept)}, reading {len(held)}", flush=True)
             subprocess.run(
-                [str(RASA_BIN), "train", "nlu", "--config", str(CONFIG), "--nlu", str(data),
-                 "--out", folder, "--fixed-model-name", f"fold{k}"],
-                cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    str(RASA_BIN),
+                    "train",
+                    "nlu",
+                    "--config",
+                    str(CONFIG),
+                    "--nlu",
+                    str(data),
+                    "--out",
+                    folder,
+                    "--fixed-model-name",
+                    f"fold{k}",
+                ],
+                cwd=PROJECT_ROOT,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             with rasa_parser(Settings(), model=Path(folder) / f"fold{k}.tar.gz") as client:
                 for language, intent, text in held:
-                    readings.append((language, intent, parse(client, text), choose_language(text, None)))
+                    readings.append(
+                        (language, intent, parse(client, text), choose_language(text, None))
+                    )
     return readings

@@ -31,8 +31,14 @@ from ops.supervision import STATE_KEY, STATE_TTL_SECONDS, LogFollower, Program, 
 VAR = PROJECT_ROOT / "var"
 DEV_ENV = VAR / "dev.env"
 ACTION_PORT, RASA_PORT, GATEWAY_PORT, SANDBOX_PORT, CONSOLE_PORT = 5055, 5005, 8000, 8025, 8080
-PORTS = {"actions": ACTION_PORT, "nlg": processes.NLG_PORT, "rasa": RASA_PORT, "gateway": GATEWAY_PORT,
-         "sandbox": SANDBOX_PORT, "console": CONSOLE_PORT}
+PORTS = {
+    "actions": ACTION_PORT,
+    "nlg": processes.NLG_PORT,
+    "rasa": RASA_PORT,
+    "gateway": GATEWAY_PORT,
+    "sandbox": SANDBOX_PORT,
+    "console": CONSOLE_PORT,
+}
 # Started first, stopped last: what the others lean on.
 PRIORITY = {"redis": 10, "actions": 20, "nlg": 20, "rasa": 30}
 
@@ -60,7 +66,7 @@ def dev_secrets(var: Path = VAR) -> dict[str, str]:
         dev_env.touch(mode=0o600)
         dev_env.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     pairs = (line.split("=", 1) for line in dev_env.read_text().splitlines() if "=" in line)
-    return {k: v for k, v in pairs}
+    return dict(pairs)
 
 
 def environment(place: Place = Place()) -> dict[str, str]:
@@ -79,38 +85,66 @@ def environment(place: Place = Place()) -> dict[str, str]:
     return env
 
 
-def services(settings: Settings, env: dict[str, str],
-             place: Place = Place()) -> list[tuple[str, list[str], dict[str, str]]]:
+def services(
+    settings: Settings, env: dict[str, str], place: Place = Place()
+) -> list[tuple[str, list[str], dict[str, str]]]:
     """(name, command, environment) for each process to supervise; each gets only its secrets."""
     py, ports = sys.executable, place.ports
     uvicorn = [py, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
     planned: list[tuple[str, list[str]]] = []
     redis_url = urlparse(settings.redis_url)
     if not processes.port_answers(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
-        planned.append(("redis", processes.redis_command(redis_url.port or 6379, place.var / "redis")))
+        planned.append(
+            ("redis", processes.redis_command(redis_url.port or 6379, place.var / "redis"))
+        )
     planned.append(("actions", processes.actions_command(ports["actions"])))
     planned.append(("nlg", processes.nlg_command(ports["nlg"])))
     if place.model.exists():
-        planned.append(("rasa", processes.rasa_command(settings, ports["rasa"], place.model,
-                                                       log_dir=place.var / "log")))
+        planned.append(
+            (
+                "rasa",
+                processes.rasa_command(
+                    settings, ports["rasa"], place.model, log_dir=place.var / "log"
+                ),
+            )
+        )
     planned += [
-        ("gateway", uvicorn + ["--port", str(ports["gateway"]), "channels.gateway:app"]),
+        ("gateway", [*uvicorn, "--port", str(ports["gateway"]), "channels.gateway:app"]),
         ("worker", [py, "-m", "channels.worker"]),
         ("sender", [py, "-m", "channels.sender"]),
-        ("console", uvicorn + ["--port", str(ports["console"]), "--factory",
-                               "referral.console.main:create_app"]),
+        (
+            "console",
+            [
+                *uvicorn,
+                "--port",
+                str(ports["console"]),
+                "--factory",
+                "referral.console.main:create_app",
+            ],
+        ),
         ("housekeeping", [py, "-m", "referral.housekeeping"]),
     ]
     if settings.dev_mode:
-        planned.append(("sandbox", uvicorn + ["--port", str(ports["sandbox"]), "channels.sandbox.app:app"]))
+        planned.append(
+            ("sandbox", [*uvicorn, "--port", str(ports["sandbox"]), "channels.sandbox.app:app"])
+        )
     extra = {
         "actions": {"SANIC_HOST": "127.0.0.1"},
         "rasa": processes.rasa_variables(settings, ports["actions"], ports["nlg"]),
     }
     # HOTLINE_SECRETS names what the process must hold, as the systemd units say it.
-    return [(name, command, {**processes.only_needed_secrets(name, env), **extra.get(name, {}),
-                             "HOTLINE_SECRETS": ",".join(sorted(processes.SECRETS_NEEDED[name]))})
-            for name, command in planned]
+    return [
+        (
+            name,
+            command,
+            {
+                **processes.only_needed_secrets(name, env),
+                **extra.get(name, {}),
+                "HOTLINE_SECRETS": ",".join(sorted(processes.SECRETS_NEEDED[name])),
+            },
+        )
+        for name, command in planned
+    ]
 
 
 def health_urls(settings: Settings, place: Place = Place()) -> list[tuple[str, str, str]]:
@@ -120,23 +154,49 @@ def health_urls(settings: Settings, place: Place = Place()) -> list[tuple[str, s
     local = "http://127.0.0.1"
     urls = [
         ("actions", f"{local}:{ports['actions']}/health", f"{local}:{ports['actions']} (internal)"),
-        ("nlg", f"{local}:{ports['nlg']}/healthz", f"{local}:{ports['nlg']} (internal: the bot's words)"),
-        ("rasa", f"{local}:{ports['rasa']}/status?token={token}",
-         f"{local}:{ports['rasa']} (internal, token in var/dev.env)"),
-        ("gateway", f"{local}:{ports['gateway']}/healthz",
-         f"{settings.public_url}/twilio/messages (Twilio webhook)"),
-        ("console", f"{local}:{ports['console']}/healthz", f"{local}:{ports['console']}/ (counsellors)"),
+        (
+            "nlg",
+            f"{local}:{ports['nlg']}/healthz",
+            f"{local}:{ports['nlg']} (internal: the bot's words)",
+        ),
+        (
+            "rasa",
+            f"{local}:{ports['rasa']}/status?token={token}",
+            f"{local}:{ports['rasa']} (internal, token in var/dev.env)",
+        ),
+        (
+            "gateway",
+            f"{local}:{ports['gateway']}/healthz",
+            f"{settings.public_url}/twilio/messages (Twilio webhook)",
+        ),
+        (
+            "console",
+            f"{local}:{ports['console']}/healthz",
+            f"{local}:{ports['console']}/ (counsellors)",
+        ),
     ]
     if settings.dev_mode:
-        urls.append(("sandbox", f"{settings.sandbox_url}/healthz",
-                     f"{settings.sandbox_url}/ (text the hotline here)"))
+        urls.append(
+            (
+                "sandbox",
+                f"{settings.sandbox_url}/healthz",
+                f"{settings.sandbox_url}/ (text the hotline here)",
+            )
+        )
     return urls
 
 
-LABELS = {"actions": "action server", "nlg": "NLG endpoint", "rasa": "Rasa", "sandbox": "sandbox phone"}
+LABELS = {
+    "actions": "action server",
+    "nlg": "NLG endpoint",
+    "rasa": "Rasa",
+    "sandbox": "sandbox phone",
+}
 
 
-def announce(settings: Settings, place: Place, running: set[str], say: Callable[[str], None]) -> None:
+def announce(
+    settings: Settings, place: Place, running: set[str], say: Callable[[str], None]
+) -> None:
     """Wait for every service to answer its health check, then print where to go."""
     started = time.monotonic()
     lines = []
@@ -144,18 +204,23 @@ def announce(settings: Settings, place: Place, running: set[str], say: Callable[
         if name not in running:
             continue
         if not processes.wait_http(url, timeout=300):
-            say(f"{LABELS.get(name, name)} did not become healthy in 300 s; the others go on. "
-                f"See {place.var / 'log' / 'run' / (name + '.log')}")
+            say(
+                f"{LABELS.get(name, name)} did not become healthy in 300 s; the others go on. "
+                f"See {place.var / 'log' / 'run' / (name + '.log')}"
+            )
             return
         lines.append(f"  {LABELS.get(name, name):<14} {shown}")
     say("\n".join([f"hotline ready in {time.monotonic() - started:.1f}s:", *lines]))
     first_supervisor(settings, show_password=sys.stdout.isatty(), say=say)
-    say("  chat with the bot in a terminal: make shell LANG=pt|en|fr|sw\n"
-        "A process that dies is restarted; Ctrl-C stops everything.")
+    say(
+        "  chat with the bot in a terminal: make shell LANG=pt|en|fr|sw\n"
+        "A process that dies is restarted; Ctrl-C stops everything."
+    )
 
 
-def first_supervisor(settings: Settings, show_password: bool | None = None,
-                     say: Callable[[str], None] | None = None) -> None:
+def first_supervisor(
+    settings: Settings, show_password: bool | None = None, say: Callable[[str], None] | None = None
+) -> None:
     """In dev mode, the first run makes one supervisor account and shows its password once.
 
     The password is shown only to a person at a terminal: when the output goes to a file
@@ -177,16 +242,19 @@ def first_supervisor(settings: Settings, show_password: bool | None = None,
         return
     password = accounts.generate_password()
     accounts.add(db, "supervisor", "supervisor", password, "en")
-    say(f"  console login  supervisor / {password}  (shown once; add more with "
-        "`.venv/bin/hotline counsellor add NAME`)")
+    say(
+        f"  console login  supervisor / {password}  (shown once; add more with "
+        "`.venv/bin/hotline counsellor add NAME`)"
+    )
 
 
 class _Publisher:
     """Writes the processes' states where the gateway's /healthz reads them."""
 
     def __init__(self, settings: Settings) -> None:
-        self.db = redis.Redis.from_url(settings.redis_url, decode_responses=True,
-                                       socket_timeout=1, socket_connect_timeout=1)
+        self.db = redis.Redis.from_url(
+            settings.redis_url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
+        )
 
     def __call__(self, record: dict[str, str]) -> None:
         try:
@@ -215,8 +283,10 @@ def run(place: Place = Place()) -> int:
     planned = services(settings, env, place)
     if not place.model.exists():
         say(f"no trained model at {place.model}: Rasa is not started (make train)")
-    programs = [Program(name, command, penv, PRIORITY.get(name, 40), 20 if name == "rasa" else 10)
-                for name, command, penv in planned]
+    programs = [
+        Program(name, command, penv, PRIORITY.get(name, 40), 20 if name == "rasa" else 10)
+        for name, command, penv in planned
+    ]
     supervisor = Supervisor(programs, env, processes.SECRETS, place.var, PROJECT_ROOT)
     follower = LogFollower(supervisor.logs, ["supervisord", *(p.name for p in programs)], say)
     watch = Watch(say, supervisor.logs, _Publisher(settings), {p.name: p.retries for p in programs})
@@ -248,8 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m ops.launcher [--var DIR] [--port NAME=PORT …]`: a run somewhere else."""
     parser = argparse.ArgumentParser(prog="python -m ops.launcher", description=__doc__)
     parser.add_argument("--var", type=Path, default=VAR)
-    parser.add_argument("--port", action="append", default=[], metavar="NAME=PORT",
-                        help=f"one of {', '.join(PORTS)}")
+    parser.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="NAME=PORT",
+        help=f"one of {', '.join(PORTS)}",
+    )
     args = parser.parse_args(argv)
     ports = dict(PORTS)
     for pair in args.port:

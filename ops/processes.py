@@ -76,16 +76,32 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
     """A loopback-only Redis with the append-only file on, so cases survive a restart."""
     data_dir.mkdir(parents=True, exist_ok=True)
     return [
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-        "--protected-mode", "yes", "--loglevel", "warning",
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+        "--loglevel",
+        "warning",
     ]
 
 
 NLG_PORT = 5056
 
 
-def rasa_variables(settings: Settings, action_port: int, nlg_port: int = NLG_PORT) -> dict[str, str]:
+def rasa_variables(
+    settings: Settings, action_port: int, nlg_port: int = NLG_PORT
+) -> dict[str, str]:
     """What endpoints.yml reads: where the action server, the NLG endpoint and Redis are."""
     url = urlparse(settings.redis_url)
     return {
@@ -100,15 +116,30 @@ def rasa_variables(settings: Settings, action_port: int, nlg_port: int = NLG_POR
     }
 
 
-def rasa_environment(settings: Settings, action_port: int, nlg_port: int = NLG_PORT) -> dict[str, str]:
+def rasa_environment(
+    settings: Settings, action_port: int, nlg_port: int = NLG_PORT
+) -> dict[str, str]:
     """This process's environment without its secrets, plus what endpoints.yml reads."""
-    return {**only_needed_secrets("rasa", os.environ), **rasa_variables(settings, action_port, nlg_port)}
+    return {
+        **only_needed_secrets("rasa", os.environ),
+        **rasa_variables(settings, action_port, nlg_port),
+    }
 
 
 def nlg_command(port: int) -> list[str]:
     """Rasa's NLG endpoint: the response texts of bot/ as they are now (actions/nlg.py)."""
-    return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--port", str(port),
-            "--factory", "actions.nlg:create_app"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--no-access-log",
+        "--port",
+        str(port),
+        "--factory",
+        "actions.nlg:create_app",
+    ]
 
 
 def rasa_command(
@@ -116,13 +147,24 @@ def rasa_command(
 ) -> list[str]:
     log_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        str(RASA_BIN), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port),
-        "--model", str(model), "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
-        "--credentials", str(PROJECT_ROOT / "credentials.yml"),
-        "--log-file", str(log_dir / "rasa.log"),
+        str(RASA_BIN),
+        "run",
+        "--enable-api",
+        "--interface",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--model",
+        str(model),
+        "--endpoints",
+        str(PROJECT_ROOT / "endpoints.yml"),
+        "--credentials",
+        str(PROJECT_ROOT / "credentials.yml"),
+        "--log-file",
+        str(log_dir / "rasa.log"),
     ]
     token = settings.rasa_token.get_secret_value()
-    return command + ["--auth-token", token] if token else command
+    return [*command, "--auth-token", token] if token else command
 
 
 def actions_environment(env: Mapping[str, str]) -> dict[str, str]:

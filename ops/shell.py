@@ -20,7 +20,9 @@ from ops import processes
 
 
 def _start(stack: ExitStack, command: list[str], env: dict[str, str]) -> None:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     stack.callback(process.wait, 30)
     stack.callback(process.terminate)
 
@@ -28,14 +30,21 @@ def _start(stack: ExitStack, command: list[str], env: dict[str, str]) -> None:
 def _private_rasa(stack: ExitStack) -> str:
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
     redis_port, action_port, rasa_port, nlg_port = (processes.free_port() for _ in range(4))
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "HOTLINE_ENV": "dev",
-           "RASA_TOKEN": ""}
+    env = {
+        **os.environ,
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "HOTLINE_ENV": "dev",
+        "RASA_TOKEN": "",
+    }
     settings = Settings(REDIS_URL=env["REDIS_URL"], RASA_TOKEN="")
     _start(stack, processes.redis_command(redis_port, folder), env)
     _start(stack, processes.actions_command(action_port), processes.actions_environment(env))
     _start(stack, processes.nlg_command(nlg_port), env)
-    _start(stack, processes.rasa_command(settings, rasa_port),
-           processes.rasa_environment(settings, action_port, nlg_port))
+    _start(
+        stack,
+        processes.rasa_command(settings, rasa_port),
+        processes.rasa_environment(settings, action_port, nlg_port),
+    )
     print("starting the bot (about a minute)…")
     url = f"http://127.0.0.1:{rasa_port}"
     if not processes.wait_http(f"{url}/status", 300):
@@ -58,7 +67,11 @@ def main(language: str) -> int:
                     break
                 if not text:
                     break
-                body = {"sender": sender, "message": text, "metadata": {"language": language, "channel": "sms"}}
+                body = {
+                    "sender": sender,
+                    "message": text,
+                    "metadata": {"language": language, "channel": "sms"},
+                }
                 for message in client.post("/webhooks/rest/webhook", json=body).json():
                     print("bot>", message.get("text", ""))
     return 0

@@ -61,8 +61,13 @@ def _quoted(value: str) -> str:
     return '"' + _escape(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def config(programs: Iterable[Program], base: Mapping[str, str], secrets: Iterable[str],
-           var: Path, cwd: Path) -> str:
+def config(
+    programs: Iterable[Program],
+    base: Mapping[str, str],
+    secrets: Iterable[str],
+    var: Path,
+    cwd: Path,
+) -> str:
     """supervisord.conf for `programs`, started with environment `base`.
 
     No secret's value is written: a secret a program needs reaches it from supervisord's own
@@ -72,14 +77,24 @@ def config(programs: Iterable[Program], base: Mapping[str, str], secrets: Iterab
     logs = var / "log" / "run"
     secret_values = {base[name]: name for name in secrets if base.get(name)}
     sections = [
-        "[unix_http_server]", f"file={_escape(str(var / 'supervisor.sock'))}", "chmod=0700", "",
-        "[supervisord]", "nodaemon=true", "silent=true", "loglevel=info",
+        "[unix_http_server]",
+        f"file={_escape(str(var / 'supervisor.sock'))}",
+        "chmod=0700",
+        "",
+        "[supervisord]",
+        "nodaemon=true",
+        "silent=true",
+        "loglevel=info",
         # Said explicitly as root, or supervisord warns about it at every start.
         *(["user=root"] if os.geteuid() == 0 else []),
-        f"logfile={_escape(str(logs / 'supervisord.log'))}", "logfile_maxbytes=5MB",
-        f"pidfile={_escape(str(var / 'supervisord.pid'))}", f"childlogdir={_escape(str(logs))}", "",
+        f"logfile={_escape(str(logs / 'supervisord.log'))}",
+        "logfile_maxbytes=5MB",
+        f"pidfile={_escape(str(var / 'supervisord.pid'))}",
+        f"childlogdir={_escape(str(logs))}",
+        "",
         "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
     ]
     for program in programs:
         removed = sorted(k for k in base if k not in program.env)
@@ -91,24 +106,40 @@ def config(programs: Iterable[Program], base: Mapping[str, str], secrets: Iterab
             f"%(ENV_{secret_values[word]})s" if word in secret_values else _escape(word)
             for word in program.command
         ]
-        words = [sys.executable, "-m", "ops.supervision", "exec", "--tag", _escape(f"{var}:{program.name}"),
-                 *(f"--unset={key}" for key in removed), "--", *words]
+        words = [
+            sys.executable,
+            "-m",
+            "ops.supervision",
+            "exec",
+            "--tag",
+            _escape(f"{var}:{program.name}"),
+            *(f"--unset={key}" for key in removed),
+            "--",
+            *words,
+        ]
         sections += [
             f"[program:{program.name}]",
             # shlex.join quotes only what needs it; the %(ENV_…)s stays a single word.
             "command=" + " ".join(w if w.startswith("%(ENV_") else shlex.quote(w) for w in words),
             f"directory={_escape(str(cwd))}",
             f"priority={program.priority}",
-            "autostart=true", "autorestart=true",
-            f"startsecs={START_SECONDS}", f"startretries={program.retries}",
-            "stopsignal=TERM", f"stopwaitsecs={program.stop_seconds}",
-            "stopasgroup=true", "killasgroup=true",
+            "autostart=true",
+            "autorestart=true",
+            f"startsecs={START_SECONDS}",
+            f"startretries={program.retries}",
+            "stopsignal=TERM",
+            f"stopwaitsecs={program.stop_seconds}",
+            "stopasgroup=true",
+            "killasgroup=true",
             "redirect_stderr=true",
             f"stdout_logfile={_escape(str(logs / (program.name + '.log')))}",
-            "stdout_logfile_maxbytes=10MB", "stdout_logfile_backups=3",
+            "stdout_logfile_maxbytes=10MB",
+            "stdout_logfile_backups=3",
         ]
         if added:
-            sections.append("environment=" + ",".join(f"{k}={_quoted(v)}" for k, v in added.items()))
+            sections.append(
+                "environment=" + ",".join(f"{k}={_quoted(v)}" for k, v in added.items())
+            )
         sections.append("")
     return "\n".join(sections)
 
@@ -142,8 +173,14 @@ class Control:
 class Supervisor:
     """A supervisord in the foreground, in the launcher's process group so Ctrl-C reaches it."""
 
-    def __init__(self, programs: list[Program], base: Mapping[str, str], secrets: Iterable[str],
-                 var: Path, cwd: Path) -> None:
+    def __init__(
+        self,
+        programs: list[Program],
+        base: Mapping[str, str],
+        secrets: Iterable[str],
+        var: Path,
+        cwd: Path,
+    ) -> None:
         self.programs = programs
         self.base = dict(base)
         self.var = var
@@ -195,9 +232,10 @@ class LogFollower:
         self.say = say
         self.width = max((len(n) for n in self.files), default=8)
         # Only what this run writes: earlier runs' lines stay in the files.
-        self.offsets = {name: (path.stat().st_size if path.exists() else 0)
-                        for name, path in self.files.items()}
-        self.partial = {name: b"" for name in self.files}
+        self.offsets = {
+            name: (path.stat().st_size if path.exists() else 0) for name, path in self.files.items()
+        }
+        self.partial = dict.fromkeys(self.files, b"")
         self._stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="log-follower", daemon=True)
 
@@ -235,8 +273,11 @@ class LogFollower:
 
 
 # supervisord's start-up lines that tell an operator nothing (the socket is mode 0700 in var/).
-_NOISE = (b"RPC interface 'supervisor' initialized", b"without any HTTP authentication checking",
-          b"Set uid to user 0")
+_NOISE = (
+    b"RPC interface 'supervisor' initialized",
+    b"without any HTTP authentication checking",
+    b"Set uid to user 0",
+)
 
 
 def _plain(name: str, line: str) -> str:
@@ -250,9 +291,13 @@ def _plain(name: str, line: str) -> str:
 class Watch:
     """Turns supervisord's states into plain sentences and into the health record in Redis."""
 
-    def __init__(self, say: Callable[[str], None], log_folder: Path,
-                 publish: Callable[[dict[str, str]], None],
-                 retries: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        log_folder: Path,
+        publish: Callable[[dict[str, str]], None],
+        retries: Mapping[str, int] | None = None,
+    ) -> None:
         self.say = say
         self.retries = retries or {}
         self.log_folder = log_folder
@@ -271,7 +316,9 @@ class Watch:
             # Polled twice a second, a restart can look like RUNNING -> STARTING, or even
             # RUNNING -> RUNNING with a new pid: what changed is that the process did.
             died_running = before == "RUNNING" and (
-                state in ("STARTING", "EXITED", "BACKOFF") or (state == "RUNNING" and pid != earlier_pid))
+                state in ("STARTING", "EXITED", "BACKOFF")
+                or (state == "RUNNING" and pid != earlier_pid)
+            )
             died_starting = before == "STARTING" and state in ("EXITED", "BACKOFF")
             if died_running or died_starting:
                 self._died(name, now, running=died_running)
@@ -280,11 +327,15 @@ class Watch:
             if state == "RUNNING" and name in self.deaths:
                 self.say(f"{name} is back (pid {pid})")
             elif state == "FATAL":
-                self.say(f"{name} is DOWN and no longer restarted: it failed "
-                         f"{self.retries.get(name, START_RETRIES) + 1} starts in a row. The others go on. "
-                         f"See {self.log_folder / (name + '.log')}")
-        record = {n: ("FLAPPING" if n in self.flapping and s == "RUNNING" else s)
-                  for n, s in self.seen.items()}
+                self.say(
+                    f"{name} is DOWN and no longer restarted: it failed "
+                    f"{self.retries.get(name, START_RETRIES) + 1} starts in a row. The others go on. "
+                    f"See {self.log_folder / (name + '.log')}"
+                )
+        record = {
+            n: ("FLAPPING" if n in self.flapping and s == "RUNNING" else s)
+            for n, s in self.seen.items()
+        }
         self.publish(record)
 
     def _died(self, name: str, now: float, running: bool) -> None:
@@ -298,8 +349,10 @@ class Watch:
             self.say(f"{name} died while starting; trying again after a longer pause")
         if len(deaths) >= FLAP_LIMIT and name not in self.flapping:
             self.flapping.add(name)
-            self.say(f"{name} keeps dying: {len(deaths)} times in {FLAP_WINDOW / 60:.0f} min; "
-                     f"still restarting it. See {self.log_folder / (name + '.log')}")
+            self.say(
+                f"{name} keeps dying: {len(deaths)} times in {FLAP_WINDOW / 60:.0f} min; "
+                f"still restarting it. See {self.log_folder / (name + '.log')}"
+            )
 
     @staticmethod
     def down(record: Mapping[str, str]) -> list[str]:

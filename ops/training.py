@@ -43,20 +43,36 @@ def fingerprint(root: Path = PROJECT_ROOT) -> str:
 
 
 def needs_training() -> bool:
-    return not MODEL.exists() or not FINGERPRINT.exists() or FINGERPRINT.read_text() != fingerprint()
+    return (
+        not MODEL.exists() or not FINGERPRINT.exists() or FINGERPRINT.read_text() != fingerprint()
+    )
 
 
 def train(force: bool = False) -> bool:
     """Train when needed; returns True when a model was trained."""
     if not force and not needs_training():
-        print("model is up to date (training data, pipeline and domain unchanged; response texts are read at run time)")
+        print(
+            "model is up to date (training data, pipeline and domain unchanged; response texts are read at run time)"
+        )
         return False
     wanted = fingerprint()
     started = time.monotonic()
     command = [
-        str(RASA_BIN), "train", "--domain", "bot", "--config", "config.yml",
-        "--data", "data/nlu", "data/stories", "data/rules",
-        "--out", "models", "--fixed-model-name", "hotline", "--force",
+        str(RASA_BIN),
+        "train",
+        "--domain",
+        "bot",
+        "--config",
+        "config.yml",
+        "--data",
+        "data/nlu",
+        "data/stories",
+        "data/rules",
+        "--out",
+        "models",
+        "--fixed-model-name",
+        "hotline",
+        "--force",
     ]
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
     subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=True)

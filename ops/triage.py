@@ -38,7 +38,9 @@ def rasa_parser(settings: Settings, model: Path | None = None) -> Iterator[httpx
 
     With `model`, always our own Rasa on that model (bench-train compares two models).
     """
-    if model is None and processes.wait_http(f"{settings.rasa_url}/status", 1.0, ok=(200, 401, 403)):
+    if model is None and processes.wait_http(
+        f"{settings.rasa_url}/status", 1.0, ok=(200, 401, 403)
+    ):
         token = settings.rasa_token.get_secret_value()
         params = {"token": token} if token else {}
         with httpx.Client(base_url=settings.rasa_url, params=params, timeout=30) as client:
@@ -51,8 +53,15 @@ def rasa_parser(settings: Settings, model: Path | None = None) -> Iterator[httpx
     port = processes.free_port()
     # Parsing needs no tracker store or action server: start Rasa with the model alone.
     command = [
-        str(processes.RASA_BIN), "run", "--enable-api", "--interface", "127.0.0.1",
-        "--port", str(port), "--model", str(model),
+        str(processes.RASA_BIN),
+        "run",
+        "--enable-api",
+        "--interface",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--model",
+        str(model),
     ]
     env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"}
     # Rasa reads endpoints.yml from its working folder when present; ours names the
@@ -78,7 +87,9 @@ def check_parse(client: httpx.Client) -> None:
     try:
         parse(client, "ola")
     except httpx.HTTPError as error:
-        raise RasaRefused(f"Rasa at {client.base_url} did not answer /model/parse: {error}") from error
+        raise RasaRefused(
+            f"Rasa at {client.base_url} did not answer /model/parse: {error}"
+        ) from error
 
 
 def parse(client: httpx.Client, text: str) -> risk.Turn:
@@ -90,7 +101,9 @@ def parse(client: httpx.Client, text: str) -> risk.Turn:
             "to the running server's token (make run keeps it in var/dev.env)"
         )
     if response.status_code != 200:
-        raise RasaRefused(f"Rasa at {client.base_url} answered {response.status_code} to /model/parse")
+        raise RasaRefused(
+            f"Rasa at {client.base_url} answered {response.status_code} to /model/parse"
+        )
     result = response.json()
     if not (result.get("intent") or {}).get("name"):
         raise RasaRefused(f"Rasa at {client.base_url} returned no intent: is a model loaded?")
@@ -98,7 +111,11 @@ def parse(client: httpx.Client, text: str) -> risk.Turn:
 
 
 def triage_turns(
-    turns: list[risk.Turn], languages: list[str], *, use_model: bool = True, use_lexicon: bool = True,
+    turns: list[risk.Turn],
+    languages: list[str],
+    *,
+    use_model: bool = True,
+    use_lexicon: bool = True,
     limits: risk.Thresholds | None = None,
 ) -> dict[str, Any]:
     """The triage result for parsed turns; the switches turn parts off for the ablation."""
@@ -114,7 +131,9 @@ def triage_turns(
     }
 
 
-def read_conversation(client: httpx.Client, messages: list[str]) -> tuple[list[risk.Turn], list[str]]:
+def read_conversation(
+    client: httpx.Client, messages: list[str]
+) -> tuple[list[risk.Turn], list[str]]:
     """Each message parsed, and the language of each as the worker would choose it."""
     language: str | None = None
     languages, turns = [], []
@@ -147,7 +166,9 @@ def main(source: IO[str], sink: IO[str]) -> int:
                 try:
                     item = json.loads(line)
                     messages = item["messages"]
-                    if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
+                    if not isinstance(messages, list) or not all(
+                        isinstance(m, str) for m in messages
+                    ):
                         raise ValueError("messages must be a list of strings")
                 except (ValueError, KeyError, TypeError) as error:
                     print(f"line {number}: {error}", file=sys.stderr)

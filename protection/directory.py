@@ -12,16 +12,43 @@ from hotline.text import fold
 
 SERVICE_TYPES = ("office", "helpline", "child_helpline", "police", "shelter", "health", "legal_aid")
 PROVINCES = (
-    "Maputo Cidade", "Maputo", "Gaza", "Inhambane", "Sofala", "Manica", "Tete", "Zambezia",
-    "Nampula", "Niassa", "Cabo Delgado",
+    "Maputo Cidade",
+    "Maputo",
+    "Gaza",
+    "Inhambane",
+    "Sofala",
+    "Manica",
+    "Tete",
+    "Zambezia",
+    "Nampula",
+    "Niassa",
+    "Cabo Delgado",
 )
 
 # Words in a question that point at one kind of service, per language, accent-free.
 _TYPE_WORDS = {
-    "shelter": ("abrigo", "casa de acolhimento", "shelter", "abri", "hebergement", "makazi", "malazi"),
+    "shelter": (
+        "abrigo",
+        "casa de acolhimento",
+        "shelter",
+        "abri",
+        "hebergement",
+        "makazi",
+        "malazi",
+    ),
     "police": ("policia", "police", "polisi"),
     "child_helpline": ("crianca", "menor", "child", "enfant", "mtoto", "watoto"),
-    "health": ("hospital", "saude", "clinica", "clinic", "health", "sante", "hopitali", "afya", "kliniki"),
+    "health": (
+        "hospital",
+        "saude",
+        "clinica",
+        "clinic",
+        "health",
+        "sante",
+        "hopitali",
+        "afya",
+        "kliniki",
+    ),
     "legal_aid": ("advogado", "juridic", "lawyer", "legal", "avocat", "wakili", "sheria"),
     "office": ("oim", "iom", "escritorio", "office", "bureau", "ofisi"),
 }
@@ -54,9 +81,14 @@ def _parse(raw: object) -> list[Service]:
     entries = (raw.get("services") if isinstance(raw, dict) else None) or []
     return [
         Service(
-            id=entry["id"], type=entry["type"], province=entry["province"], name=entry["name"],
-            phone=entry.get("phone"), short_code=str(entry["short_code"]) if entry.get("short_code") else None,
-            address=entry.get("address"), hours=entry.get("hours") or {},
+            id=entry["id"],
+            type=entry["type"],
+            province=entry["province"],
+            name=entry["name"],
+            phone=entry.get("phone"),
+            short_code=str(entry["short_code"]) if entry.get("short_code") else None,
+            address=entry.get("address"),
+            hours=entry.get("hours") or {},
             verified=bool(entry.get("verified", False)),
         )
         for entry in entries
@@ -96,7 +128,9 @@ def match(services: list[Service], question: str, types: tuple[str, ...] = ()) -
     nothing: the same kinds elsewhere (a question about an office in Nampula gets Maputo's).
     """
     words = fold(question)
-    wanted = set(types) | {kind for kind, cues in _TYPE_WORDS.items() if any(_names(words, c) for c in cues)}
+    wanted = set(types) | {
+        kind for kind, cues in _TYPE_WORDS.items() if any(_names(words, c) for c in cues)
+    }
     province = next((p for p in PROVINCES if _names(words, fold(p))), None)
     of_kind = [s for s in services if not wanted or s.type in wanted]
     local = [s for s in of_kind if province and (s.province == province or province in s.province)]

@@ -88,7 +88,9 @@ class Leak:
     similarity: float
 
 
-def near_duplicates(measured: Iterable[Source], learned: Iterable[Source], limit: float = LIMIT) -> list[Leak]:
+def near_duplicates(
+    measured: Iterable[Source], learned: Iterable[Source], limit: float = LIMIT
+) -> list[Leak]:
     """Every (measured, learned) pair at or above `limit`, through an index on tokens."""
     learned_list = [(source, tokens(source.text)) for source in learned]
     index: dict[str, list[int]] = defaultdict(list)

@@ -32,16 +32,30 @@ NEGATION_WINDOW = 3
 
 # What a counsellor reads when the level came from the model rather than a phrase.
 _INTENT_LABELS = {
-    "emergency": {"pt": "perigo agora", "en": "danger now", "fr": "danger immédiat", "sw": "hatari sasa"},
+    "emergency": {
+        "pt": "perigo agora",
+        "en": "danger now",
+        "fr": "danger immédiat",
+        "sw": "hatari sasa",
+    },
     "report_exploitation": {
-        "pt": "relata exploração", "en": "reports exploitation",
-        "fr": "signale une exploitation", "sw": "anaripoti unyonyaji",
+        "pt": "relata exploração",
+        "en": "reports exploitation",
+        "fr": "signale une exploitation",
+        "sw": "anaripoti unyonyaji",
     },
     "report_third_party": {
-        "pt": "relata outra pessoa em risco", "en": "reports another person at risk",
-        "fr": "signale une autre personne en danger", "sw": "anaripoti mtu mwingine hatarini",
+        "pt": "relata outra pessoa em risco",
+        "en": "reports another person at risk",
+        "fr": "signale une autre personne en danger",
+        "sw": "anaripoti mtu mwingine hatarini",
     },
-    "child_alone": {"pt": "criança sozinha", "en": "child alone", "fr": "enfant seul", "sw": "mtoto peke yake"},
+    "child_alone": {
+        "pt": "criança sozinha",
+        "en": "child alone",
+        "fr": "enfant seul",
+        "sw": "mtoto peke yake",
+    },
 }
 
 
@@ -238,7 +252,9 @@ def parse_lexicon(data: dict) -> Lexicon:
             )
         )
         labels[name] = {k: str(v) for k, v in (entry.get("label") or {}).items()}
-        examples[name] = {k: [str(x) for x in v or []] for k, v in (entry.get("examples") or {}).items()}
+        examples[name] = {
+            k: [str(x) for x in v or []] for k, v in (entry.get("examples") or {}).items()
+        }
     return Lexicon(
         groups=tuple(groups),
         labels=labels,
@@ -329,7 +345,9 @@ def _read_message(text: str, lex: Lexicon) -> MessageReading:
                 continue
             if any(a_start < end and start < a_end for a_start, a_end in alarms):
                 continue
-            found.append(_Found(group.name, group.weight, group.emergency, " ".join(text[start:end].split())))
+            found.append(
+                _Found(group.name, group.weight, group.emergency, " ".join(text[start:end].split()))
+            )
             break  # one phrase per group and message is enough evidence
     personal = bool(lex.personal and lex.personal.search(plain))
     third_party = bool(lex.third_party and lex.third_party.search(plain))
@@ -340,11 +358,23 @@ def _read_message(text: str, lex: Lexicon) -> MessageReading:
     informational = hypothetical or (asks and not personal and not third_party)
     risky_topic = bool(lex.risky_topics and lex.risky_topics.search(plain))
     question = informational or "?" in text or bool(lex.questions and lex.questions.search(plain))
-    harm = (personal or third_party) and not informational and any(
-        not _negated(lex, plain, match.start()) for match in (lex.harm.finditer(plain) if lex.harm else ())
+    harm = (
+        (personal or third_party)
+        and not informational
+        and any(
+            not _negated(lex, plain, match.start())
+            for match in (lex.harm.finditer(plain) if lex.harm else ())
+        )
     )
     return MessageReading(
-        tuple(found), informational, personal, third_party, bool(alarms) or joking, risky_topic, question, harm
+        tuple(found),
+        informational,
+        personal,
+        third_party,
+        bool(alarms) or joking,
+        risky_topic,
+        question,
+        harm,
     )
 
 
@@ -501,7 +531,9 @@ def assess(
         turn = _as_turn(raw)
         if not use_model:
             turn = Turn(turn.text, {})
-        reading = read_message(turn.text, lex) if use_lexicon else MessageReading((), *([False] * 5))
+        reading = (
+            read_message(turn.text, lex) if use_lexicon else MessageReading((), *([False] * 5))
+        )
         evidence = _turn_evidence(turn, reading, limits)
 
         for item in reading.found:
@@ -546,7 +578,9 @@ def assess(
         level = "elevated"
     else:
         level = "none"
-    return Assessment(level, tuple(indicators), other > 0 and other >= own, tuple(dict.fromkeys(intents)))
+    return Assessment(
+        level, tuple(indicators), other > 0 and other >= own, tuple(dict.fromkeys(intents))
+    )
 
 
 def risk_action(assessment: Assessment, offered_since_window: bool, case_open: bool) -> Action:

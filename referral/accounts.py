@@ -73,8 +73,15 @@ def add(db: redis.Redis, name: str, role: Role, password: str, language: str = "
     created = db.hsetnx(_key(name), "hash", _hasher.hash(password))
     if not created:
         raise AccountError(f"an account named {name} exists already")
-    db.hset(_key(name), mapping={"role": role, "language": language if language in UI_LANGUAGES else "pt",
-                                 "active": "1", "created": f"{time.time():.0f}"})
+    db.hset(
+        _key(name),
+        mapping={
+            "role": role,
+            "language": language if language in UI_LANGUAGES else "pt",
+            "active": "1",
+            "created": f"{time.time():.0f}",
+        },
+    )
     db.sadd(keys.COUNSELLORS_KEY, name)
     account = get(db, name)
     assert account is not None  # just written
@@ -85,8 +92,12 @@ def get(db: redis.Redis, name: str) -> Counsellor | None:
     data = db.hgetall(_key(name))
     if not data:
         return None
-    return Counsellor(name=name, role=data.get("role", "counsellor"), language=data.get("language", "pt"),
-                      active=data.get("active") == "1")
+    return Counsellor(
+        name=name,
+        role=data.get("role", "counsellor"),
+        language=data.get("language", "pt"),
+        active=data.get("active") == "1",
+    )
 
 
 def all_counsellors(db: redis.Redis) -> list[Counsellor]:

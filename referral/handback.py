@@ -53,7 +53,11 @@ async def resume(referrals: Referrals, rasa: RasaClient, case: Case) -> bool:
         await rasa.append_events(cid, [{"event": "action", "name": "action_listen"}])
     except (RasaUnavailable, httpx.HTTPError) as error:
         db.sadd(RESUME_PENDING, case.id)
-        log.warning("case %s closed but the bot could not be resumed yet (%s)", case.id, type(error).__name__)
+        log.warning(
+            "case %s closed but the bot could not be resumed yet (%s)",
+            case.id,
+            type(error).__name__,
+        )
         return False
     now = f"{referrals.clock():.6f}"
     with db.pipeline(transaction=True) as pipe:
@@ -61,7 +65,10 @@ async def resume(referrals: Referrals, rasa: RasaClient, case: Case) -> bool:
             if message.get("text"):
                 conversations.queue_reply(pipe, cid, message["text"], source="bot")
         pipe.srem(RESUME_PENDING, case.id)
-        pipe.xadd(keys.case_audit(case.id), {"at": now, "actor": "bot", "action": "resumed", "detail": "{}"})
+        pipe.xadd(
+            keys.case_audit(case.id),
+            {"at": now, "actor": "bot", "action": "resumed", "detail": "{}"},
+        )
         pipe.execute()
     return True
 

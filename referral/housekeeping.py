@@ -34,7 +34,9 @@ async def tick(settings: Settings, db: redis.Redis, rasa: RasaClient, last_purge
     if resumed:
         log.info("resumed the bot for %d closed case(s)", resumed)
     if time.time() - last_purge >= PURGE_EVERY_SECONDS:
-        purge(db, settings.retention_days * 86400, fernet_key=settings.fernet_key.get_secret_value())
+        purge(
+            db, settings.retention_days * 86400, fernet_key=settings.fernet_key.get_secret_value()
+        )
         last_purge = time.time()
     return last_purge
 

@@ -60,7 +60,9 @@ def _address(db: redis.Redis, conversation_id: str, fernet_key: str | None) -> s
     try:
         return unseal(sealed, key)
     except ValueError:
-        log.warning("cannot open the sealed address; stream entries are matched by conversation id only")
+        log.warning(
+            "cannot open the sealed address; stream entries are matched by conversation id only"
+        )
         return None
 
 
@@ -91,13 +93,21 @@ def anonymise_case(db: redis.Redis, case_id: str, now: float | None = None) -> N
             _anonymise(pipe, family, case_id, names, now)
         pipe.zrem(keys.CLOSED_KEY, case_id)
         pipe.zadd(keys.ANONYMOUS_KEY, {case_id: float(raw.get("closed_at") or now)})
-        pipe.xadd(keys.case_audit(case_id), {
-            "at": f"{now:.6f}", "actor": "privacy", "action": "erased", "detail": "{}",
-        })
+        pipe.xadd(
+            keys.case_audit(case_id),
+            {
+                "at": f"{now:.6f}",
+                "actor": "privacy",
+                "action": "erased",
+                "detail": "{}",
+            },
+        )
         pipe.execute()
 
 
-def _anonymise(pipe: redis.client.Pipeline, family: KeyFamily, case_id: str, names: list, now: float) -> None:
+def _anonymise(
+    pipe: redis.client.Pipeline, family: KeyFamily, case_id: str, names: list, now: float
+) -> None:
     if family is not keys.CASE:
         raise NotImplementedError(f"no way to anonymise key family {family.name}")
     key = family.key(case=case_id)
@@ -134,14 +144,21 @@ def erase_from_streams(db: redis.Redis, conversation_ids: set[str], addresses: s
     numbers = set().union(*(_address_forms(a) for a in addresses)) if addresses else set()
     deleted = 0
     for stream in streams():
-        keep = _not_yet_sent(db, stream) if stream == keys.OUTBOUND_STREAM else (lambda entry_id: False)
+        keep = (
+            _not_yet_sent(db, stream)
+            if stream == keys.OUTBOUND_STREAM
+            else (lambda entry_id: False)
+        )
         start = "-"
         while True:
             entries = db.xrange(stream, min=start, max="+", count=_BATCH)
             doomed = [
                 entry_id
                 for entry_id, fields in entries
-                if (fields.get("conversation_id") in conversation_ids or numbers & set(fields.values()))
+                if (
+                    fields.get("conversation_id") in conversation_ids
+                    or numbers & set(fields.values())
+                )
                 and not keep(entry_id)
             ]
             if doomed:
@@ -179,7 +196,9 @@ def _delete_named(db: redis.Redis, batch: list[str], conversation_ids: set[str])
     return db.delete(*doomed) if doomed else 0
 
 
-def _delete_conversation_keys(db: redis.Redis, conversation_id: str, *, skip: tuple[KeyFamily, ...] = ()) -> bool:
+def _delete_conversation_keys(
+    db: redis.Redis, conversation_id: str, *, skip: tuple[KeyFamily, ...] = ()
+) -> bool:
     """Delete every DELETE family of the conversation; True when a Rasa tracker was among them."""
     families = [f for f in keys.erased("conversation", keys.Erasure.DELETE) if f not in skip]
     with db.pipeline(transaction=False) as pipe:
@@ -212,7 +231,9 @@ async def _confirm_tracker_gone(rasa: RasaClient, conversation_id: str) -> None:
         log.warning("Rasa did not answer; the tracker key was deleted but not confirmed gone")
         return
     if any(event.get("event") == "user" for event in (tracker or {}).get("events") or []):
-        raise ErasureIncomplete("Rasa still has this conversation's messages; check the tracker key prefix")
+        raise ErasureIncomplete(
+            "Rasa still has this conversation's messages; check the tracker key prefix"
+        )
 
 
 async def erase_conversation(
@@ -236,7 +257,13 @@ async def erase_conversation(
     return Erasure(len(case_ids), entries, tracker_deleted)
 
 
-def purge(db: redis.Redis, older_than_seconds: float, *, now: float | None = None, fernet_key: str | None = None) -> int:
+def purge(
+    db: redis.Redis,
+    older_than_seconds: float,
+    *,
+    now: float | None = None,
+    fernet_key: str | None = None,
+) -> int:
     """Anonymise cases closed longer ago than the retention period; returns how many.
 
     A conversation quiet since before the cut-off loses its tracker, stream entries and number

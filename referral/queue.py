@@ -194,7 +194,9 @@ def _case(raw: dict[str, str], transcript: list[Message] | None = None) -> Case:
 
 def _waiting_table(first: int) -> str:
     """Lua: the waiting sets, passed as KEYS[first..] in PRIORITIES order, by priority name."""
-    entries = ", ".join(f"{priority} = KEYS[{first + index}]" for index, priority in enumerate(PRIORITIES))
+    entries = ", ".join(
+        f"{priority} = KEYS[{first + index}]" for index, priority in enumerate(PRIORITIES)
+    )
     return f"local waiting = {{{entries}}}\n"
 
 
@@ -207,7 +209,9 @@ def _waiting_keys() -> list[str]:
 # KEYS: open, sequence, conversation's cases, case, messages, audit, changes, waiting sets.
 # ARGV: the case id the client expects (the open one, or the next number), now, priority, rank,
 # new case's fields, assessment update, actor, transcript lines, changes maxlen.
-_OPEN = _waiting_table(8) + """
+_OPEN = (
+    _waiting_table(8)
+    + """
 local existing = redis.call('GET', KEYS[1])
 local id, now, priority, rank, actor = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[7]
 local key, messages, audit, changes, maxlen = KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[9]
@@ -275,10 +279,13 @@ end
 if last then redis.call('HSET', key, 'transcript_until', last) end
 return {id, created, redis.call('HGET', key, 'priority')}
 """
+)
 
 # Claims a waiting case; the loser learns who has it.
 # KEYS: case, audit, changes, claimed, the claimer's cases, waiting sets.
-_CLAIM = _waiting_table(6) + """
+_CLAIM = (
+    _waiting_table(6)
+    + """
 local key, audit, changes = KEYS[1], KEYS[2], KEYS[3]
 local id, counsellor, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
@@ -298,11 +305,14 @@ redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'c
   'priority', redis.call('HGET', key, 'priority'))
 return {'ok'}
 """
+)
 
 # Hands a case to another counsellor, or back to the queue when ARGV[3] is empty.
 # KEYS: case, audit, changes, claimed, the holder's cases, the target's cases, waiting sets.
 # ARGV[5]: the holder the client read, whose set KEYS[5] is.
-_TRANSFER = _waiting_table(7) + """
+_TRANSFER = (
+    _waiting_table(7)
+    + """
 local key, audit, changes = KEYS[1], KEYS[2], KEYS[3]
 local id, actor, target, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
@@ -328,11 +338,14 @@ redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 't
   'priority', priority)
 return {'ok'}
 """
+)
 
 # Closes a case with its outcome; the conversation goes back to the bot.
 # KEYS: case, messages, audit, changes, claimed, closed, the conversation's open case, the
 # holder's cases, waiting sets. ARGV[6], ARGV[7]: the conversation and holder the client read.
-_CLOSE = _waiting_table(9) + """
+_CLOSE = (
+    _waiting_table(9)
+    + """
 local key, messages, audit, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, actor, outcome, now, note, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[8]
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
@@ -357,6 +370,7 @@ redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*', 'case', id, 'action', 'c
   'priority', redis.call('HGET', key, 'priority'))
 return {'ok', cid}
 """
+)
 
 # Adds a person's message to an open case (the worker relays it while the bot is silent).
 # KEYS: case, messages, audit, changes.
@@ -486,31 +500,68 @@ class Referrals:
         level_rank = str(RISK_LEVELS.index(risk_level)) if risk_level in RISK_LEVELS else "0"
         rank = str(PRIORITIES.index(priority))
         fields = {
-            "conversation_id": conversation_id, "channel": channel, "language": language,
-            "priority": priority, "rank": rank, "status": "waiting", "risk_level": risk_level,
-            "level_rank": level_rank, "indicators": evidence, "summary": summary,
-            "about_other": "1" if about_other else "0", "consent": consent,
-            "consent_at": now if consent else "", "trigger": trigger,
-            "opened_at": now, "updated_at": now, "claimed_by": "",
+            "conversation_id": conversation_id,
+            "channel": channel,
+            "language": language,
+            "priority": priority,
+            "rank": rank,
+            "status": "waiting",
+            "risk_level": risk_level,
+            "level_rank": level_rank,
+            "indicators": evidence,
+            "summary": summary,
+            "about_other": "1" if about_other else "0",
+            "consent": consent,
+            "consent_at": now if consent else "",
+            "trigger": trigger,
+            "opened_at": now,
+            "updated_at": now,
+            "claimed_by": "",
         }
         update = {
-            "risk_level": risk_level, "level_rank": level_rank, "indicators": evidence,
-            "summary": summary, "about_other": fields["about_other"], "consent": consent,
+            "risk_level": risk_level,
+            "level_rank": level_rank,
+            "indicators": evidence,
+            "summary": summary,
+            "about_other": fields["about_other"],
+            "consent": consent,
         }
         # (when, when as stored, author, text): the script compares the first, stores the second.
-        lines = json.dumps([[at, f"{at:.6f}", author, text] for at, author, text in sorted(
-            line for line in transcript if line[2])], ensure_ascii=False)
-        args = [now, priority, rank, json.dumps(fields), json.dumps(update), actor, lines, CHANGES_MAXLEN]
+        lines = json.dumps(
+            [
+                [at, f"{at:.6f}", author, text]
+                for at, author, text in sorted(line for line in transcript if line[2])
+            ],
+            ensure_ascii=False,
+        )
+        args = [
+            now,
+            priority,
+            rank,
+            json.dumps(fields),
+            json.dumps(update),
+            actor,
+            lines,
+            CHANGES_MAXLEN,
+        ]
 
         def attempt() -> list[Any]:
             case_id = self.db.get(keys.open_case(conversation_id))
             if case_id is None:
                 case_id = f"R{int(self.db.get(keys.CASE_SEQUENCE_KEY) or 0) + 1}"
-            return self._open(keys=[
-                keys.open_case(conversation_id), keys.CASE_SEQUENCE_KEY, keys.conversation_cases(conversation_id),
-                keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id),
-                keys.CHANGES_STREAM, *_waiting_keys(),
-            ], args=[case_id, *args])
+            return self._open(
+                keys=[
+                    keys.open_case(conversation_id),
+                    keys.CASE_SEQUENCE_KEY,
+                    keys.conversation_cases(conversation_id),
+                    keys.case(case_id),
+                    keys.case_messages(case_id),
+                    keys.case_audit(case_id),
+                    keys.CHANGES_STREAM,
+                    *_waiting_keys(),
+                ],
+                args=[case_id, *args],
+            )
 
         case_id, created, current = self._until_fresh(attempt)
         if created:
@@ -523,11 +574,18 @@ class Referrals:
 
     # ------------------------------------------------------------ the person's messages
 
-    def append_message(self, case_id: str, *, author: str = "person", text: str, actor: str = "person") -> str:
+    def append_message(
+        self, case_id: str, *, author: str = "person", text: str, actor: str = "person"
+    ) -> str:
         """Relay a message into an open case; raises CaseClosed if it was closed meanwhile
         (then the message belongs to the bot again)."""
         result = self._append(
-            keys=[keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id), keys.CHANGES_STREAM],
+            keys=[
+                keys.case(case_id),
+                keys.case_messages(case_id),
+                keys.case_audit(case_id),
+                keys.CHANGES_STREAM,
+            ],
             args=[case_id, author, text, actor, self._now(), CHANGES_MAXLEN],
         )
         _raise_for(result, case_id)
@@ -538,8 +596,14 @@ class Referrals:
     def claim(self, case_id: str, counsellor: str) -> Case:
         """Take a waiting case; AlreadyClaimed says who was first."""
         result = self._claim(
-            keys=[keys.case(case_id), keys.case_audit(case_id), keys.CHANGES_STREAM, keys.CLAIMED_KEY,
-                  keys.mine(counsellor), *_waiting_keys()],
+            keys=[
+                keys.case(case_id),
+                keys.case_audit(case_id),
+                keys.CHANGES_STREAM,
+                keys.CLAIMED_KEY,
+                keys.mine(counsellor),
+                *_waiting_keys(),
+            ],
             args=[case_id, counsellor, self._now(), CHANGES_MAXLEN],
         )
         _raise_for(result, case_id)
@@ -552,8 +616,15 @@ class Referrals:
         def attempt() -> list[Any]:
             holder = self.db.hget(keys.case(case_id), "claimed_by") or ""
             return self._transfer(
-                keys=[keys.case(case_id), keys.case_audit(case_id), keys.CHANGES_STREAM, keys.CLAIMED_KEY,
-                      keys.mine(holder), keys.mine(target), *_waiting_keys()],
+                keys=[
+                    keys.case(case_id),
+                    keys.case_audit(case_id),
+                    keys.CHANGES_STREAM,
+                    keys.CLAIMED_KEY,
+                    keys.mine(holder),
+                    keys.mine(target),
+                    *_waiting_keys(),
+                ],
                 args=[case_id, actor, target, self._now(), holder, CHANGES_MAXLEN],
             )
 
@@ -569,10 +640,22 @@ class Referrals:
         if not text.strip():
             raise ReferralError("a reply cannot be empty")
         result = self._reply(
-            keys=[keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id),
-                  keys.CHANGES_STREAM, keys.OUTBOUND_STREAM],
-            args=[case_id, counsellor, text, self._now(), "1" if any_holder else "0",
-                  CHANGES_MAXLEN, conversations.OUTBOUND_MAXLEN],
+            keys=[
+                keys.case(case_id),
+                keys.case_messages(case_id),
+                keys.case_audit(case_id),
+                keys.CHANGES_STREAM,
+                keys.OUTBOUND_STREAM,
+            ],
+            args=[
+                case_id,
+                counsellor,
+                text,
+                self._now(),
+                "1" if any_holder else "0",
+                CHANGES_MAXLEN,
+                conversations.OUTBOUND_MAXLEN,
+            ],
         )
         _raise_for(result, case_id)
         return result[1]
@@ -580,7 +663,12 @@ class Referrals:
     def note(self, case_id: str, counsellor: str, text: str) -> str:
         """An internal note: in the case for counsellors, never sent to the person."""
         result = self._note(
-            keys=[keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id), keys.CHANGES_STREAM],
+            keys=[
+                keys.case(case_id),
+                keys.case_messages(case_id),
+                keys.case_audit(case_id),
+                keys.CHANGES_STREAM,
+            ],
             args=[case_id, counsellor, text, self._now(), CHANGES_MAXLEN],
         )
         _raise_for(result, case_id)
@@ -592,14 +680,31 @@ class Referrals:
             raise ReferralError(f"outcome must be one of: {', '.join(OUTCOMES)}")
 
         def attempt() -> list[Any]:
-            conversation_id, holder = (v or "" for v in self.db.hmget(
-                keys.case(case_id), "conversation_id", "claimed_by"))
+            conversation_id, holder = (
+                v or "" for v in self.db.hmget(keys.case(case_id), "conversation_id", "claimed_by")
+            )
             return self._close(
-                keys=[keys.case(case_id), keys.case_messages(case_id), keys.case_audit(case_id),
-                      keys.CHANGES_STREAM, keys.CLAIMED_KEY, keys.CLOSED_KEY, keys.open_case(conversation_id),
-                      keys.mine(holder), *_waiting_keys()],
-                args=[case_id, counsellor, outcome, self._now(), note or "", conversation_id, holder,
-                      CHANGES_MAXLEN],
+                keys=[
+                    keys.case(case_id),
+                    keys.case_messages(case_id),
+                    keys.case_audit(case_id),
+                    keys.CHANGES_STREAM,
+                    keys.CLAIMED_KEY,
+                    keys.CLOSED_KEY,
+                    keys.open_case(conversation_id),
+                    keys.mine(holder),
+                    *_waiting_keys(),
+                ],
+                args=[
+                    case_id,
+                    counsellor,
+                    outcome,
+                    self._now(),
+                    note or "",
+                    conversation_id,
+                    holder,
+                    CHANGES_MAXLEN,
+                ],
             )
 
         _raise_for(self._until_fresh(attempt), case_id)
@@ -619,8 +724,12 @@ class Referrals:
         entries = self.db.xrange(keys.case_messages(case_id))
         lines = [
             Message(
-                id=entry_id, at=float(f.get("at") or 0), author=f.get("author", ""),
-                kind=f.get("kind", "message"), text=f.get("text", ""), actor=f.get("actor", ""),
+                id=entry_id,
+                at=float(f.get("at") or 0),
+                author=f.get("author", ""),
+                kind=f.get("kind", "message"),
+                text=f.get("text", ""),
+                actor=f.get("actor", ""),
             )
             for entry_id, f in entries
         ]
@@ -630,8 +739,11 @@ class Referrals:
     def audit(self, case_id: str) -> list[AuditEvent]:
         return [
             AuditEvent(
-                id=entry_id, at=float(f.get("at") or 0), actor=f.get("actor", ""),
-                action=f.get("action", ""), detail=json.loads(f.get("detail") or "{}"),
+                id=entry_id,
+                at=float(f.get("at") or 0),
+                actor=f.get("actor", ""),
+                action=f.get("action", ""),
+                detail=json.loads(f.get("detail") or "{}"),
             )
             for entry_id, f in self.db.xrange(keys.case_audit(case_id))
         ]
@@ -665,11 +777,17 @@ class Referrals:
         """Every case not closed: the waiting ones in queue order, then the claimed ones."""
         waiting = self._waiting_ids(limit)
         rest = None if limit is None else limit - len(waiting)
-        claimed = [] if rest == 0 else self.db.zrange(keys.CLAIMED_KEY, 0, -1 if rest is None else rest - 1)
+        claimed = (
+            []
+            if rest == 0
+            else self.db.zrange(keys.CLAIMED_KEY, 0, -1 if rest is None else rest - 1)
+        )
         return self._many(waiting + claimed)
 
     def list_mine(self, counsellor: str, limit: int | None = None) -> list[Case]:
-        return self._many(self.db.zrange(keys.mine(counsellor), 0, -1 if limit is None else limit - 1))
+        return self._many(
+            self.db.zrange(keys.mine(counsellor), 0, -1 if limit is None else limit - 1)
+        )
 
     def count(self, tab: str, counsellor: str = "") -> int:
         """How many cases a queue tab holds (waiting, mine or open), without reading them."""
@@ -688,4 +806,6 @@ class Referrals:
         return self._many(self.db.zrevrange(keys.CLOSED_KEY, 0, limit - 1))
 
     def cases_of(self, conversation_id: str) -> list[str]:
-        return sorted(self.db.smembers(keys.conversation_cases(conversation_id)), key=lambda c: int(c[1:]))
+        return sorted(
+            self.db.smembers(keys.conversation_cases(conversation_id)), key=lambda c: int(c[1:])
+        )

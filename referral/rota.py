@@ -25,17 +25,33 @@ DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sun
 # Written in the SMS alphabet: one "ç" or "ã" in a filled-in day would make the whole SMS
 # UCS-2 and cost it a segment or two (the content check measures the costliest value).
 _WEEKDAYS = {
-    "pt": ("segunda-feira", "terca-feira", "quarta-feira", "quinta-feira", "sexta-feira", "sabado", "domingo"),
+    "pt": (
+        "segunda-feira",
+        "terca-feira",
+        "quarta-feira",
+        "quinta-feira",
+        "sexta-feira",
+        "sabado",
+        "domingo",
+    ),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
     "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
     "sw": ("Jumatatu", "Jumanne", "Jumatano", "Alhamisi", "Ijumaa", "Jumamosi", "Jumapili"),
 }
 _TODAY = {"pt": "hoje", "en": "today", "fr": "aujourd'hui", "sw": "leo"}
 _TOMORROW = {"pt": "amanha", "en": "tomorrow", "fr": "demain", "sw": "kesho"}
-_AT = {"pt": "{day} às {time}", "en": "{day} at {time}", "fr": "{day} à {time}", "sw": "{day} saa {time}"}
+_AT = {
+    "pt": "{day} às {time}",
+    "en": "{day} at {time}",
+    "fr": "{day} à {time}",
+    "sw": "{day} saa {time}",
+}
 # With no shift in the rota at all there is no time to promise.
 _NO_SHIFT = {
-    "pt": "o proximo turno", "en": "the next shift", "fr": "la prochaine permanence", "sw": "zamu ijayo",
+    "pt": "o proximo turno",
+    "en": "the next shift",
+    "fr": "la prochaine permanence",
+    "sw": "zamu ijayo",
 }
 
 
@@ -107,7 +123,9 @@ def in_hours(now: float | datetime | None = None, rota: Rota | None = None) -> b
     return False
 
 
-def next_shift_start(now: float | datetime | None = None, rota: Rota | None = None) -> datetime | None:
+def next_shift_start(
+    now: float | datetime | None = None, rota: Rota | None = None
+) -> datetime | None:
     """The next moment a shift begins, strictly after now (local time); None if the rota is empty."""
     rota = rota or load_rota()
     local = _local(now, rota)
@@ -158,7 +176,9 @@ def swahili_time(hour: int, minute: int) -> str:
 # ---------------------------------------------------------------- presence
 
 
-def heartbeat(db: redis.Redis, counsellor: str, *, now: float | None = None, rota: Rota | None = None) -> None:
+def heartbeat(
+    db: redis.Redis, counsellor: str, *, now: float | None = None, rota: Rota | None = None
+) -> None:
     """The console calls this every few seconds while a counsellor has it open."""
     rota = rota or load_rota()
     now = time.time() if now is None else now

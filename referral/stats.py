@@ -23,8 +23,20 @@ LANGUAGES = ("pt", "en", "fr", "sw")
 # Cases opened in the window and not closed yet: the outcome chart's last bar.
 STILL_OPEN = "open"
 # What statistics read of a case hash: no conversation id, no summary, no evidence.
-_FIELDS = ("id", "status", "risk_level", "language", "channel", "priority", "outcome",
-           "opened_at", "claimed_at", "closed_at", "claimed_by", "closed_by")
+_FIELDS = (
+    "id",
+    "status",
+    "risk_level",
+    "language",
+    "channel",
+    "priority",
+    "outcome",
+    "opened_at",
+    "claimed_at",
+    "closed_at",
+    "claimed_by",
+    "closed_by",
+)
 
 
 @dataclass(frozen=True)
@@ -47,10 +59,18 @@ class CaseFacts:
     @classmethod
     def of(cls, case: Case) -> CaseFacts:
         return cls(
-            id=case.id, status=case.status, risk_level=case.risk_level, language=case.language,
-            channel=case.channel, priority=case.priority, opened_at=case.opened_at,
-            claimed_at=case.claimed_at, closed_at=case.closed_at, outcome=case.outcome,
-            claimed_by=case.claimed_by, closed_by=case.closed_by,
+            id=case.id,
+            status=case.status,
+            risk_level=case.risk_level,
+            language=case.language,
+            channel=case.channel,
+            priority=case.priority,
+            opened_at=case.opened_at,
+            claimed_at=case.claimed_at,
+            closed_at=case.closed_at,
+            outcome=case.outcome,
+            claimed_by=case.claimed_by,
+            closed_by=case.closed_by,
         )
 
 
@@ -132,7 +152,9 @@ def by_outcome(cases: Iterable[CaseFacts]) -> dict[str, int]:
     counts = Counter((c.outcome or "") if c.status == "closed" else STILL_OPEN for c in cases)
     result = {outcome: counts.pop(outcome, 0) for outcome in OUTCOMES}
     # Codes retired from OUTCOMES still count, under their own name.
-    result.update({code or "unknown": n for code, n in sorted(counts.items()) if code != STILL_OPEN})
+    result.update(
+        {code or "unknown": n for code, n in sorted(counts.items()) if code != STILL_OPEN}
+    )
     result[STILL_OPEN] = counts[STILL_OPEN]
     return result
 
@@ -157,11 +179,17 @@ def _facts(raw: list[str | None]) -> CaseFacts | None:
     if not values["id"]:
         return None
     return CaseFacts(
-        id=values["id"], status=values["status"] or "waiting", risk_level=values["risk_level"] or "none",
-        language=values["language"] or "", channel=values["channel"] or "",
-        priority=values["priority"] or "request", opened_at=_float(values["opened_at"]) or 0.0,
-        claimed_at=_float(values["claimed_at"]), closed_at=_float(values["closed_at"]),
-        outcome=values["outcome"] or None, claimed_by=values["claimed_by"] or None,
+        id=values["id"],
+        status=values["status"] or "waiting",
+        risk_level=values["risk_level"] or "none",
+        language=values["language"] or "",
+        channel=values["channel"] or "",
+        priority=values["priority"] or "request",
+        opened_at=_float(values["opened_at"]) or 0.0,
+        claimed_at=_float(values["claimed_at"]),
+        closed_at=_float(values["closed_at"]),
+        outcome=values["outcome"] or None,
+        claimed_by=values["claimed_by"] or None,
         closed_by=values["closed_by"] or None,
     )
 
@@ -196,12 +224,15 @@ def closed_since(referrals: Referrals, since: float) -> list[CaseFacts]:
     closed and anonymous sets by score.
     """
     db = referrals.db
-    ids = db.zrangebyscore(keys.CLOSED_KEY, since, "+inf") + db.zrangebyscore(keys.ANONYMOUS_KEY, since, "+inf")
+    ids = db.zrangebyscore(keys.CLOSED_KEY, since, "+inf") + db.zrangebyscore(
+        keys.ANONYMOUS_KEY, since, "+inf"
+    )
     return _read(referrals, list(dict.fromkeys(ids)))
 
 
-def dashboard(referrals: Referrals, zone: ZoneInfo, now: float | None = None,
-              recent: int = 20) -> Dashboard:
+def dashboard(
+    referrals: Referrals, zone: ZoneInfo, now: float | None = None, recent: int = 20
+) -> Dashboard:
     """Everything the supervisor's dashboard shows about cases, at one moment."""
     now = time.time() if now is None else now
     waiting, claimed = open_cases(referrals)

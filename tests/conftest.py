@@ -38,7 +38,8 @@ class RedisServer:
             pytest.fail("redis-server is not installed: run the tests through `make test`")
         self.process = subprocess.Popen(
             processes.redis_command(self.port, self.data_dir),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10
@@ -102,7 +103,7 @@ def settings_factory(redis_server: RedisServer):
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "RASA_TOKEN": "test-rasa-token",
         }
-        values.update({k: v for k, v in overrides.items()})
+        values.update(dict(overrides.items()))
         return Settings(**values)
 
     return make
@@ -120,8 +121,11 @@ class Service:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            self.command, env=self.env, cwd=PROJECT_ROOT,
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            self.command,
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self) -> None:
@@ -141,17 +145,34 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
         pytest.fail("no trained model at models/hotline.tar.gz: run the tests through `make test`")
     logs = tmp_path_factory.mktemp("logs")
     settings = settings_factory()
-    action_port, rasa_port, nlg_port = processes.free_port(), processes.free_port(), processes.free_port()
-    env = {**os.environ, "REDIS_URL": redis_server.url, "HOTLINE_ENV": "test",
-           "HOTLINE_SECRET": SECRET, "HOTLINE_FERNET_KEY": FERNET_KEY}
-    actions = Service("actions", processes.actions_command(action_port), processes.actions_environment(env),
-                      logs / "actions.log")
+    action_port, rasa_port, nlg_port = (
+        processes.free_port(),
+        processes.free_port(),
+        processes.free_port(),
+    )
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "HOTLINE_ENV": "test",
+        "HOTLINE_SECRET": SECRET,
+        "HOTLINE_FERNET_KEY": FERNET_KEY,
+    }
+    actions = Service(
+        "actions",
+        processes.actions_command(action_port),
+        processes.actions_environment(env),
+        logs / "actions.log",
+    )
     # The NLG endpoint reads a copy of bot/, so a test can edit a response as an editor would.
     bot_dir = tmp_path_factory.mktemp("bot")
     for path in (PROJECT_ROOT / "bot").glob("*.yml"):
         shutil.copy(path, bot_dir / path.name)
-    nlg = Service("nlg", processes.nlg_command(nlg_port), {**env, "HOTLINE_BOT_DIR": str(bot_dir)},
-                  logs / "nlg.log")
+    nlg = Service(
+        "nlg",
+        processes.nlg_command(nlg_port),
+        {**env, "HOTLINE_BOT_DIR": str(bot_dir)},
+        logs / "nlg.log",
+    )
     rasa = Service(
         "rasa",
         processes.rasa_command(settings, rasa_port),
@@ -163,10 +184,14 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
     rasa.start()
     try:
         if not processes.wait_http(f"http://127.0.0.1:{action_port}/health", 60):
-            pytest.fail("action server did not start: " + (logs / "actions.log").read_text()[-2000:])
+            pytest.fail(
+                "action server did not start: " + (logs / "actions.log").read_text()[-2000:]
+            )
         if not processes.wait_http(f"http://127.0.0.1:{nlg_port}/healthz", 60):
             pytest.fail("NLG endpoint did not start: " + (logs / "nlg.log").read_text()[-2000:])
-        if not processes.wait_http(f"http://127.0.0.1:{rasa_port}/status?token=test-rasa-token", 240):
+        if not processes.wait_http(
+            f"http://127.0.0.1:{rasa_port}/status?token=test-rasa-token", 240
+        ):
             pytest.fail("Rasa did not start: " + (logs / "rasa.log").read_text()[-2000:])
         yield {
             "rasa_url": f"http://127.0.0.1:{rasa_port}",

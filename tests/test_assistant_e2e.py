@@ -28,8 +28,12 @@ def say(rasa_url: str, sender: str, text: str, metadata: dict | None = None) -> 
 
 @pytest.mark.parametrize("language", ["pt", "en", "fr", "sw"])
 def test_reply_is_in_the_language_the_gateway_sent(rasa_stack, language: str) -> None:
-    texts = say(rasa_stack["rasa_url"], f"c{uuid.uuid4().hex[:31]}", QUESTIONS[language],
-                {"language": language, "channel": "sms"})
+    texts = say(
+        rasa_stack["rasa_url"],
+        f"c{uuid.uuid4().hex[:31]}",
+        QUESTIONS[language],
+        {"language": language, "channel": "sms"},
+    )
     assert texts, "the bot said nothing"
     assert texts[0] == responses()["utter_return_assistance"][language]
 
@@ -42,8 +46,12 @@ def test_without_metadata_the_bot_detects_the_language(rasa_stack, language: str
 
 def test_a_custom_action_runs_through_the_real_servers(rasa_stack) -> None:
     """ask_services is answered by action_list_services on the action server."""
-    texts = say(rasa_stack["rasa_url"], f"c{uuid.uuid4().hex[:31]}", "where is the IOM office in Maputo?",
-                {"language": "en", "channel": "whatsapp"})
+    texts = say(
+        rasa_stack["rasa_url"],
+        f"c{uuid.uuid4().hex[:31]}",
+        "where is the IOM office in Maputo?",
+        {"language": "en", "channel": "whatsapp"},
+    )
     assert texts[0].startswith(responses()["utter_services_intro"]["en"])
     assert "+258 21 310 779" in texts[0]
 
@@ -64,8 +72,12 @@ def test_an_edited_response_is_live_at_the_next_message_without_training(rasa_st
     assert old in original
     try:
         path.write_text(original.replace(old, new), encoding="utf-8")
-        texts = say(rasa_stack["rasa_url"], f"c{uuid.uuid4().hex[:31]}", "thank you so much",
-                    {"language": "en", "channel": "sms"})
+        texts = say(
+            rasa_stack["rasa_url"],
+            f"c{uuid.uuid4().hex[:31]}",
+            "thank you so much",
+            {"language": "en", "channel": "sms"},
+        )
         assert texts == [new]
     finally:
         path.write_text(original, encoding="utf-8")

@@ -18,5 +18,7 @@ def test_writing_again_after_an_erasure_keeps_the_new_conversation(db: redis.Red
 
     conversations.remember(db, cid, channel="sms", sealed_address="sealed-2")
 
-    assert db.ttl(conversations.key(cid)) == -1, "the live conversation would expire with the erased one"
+    assert db.ttl(conversations.key(cid)) == -1, (
+        "the live conversation would expire with the erased one"
+    )
     assert conversations.state(db, cid)["address"] == "sealed-2"

@@ -24,8 +24,12 @@ def test_every_response_has_all_four_languages(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(responses()))
 def test_every_reply_fits_three_sms_segments(name: str) -> None:
     for language, text in responses()[name].items():
-        sample = text.replace("{next_shift}", "segunda-feira às 06:00" if language == "pt" else "Monday at 06:00")
-        assert segment_count(sample) <= 3, f"{name} [{language}] needs {segment_count(sample)} segments"
+        sample = text.replace(
+            "{next_shift}", "segunda-feira às 06:00" if language == "pt" else "Monday at 06:00"
+        )
+        assert segment_count(sample) <= 3, (
+            f"{name} [{language}] needs {segment_count(sample)} segments"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(responses()))

@@ -43,9 +43,17 @@ def test_every_example_in_the_lexicon_is_recognised(group: str, language: str, t
 def test_every_group_has_examples_in_every_language() -> None:
     lex = risk.lexicon()
     expected = {
-        "documents_confiscated", "debt_bondage", "wages_withheld", "not_free_to_leave",
-        "threats_or_violence", "deception", "sexual_exploitation", "isolation",
-        "excessive_hours", "minor", "danger_now",
+        "documents_confiscated",
+        "debt_bondage",
+        "wages_withheld",
+        "not_free_to_leave",
+        "threats_or_violence",
+        "deception",
+        "sexual_exploitation",
+        "isolation",
+        "excessive_hours",
+        "minor",
+        "danger_now",
     }
     assert expected <= {group.name for group in lex.groups}
     for group in expected:
@@ -65,12 +73,30 @@ def test_a_broken_phrase_is_refused_with_the_phrase_named() -> None:
     ("texts", "expected"),
     [
         # The example from the issue: no single message is high, the conversation is.
-        (["trabalho numa machamba em Limpopo", "o patrão guarda o meu passaporte",
-          "e diz que devo dinheiro do transporte"], "high"),
-        (["I work on a farm", "the boss keeps my passport", "he says I owe for the transport"], "high"),
-        (["je travaille dans une ferme", "le patron garde mon passeport",
-          "il dit que je dois rembourser le transport"], "high"),
-        (["nafanya kazi shambani", "bosi ameshika pasipoti yangu", "anasema nina deni la nauli"], "high"),
+        (
+            [
+                "trabalho numa machamba em Limpopo",
+                "o patrão guarda o meu passaporte",
+                "e diz que devo dinheiro do transporte",
+            ],
+            "high",
+        ),
+        (
+            ["I work on a farm", "the boss keeps my passport", "he says I owe for the transport"],
+            "high",
+        ),
+        (
+            [
+                "je travaille dans une ferme",
+                "le patron garde mon passeport",
+                "il dit que je dois rembourser le transport",
+            ],
+            "high",
+        ),
+        (
+            ["nafanya kazi shambani", "bosi ameshika pasipoti yangu", "anasema nina deni la nauli"],
+            "high",
+        ),
     ],
 )
 def test_indicators_add_up_across_turns(texts: list[str], expected: str) -> None:
@@ -172,7 +198,9 @@ def test_danger_said_in_passing_in_a_joke_is_not_an_emergency() -> None:
         ("on me fait travailler la nuit pour rembourser le voyage", "report_exploitation", "high"),
     ],
 )
-def test_a_confident_model_reading_counts_with_no_phrase_behind_it(text: str, intent: str, expected: str) -> None:
+def test_a_confident_model_reading_counts_with_no_phrase_behind_it(
+    text: str, intent: str, expected: str
+) -> None:
     assert level(text) in ("none", "elevated")  # the lexicon alone does not know these words
     assert level(text, intent=intent, confidence=0.95) == expected
 
@@ -185,8 +213,10 @@ def test_a_faint_reading_only_raises_the_level_to_elevated() -> None:
 
 def test_the_model_reading_is_a_distribution_not_only_its_top_intent() -> None:
     # Two disclosure intents that share the probability are one strong disclosure reading.
-    turn = risk.Turn("they keep us there", {"report_exploitation": 0.45, "report_third_party": 0.45,
-                                            "greet": 0.1})
+    turn = risk.Turn(
+        "they keep us there",
+        {"report_exploitation": 0.45, "report_third_party": 0.45, "greet": 0.1},
+    )
     assert risk.assess([turn]).level == "high"
 
 
@@ -215,8 +245,12 @@ def test_a_figure_of_speech_is_not_danger_now(text: str) -> None:
 def test_readings_that_are_mild_one_by_one_add_up_over_the_conversation() -> None:
     # Each reading is below any threshold the calibration may choose (0.3 and up); four of them
     # together are a disclosure at any of them (1 - 0.72**4 = 0.73).
-    texts = ["he changed what we agreed", "now the price is double", "my friend here too",
-             "and we cannot go out to the shop"]
+    texts = [
+        "he changed what we agreed",
+        "now the price is double",
+        "my friend here too",
+        "and we cannot go out to the shop",
+    ]
     mild = [(text, "report_exploitation", 0.28) for text in texts]
     assert risk.assess(mild[:1]).level == "elevated"
     assert risk.assess(mild).level in ("high", "emergency")
@@ -225,24 +259,41 @@ def test_readings_that_are_mild_one_by_one_add_up_over_the_conversation() -> Non
 @pytest.mark.parametrize(
     ("texts", "intents"),
     [
-        (["I work on a farm", "the boss keeps my passport", "he says I owe for the transport"],
-         ["out_of_scope", "ask_documents", "ask_return_process"]),
-        (["trabalho numa machamba", "o patrão guarda o meu passaporte", "diz que devo o transporte"],
-         ["ask_reintegration", "ask_documents", "thanks"]),
+        (
+            ["I work on a farm", "the boss keeps my passport", "he says I owe for the transport"],
+            ["out_of_scope", "ask_documents", "ask_return_process"],
+        ),
+        (
+            [
+                "trabalho numa machamba",
+                "o patrão guarda o meu passaporte",
+                "diz que devo o transporte",
+            ],
+            ["ask_reintegration", "ask_documents", "thanks"],
+        ),
     ],
 )
-def test_indicators_add_up_across_turns_whatever_the_model_says(texts: list[str], intents: list[str]) -> None:
-    conversation = [(text, intent, 0.95) for text, intent in zip(texts, intents)]
+def test_indicators_add_up_across_turns_whatever_the_model_says(
+    texts: list[str], intents: list[str]
+) -> None:
+    conversation = [(text, intent, 0.95) for text, intent in zip(texts, intents, strict=False)]
     assessment = risk.assess(conversation)
     assert assessment.level == "high"
     assert {i.name for i in assessment.indicators} == {"documents_confiscated", "debt_bondage"}
     assert [i.message_index for i in assessment.indicators] == [1, 2]
-    assert risk.assess(conversation[:2]).level == "elevated"  # one weight-1 indicator is not yet high
+    assert (
+        risk.assess(conversation[:2]).level == "elevated"
+    )  # one weight-1 indicator is not yet high
 
 
 @pytest.mark.parametrize(
     "text",
-    ["socorro estão a bater-me agora", "help they are beating me", "il a un couteau", "wananipiga sasa hivi"],
+    [
+        "socorro estão a bater-me agora",
+        "help they are beating me",
+        "il a un couteau",
+        "wananipiga sasa hivi",
+    ],
 )
 def test_danger_now_in_the_lexicon_is_an_emergency_whatever_the_model_says(text: str) -> None:
     assert level(text) == "emergency"
@@ -260,11 +311,17 @@ def test_the_ablation_switches_each_kind_of_evidence_off() -> None:
 
 
 def test_a_turn_from_rasa_keeps_the_ranking_without_the_fallback() -> None:
-    turn = risk.Turn.from_parse("x", {
-        "intent": {"name": "nlu_fallback", "confidence": 0.4},
-        "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.4},
-                           {"name": "emergency", "confidence": 0.35}, {"name": "greet", "confidence": 0.3}],
-    })
+    turn = risk.Turn.from_parse(
+        "x",
+        {
+            "intent": {"name": "nlu_fallback", "confidence": 0.4},
+            "intent_ranking": [
+                {"name": "nlu_fallback", "confidence": 0.4},
+                {"name": "emergency", "confidence": 0.35},
+                {"name": "greet", "confidence": 0.3},
+            ],
+        },
+    )
     assert turn.intent == "emergency" and turn.intents == {"emergency": 0.35, "greet": 0.3}
 
 
@@ -275,11 +332,13 @@ def test_the_thresholds_are_read_from_the_file_the_calibration_writes() -> None:
 
 
 def test_the_counsellor_sees_which_message_and_words_carry_each_indicator() -> None:
-    assessment = risk.assess([
-        ("Olá", "greet", 0.99),
-        ("o patrão guardou o meu passaporte", None, 0.0),
-        ("e não deixa sair da fazenda", None, 0.0),
-    ])
+    assessment = risk.assess(
+        [
+            ("Olá", "greet", 0.99),
+            ("o patrão guardou o meu passaporte", None, 0.0),
+            ("e não deixa sair da fazenda", None, 0.0),
+        ]
+    )
     assert assessment.level == "high"
     by_name = {i.name: i for i in assessment.indicators}
     assert by_name["documents_confiscated"].message_index == 1
@@ -329,7 +388,11 @@ def test_risk_action(assessment_level: str, offered: bool, case_open: bool, expe
 def labelled() -> list[dict]:
     items = []
     for path in sorted(EVAL.glob("*.jsonl")):
-        items += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        items += [
+            json.loads(line)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     return items
 
 
@@ -346,21 +409,21 @@ def test_the_labelled_set_is_big_enough_and_covers_every_language() -> None:
 
 def figures(gold: list[str], predicted: list[str]) -> dict[str, float]:
     def recall(levels: tuple[str, ...]) -> float:
-        relevant = [p for g, p in zip(gold, predicted) if g in levels]
+        relevant = [p for g, p in zip(gold, predicted, strict=False) if g in levels]
         return sum(p in levels for p in relevant) / len(relevant)
 
     def precision(levels: tuple[str, ...]) -> float:
-        flagged = [g for g, p in zip(gold, predicted) if p in levels]
+        flagged = [g for g, p in zip(gold, predicted, strict=False) if p in levels]
         return sum(g in levels for g in flagged) / len(flagged) if flagged else 1.0
 
-    benign = [p for g, p in zip(gold, predicted) if g in ("none", "elevated")]
+    benign = [p for g, p in zip(gold, predicted, strict=False) if g in ("none", "elevated")]
     return {
         "emergency_recall": recall(("emergency",)),
         "emergency_precision": precision(("emergency",)),
         "high_or_above_recall": recall(("high", "emergency")),
         "high_or_above_precision": precision(("high", "emergency")),
         "benign_flagged_high": sum(p in ("high", "emergency") for p in benign) / len(benign),
-        "exact_level": sum(g == p for g, p in zip(gold, predicted)) / len(gold),
+        "exact_level": sum(g == p for g, p in zip(gold, predicted, strict=False)) / len(gold),
     }
 
 

@@ -187,7 +187,7 @@ def test_a_message_too_long_for_one_body_fills_the_body_before_it_first() -> Non
     assert bodies[0].startswith("Olá.\n\nSentence 0 ")
     assert bodies[-1].endswith("\n\nAdeus.")
     assert all(segment_count(body) <= MAX_SEGMENTS_PER_BODY for body in bodies)
-    assert words(bodies) == ["Olá."] + LONG_TEXT.split() + ["Adeus."]
+    assert words(bodies) == ["Olá.", *LONG_TEXT.split(), "Adeus."]
     assert len(bodies) == len(split_text(f"Olá.\n\n{LONG_TEXT}\n\nAdeus."))
 
 

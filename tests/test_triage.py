@@ -11,9 +11,23 @@ from hotline.settings import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT.parent / "shared" / "eval" / "sample.jsonl"
 CONVERSATIONS = [
-    {"id": "a", "messages": ["Bom dia, como posso voltar para Moçambique? Estou em Joanesburgo sem dinheiro"]},
-    {"id": "b", "messages": ["hi", "my employer in Durban took my ID and says I must work to pay the transport"]},
-    {"id": "c", "messages": ["Ils m'ont enfermé dans la maison, ils vont me frapper, aidez-moi vite"]},
+    {
+        "id": "a",
+        "messages": [
+            "Bom dia, como posso voltar para Moçambique? Estou em Joanesburgo sem dinheiro"
+        ],
+    },
+    {
+        "id": "b",
+        "messages": [
+            "hi",
+            "my employer in Durban took my ID and says I must work to pay the transport",
+        ],
+    },
+    {
+        "id": "c",
+        "messages": ["Ils m'ont enfermé dans la maison, ils vont me frapper, aidez-moi vite"],
+    },
     {"id": "d", "messages": ["Habari", "nataka kurudi nyumbani Tanzania, mnaweza kunisaidia?"]},
 ]
 
@@ -21,8 +35,14 @@ CONVERSATIONS = [
 def triage(rasa_stack, lines: list[str]) -> tuple[list[dict], str]:
     env = {**os.environ, "RASA_URL": rasa_stack["rasa_url"], "RASA_TOKEN": "test-rasa-token"}
     done = subprocess.run(
-        [sys.executable, "-m", "ops.cli", "triage"], check=False, input="\n".join(lines) + "\n",
-        capture_output=True, text=True, env=env, timeout=300, cwd=PROJECT_ROOT,
+        [sys.executable, "-m", "ops.cli", "triage"],
+        check=False,
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=PROJECT_ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return [json.loads(line) for line in done.stdout.splitlines()], done.stderr
@@ -51,8 +71,8 @@ def test_the_shared_sample_languages_and_risks(rasa_stack) -> None:
     results, _ = triage(rasa_stack, lines)
     expected = [json.loads(line)["expect"] for line in lines]
     assert [r["language"] for r in results] == [e["language"] for e in expected]
-    risk_hits = sum(r["risk"] == e["risk"] for r, e in zip(results, expected))
-    intent_hits = sum(r["intent"] == e["intent"] for r, e in zip(results, expected))
+    risk_hits = sum(r["risk"] == e["risk"] for r, e in zip(results, expected, strict=False))
+    intent_hits = sum(r["intent"] == e["intent"] for r, e in zip(results, expected, strict=False))
     print(f"sample: risk {risk_hits}/{len(lines)}, intent {intent_hits}/{len(lines)}")
     assert risk_hits >= len(lines) - 1
     assert intent_hits >= len(lines) - 2

@@ -68,13 +68,20 @@ def _now_rfc2822() -> str:
 
 def _error(status: int, code: int, message: str) -> JSONResponse:
     return JSONResponse(
-        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
         status_code=status,
     )
 
 
 class Sandbox:
-    def __init__(self, settings: Settings, db: redis.asyncio.Redis, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: Settings, db: redis.asyncio.Redis, http: httpx.AsyncClient
+    ) -> None:
         self.settings, self.db, self.http = settings, db, http
         self._tasks: set[asyncio.Task] = set()
 
@@ -82,14 +89,27 @@ class Sandbox:
         """A stored message as Twilio's JSON shows it."""
         sid, account = message["sid"], self.settings.twilio_sid
         return {
-            "account_sid": account, "api_version": "2010-04-01", "body": message["body"],
-            "date_created": message["date_created"], "date_sent": message.get("date_sent"),
-            "date_updated": message["date_updated"], "direction": message["direction"],
-            "error_code": message.get("error_code"), "error_message": None, "from": message["from"],
-            "messaging_service_sid": None, "num_media": message.get("num_media", "0"),
-            "num_segments": message["num_segments"], "price": None, "price_unit": "USD",
-            "sid": sid, "status": message["status"], "to": message["to"],
-            "subresource_uris": {"media": f"/2010-04-01/Accounts/{account}/Messages/{sid}/Media.json"},
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "body": message["body"],
+            "date_created": message["date_created"],
+            "date_sent": message.get("date_sent"),
+            "date_updated": message["date_updated"],
+            "direction": message["direction"],
+            "error_code": message.get("error_code"),
+            "error_message": None,
+            "from": message["from"],
+            "messaging_service_sid": None,
+            "num_media": message.get("num_media", "0"),
+            "num_segments": message["num_segments"],
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": message["status"],
+            "to": message["to"],
+            "subresource_uris": {
+                "media": f"/2010-04-01/Accounts/{account}/Messages/{sid}/Media.json"
+            },
             "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
         }
 
@@ -126,15 +146,22 @@ class Sandbox:
         """sent, then delivered, each with a signed status callback, as Twilio does
         (undelivered with error 30003 for a number marked unreachable)."""
         stored = await self.load(sid)
-        unreachable = stored is not None and bool(await self.db.sismember(UNREACHABLE, stored["to"]))
+        unreachable = stored is not None and bool(
+            await self.db.sismember(UNREACHABLE, stored["to"])
+        )
         for status in ("sent", "undelivered" if unreachable else "delivered"):
             await asyncio.sleep(0.01)
             message = await self.set_status(sid, status)
             if not message or not callback:
                 continue
             form = {
-                "MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
-                "AccountSid": self.settings.twilio_sid, "From": message["from"], "To": message["to"],
+                "MessageSid": sid,
+                "SmsSid": sid,
+                "MessageStatus": status,
+                "SmsStatus": status,
+                "AccountSid": self.settings.twilio_sid,
+                "From": message["from"],
+                "To": message["to"],
                 "ApiVersion": "2010-04-01",
             }
             if status == "undelivered":
@@ -173,7 +200,9 @@ class Sandbox:
             await self.db.delete(FAULTS)
             return None
         status = int(await self.db.hget(FAULTS, "status") or 503)
-        return _error(status, 20429 if status == 429 else 20500, "Service unavailable (sandbox fault)")
+        return _error(
+            status, 20429 if status == 429 else 20500, "Service unavailable (sandbox fault)"
+        )
 
 
 class PhoneMessage(BaseModel):
@@ -224,7 +253,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         await db.aclose()
 
-    app = FastAPI(title="Twilio sandbox", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Twilio sandbox", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
 
     def sandbox(request: Request) -> Sandbox:
         return request.app.state.sandbox
@@ -239,14 +270,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if failure is not None:
             return failure
         form = parse_form(await request.body())
-        to, sender, body = form.get("To", "").strip(), form.get("From", "").strip(), form.get("Body", "")
+        to, sender, body = (
+            form.get("To", "").strip(),
+            form.get("From", "").strip(),
+            form.get("Body", ""),
+        )
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
         bare = to.removeprefix("whatsapp:")
         if bare in _MAGIC:
             code = _MAGIC[bare]
-            return _error(400, code, "Attempt to send to unsubscribed recipient" if code == 21610
-                          else "The 'To' number is not a valid phone number.")
+            return _error(
+                400,
+                code,
+                "Attempt to send to unsubscribed recipient"
+                if code == 21610
+                else "The 'To' number is not a valid phone number.",
+            )
         if not _NUMBER.match(to):
             return _error(400, 21211, "The 'To' number is not a valid phone number.")
         if not sender:
@@ -254,18 +294,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not body and not form.get("MediaUrl"):
             return _error(400, 21602, "Message body is required.")
         if len(body) > 1600:
-            return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+            return _error(
+                400, 21617, "The concatenated message body exceeds the 1600 character limit."
+            )
         if await box.db.sismember(OPTED_OUT, to):
             return _error(400, 21610, "Attempt to send to unsubscribed recipient")
         now, sid, callback = _now_rfc2822(), new_sid(), form.get("StatusCallback", "")
         message: dict[str, Any] = {
-            "sid": sid, "to": to, "from": sender, "body": body, "status": "queued",
-            "direction": "outbound-api", "date_created": now, "date_updated": now,
-            "num_segments": str(sms.segment_count(body)), "status_callback": callback,
+            "sid": sid,
+            "to": to,
+            "from": sender,
+            "body": body,
+            "status": "queued",
+            "direction": "outbound-api",
+            "date_created": now,
+            "date_updated": now,
+            "num_segments": str(sms.segment_count(body)),
+            "status_callback": callback,
             "at": time.time(),
         }
         await box.store(message)
-        await box.db.publish(EVENTS, json.dumps({"sid": message["sid"], "to": to, "at": message["at"]}))
+        await box.db.publish(
+            EVENTS, json.dumps({"sid": message["sid"], "to": to, "at": message["at"]})
+        )
         box.later(box.report_delivery(sid, callback))
         return JSONResponse(box.resource(message), status_code=201)
 
@@ -289,10 +340,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if len(found) >= size:
                 break
         uri = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
-        return JSONResponse({
-            "messages": found, "page": 0, "page_size": size, "start": 0, "end": max(0, len(found) - 1),
-            "uri": uri, "first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None,
-        })
+        return JSONResponse(
+            {
+                "messages": found,
+                "page": 0,
+                "page_size": size,
+                "start": 0,
+                "end": max(0, len(found) - 1),
+                "uri": uri,
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+            }
+        )
 
     @app.get(API + "/Messages/{message_sid}.json")
     async def fetch_message(account_sid: str, message_sid: str, request: Request) -> Response:
@@ -318,31 +378,59 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         address = _address(message.channel, message.number)
         if not _NUMBER.match(address):
             return JSONResponse({"error": "write the number as +258…"}, status_code=400)
-        hotline_number = current.twilio_whatsapp_from if message.channel == "whatsapp" else current.twilio_sms_from
+        hotline_number = (
+            current.twilio_whatsapp_from
+            if message.channel == "whatsapp"
+            else current.twilio_sms_from
+        )
         sid = new_sid()
         form = {
-            "SmsMessageSid": sid, "SmsSid": sid, "MessageSid": sid, "AccountSid": current.twilio_sid,
-            "From": address, "To": hotline_number, "Body": message.body, "SmsStatus": "received",
-            "NumMedia": "1" if message.media else "0", "NumSegments": str(sms.segment_count(message.body)),
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "MessageSid": sid,
+            "AccountSid": current.twilio_sid,
+            "From": address,
+            "To": hotline_number,
+            "Body": message.body,
+            "SmsStatus": "received",
+            "NumMedia": "1" if message.media else "0",
+            "NumSegments": str(sms.segment_count(message.body)),
             "ApiVersion": "2010-04-01",
         }
         if message.channel == "whatsapp":
-            form |= {"ProfileName": "Sandbox", "WaId": address.removeprefix("whatsapp:+"),
-                     "MessageType": "image" if message.media else "text"}
+            form |= {
+                "ProfileName": "Sandbox",
+                "WaId": address.removeprefix("whatsapp:+"),
+                "MessageType": "image" if message.media else "text",
+            }
         if message.media:
-            form |= {"MediaUrl0": f"{current.sandbox_url.rstrip('/')}/media/photo.gif",
-                     "MediaContentType0": "image/gif"}
+            form |= {
+                "MediaUrl0": f"{current.sandbox_url.rstrip('/')}/media/photo.gif",
+                "MediaContentType0": "image/gif",
+            }
         now = _now_rfc2822()
-        await box.store({
-            "sid": sid, "to": hotline_number, "from": address, "body": message.body, "status": "received",
-            "direction": "inbound", "date_created": now, "date_updated": now, "at": time.time(),
-            "num_segments": form["NumSegments"], "num_media": form["NumMedia"],
-        })
+        await box.store(
+            {
+                "sid": sid,
+                "to": hotline_number,
+                "from": address,
+                "body": message.body,
+                "status": "received",
+                "direction": "inbound",
+                "date_created": now,
+                "date_updated": now,
+                "at": time.time(),
+                "num_segments": form["NumSegments"],
+                "num_media": form["NumMedia"],
+            }
+        )
         url = current.public_url.rstrip("/") + "/twilio/messages"
         try:
             reply = await box.post_signed(url, form)
         except httpx.HTTPError as error:
-            return JSONResponse({"sid": sid, "webhook_status": None, "error": type(error).__name__}, status_code=502)
+            return JSONResponse(
+                {"sid": sid, "webhook_status": None, "error": type(error).__name__}, status_code=502
+            )
         return JSONResponse({"sid": sid, "webhook_status": reply.status_code})
 
     @app.post("/phone/thread")
@@ -353,11 +441,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for sid in await box.db.lrange(thread_key(address), 0, -1):
             message = await box.load(sid)
             if message:
-                shown.append({
-                    "sid": sid, "direction": "in" if message["direction"] == "inbound" else "out",
-                    "body": message["body"], "status": message["status"], "at": message.get("at"),
-                    "media": message.get("num_media", "0") != "0",
-                })
+                shown.append(
+                    {
+                        "sid": sid,
+                        "direction": "in" if message["direction"] == "inbound" else "out",
+                        "body": message["body"],
+                        "status": message["status"],
+                        "at": message.get("at"),
+                        "media": message.get("num_media", "0") != "0",
+                    }
+                )
         return JSONResponse({"messages": shown})
 
     @app.get("/media/photo.gif")
@@ -400,7 +493,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ok = bool(await sandbox(request).db.ping())
         except redis.RedisError:
             ok = False
-        return JSONResponse({"status": "ok" if ok else "degraded", "redis": ok}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "redis": ok}, status_code=200 if ok else 503
+        )
 
     return app
 

@@ -45,8 +45,11 @@ class Problem(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Not signed in"},
-    403: {"model": Problem, "description": "Not your case (a closed case of someone else's is for "
-                                          "supervisors), or a wrong CSRF token"},
+    403: {
+        "model": Problem,
+        "description": "Not your case (a closed case of someone else's is for "
+        "supervisors), or a wrong CSRF token",
+    },
     404: {"model": Problem, "description": "No such case"},
     409: {"model": Problem, "description": "Claimed by someone else, or closed"},
 }
@@ -64,7 +67,9 @@ class CaseSummary(BaseModel):
     status: str
     priority: str
     risk_level: str
-    badge: str = Field(description="The colour the console shows: risk level raised to the priority")
+    badge: str = Field(
+        description="The colour the console shows: risk level raised to the priority"
+    )
     language: str
     channel: str
     evidence: str = Field(description="One line on why the case is here, in your language")
@@ -120,7 +125,9 @@ class Sent(BaseModel):
 
 
 class TransferIn(BaseModel):
-    to: str | None = Field(None, description="A colleague's name; empty or null puts the case back in the queue")
+    to: str | None = Field(
+        None, description="A colleague's name; empty or null puts the case back in the queue"
+    )
 
 
 class CloseIn(BaseModel):
@@ -147,12 +154,22 @@ class Colleague(BaseModel):
 def _summary(case: Case, now: float, language: str) -> CaseSummary:
     """`language`: the counsellor's, for the words of `evidence`."""
     return CaseSummary(
-        id=case.id, status=case.status, priority=case.priority, risk_level=case.risk_level,
-        badge=casework.risk_badge(case), language=case.language, channel=case.channel,
-        evidence=casework.evidence_line(case, translator(language)), about_other=case.about_other,
+        id=case.id,
+        status=case.status,
+        priority=case.priority,
+        risk_level=case.risk_level,
+        badge=casework.risk_badge(case),
+        language=case.language,
+        channel=case.channel,
+        evidence=casework.evidence_line(case, translator(language)),
+        about_other=case.about_other,
         consent=case.consent,
-        opened_at=case.opened_at, waiting_seconds=max(0.0, (case.claimed_at or case.closed_at or now) - case.opened_at),
-        claimed_by=case.claimed_by, claimed_at=case.claimed_at, closed_at=case.closed_at, outcome=case.outcome,
+        opened_at=case.opened_at,
+        waiting_seconds=max(0.0, (case.claimed_at or case.closed_at or now) - case.opened_at),
+        claimed_by=case.claimed_by,
+        claimed_at=case.claimed_at,
+        closed_at=case.closed_at,
+        outcome=case.outcome,
     )
 
 
@@ -182,9 +199,12 @@ def colleagues(work: CaseworkDep) -> list[Colleague]:
 
 
 @router.get("/queue", response_model=list[CaseSummary], responses=ERRORS)
-def queue(work: CaseworkDep, clock: ClockDep,
-          tab: Literal["waiting", "mine", "open"] = "waiting",
-          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[CaseSummary]:
+def queue(
+    work: CaseworkDep,
+    clock: ClockDep,
+    tab: Literal["waiting", "mine", "open"] = "waiting",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[CaseSummary]:
     """Waiting cases by priority then waiting time; `mine`: my cases; `open`: every open case.
     The first `limit` of them, most urgent first."""
     now = clock()
@@ -192,25 +212,41 @@ def queue(work: CaseworkDep, clock: ClockDep,
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetail, responses=ERRORS)
-def case_detail(case_id: str, me: CounsellorDep, work: CaseworkDep, db: DbDep, settings: SettingsDep,
-                clock: ClockDep) -> CaseDetail:
+def case_detail(
+    case_id: str,
+    me: CounsellorDep,
+    work: CaseworkDep,
+    db: DbDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> CaseDetail:
     """A case with its whole transcript, the risk evidence marked in the messages that carry it."""
     now = clock()
     case = trail.read_case(work, case_id, now)
     lines = [
         TranscriptLine(
-            id=line.message.id, at=line.message.at, author=line.message.author, kind=line.message.kind,
-            actor=line.message.actor, text=line.message.text,
-            spans=[Evidence(text=s.text, evidence=s.evidence) for s in line.spans], evidence=line.evidence,
+            id=line.message.id,
+            at=line.message.at,
+            author=line.message.author,
+            kind=line.message.kind,
+            actor=line.message.actor,
+            text=line.message.text,
+            spans=[Evidence(text=s.text, evidence=s.evidence) for s in line.spans],
+            evidence=line.evidence,
         )
         for line in casework.transcript_lines(case)
     ]
     return CaseDetail(
         **_summary(case, now, me.language).model_dump(),
-        masked_address=casework.masked_address(db, case.conversation_id, settings.fernet_key.get_secret_value()),
-        indicators=case.indicators, trigger=case.trigger, closed_by=case.closed_by,
+        masked_address=casework.masked_address(
+            db, case.conversation_id, settings.fernet_key.get_secret_value()
+        ),
+        indicators=case.indicators,
+        trigger=case.trigger,
+        closed_by=case.closed_by,
         outside_whatsapp_window=casework.outside_whatsapp_window(case, now),
-        allowed_actions=sorted(permissions.actions_for(me, case)), transcript=lines,
+        allowed_actions=sorted(permissions.actions_for(me, case)),
+        transcript=lines,
     )
 
 
@@ -225,8 +261,12 @@ def reply(case_id: str, body: TextIn, work: CaseworkDep) -> Sent:
     """Send a message to the person on their channel (only in a case you hold)."""
     message_id = work.reply(case_id, body.text)
     case = work.case(case_id, transcript=False)
-    return Sent(case_id=case_id, message_id=message_id, channel=case.channel,
-                segments=sms.segment_count(body.text.strip()))
+    return Sent(
+        case_id=case_id,
+        message_id=message_id,
+        channel=case.channel,
+        segments=sms.segment_count(body.text.strip()),
+    )
 
 
 @router.post("/cases/{case_id}/note", response_model=dict[str, str], responses=ERRORS)
@@ -242,18 +282,27 @@ def transfer(case_id: str, body: TransferIn, work: CaseworkDep, clock: ClockDep)
 
 
 @router.post("/cases/{case_id}/close", response_model=ClosedOut, responses=ERRORS)
-async def close(case_id: str, body: CloseIn, work: CaseworkDep, rasa: RasaDep, clock: ClockDep) -> ClosedOut:
+async def close(
+    case_id: str, body: CloseIn, work: CaseworkDep, rasa: RasaDep, clock: ClockDep
+) -> ClosedOut:
     """Close with an outcome; the bot takes the conversation back (retried if Rasa is down)."""
     closed = await work.close(case_id, body.outcome, body.note, rasa)
-    return ClosedOut(case=_summary(closed.case, clock(), work.me.language), bot_resumed=closed.bot_resumed)
+    return ClosedOut(
+        case=_summary(closed.case, clock(), work.me.language), bot_resumed=closed.bot_resumed
+    )
 
 
 # ---------------------------------------------------------------- what a reply draws on
 
 
 @router.get("/services", response_model=list[ServiceHit], responses=ERRORS)
-def services(me: CounsellorDep, settings: SettingsDep, province: str = "", type: str = "",
-             language: str = "pt") -> list[ServiceHit]:
+def services(
+    me: CounsellorDep,
+    settings: SettingsDep,
+    province: str = "",
+    type: str = "",
+    language: str = "pt",
+) -> list[ServiceHit]:
     """The service directory by province (national services always count) and type."""
     return library.search_services(settings.data_dir, province, type, language)
 
@@ -261,7 +310,10 @@ def services(me: CounsellorDep, settings: SettingsDep, province: str = "", type:
 @router.get("/canned-replies", response_model=list[Canned], responses=ERRORS)
 def canned_replies(me: CounsellorDep, settings: SettingsDep, language: str = "pt") -> list[Canned]:
     """Canned replies with their text in the person's language, titles in yours."""
-    return [Canned(**reply.__dict__) for reply in library.canned_replies(settings.data_dir, language, me.language)]
+    return [
+        Canned(**reply.__dict__)
+        for reply in library.canned_replies(settings.data_dir, language, me.language)
+    ]
 
 
 # ---------------------------------------------------------------- the docs, behind the login
@@ -293,6 +345,8 @@ def _body(schema: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any] |
         name = ref.rsplit("/", 1)[-1]
         model = schema.get("components", {}).get("schemas", {}).get(name, {})
         required = set(model.get("required", []))
-        fields = [f"{field}*" if field in required else field for field in model.get("properties", {})]
+        fields = [
+            f"{field}*" if field in required else field for field in model.get("properties", {})
+        ]
         return {"media_type": media_type, "model": name or "object", "fields": fields}
     return None

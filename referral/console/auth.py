@@ -30,8 +30,14 @@ def login_page(request: Request) -> Response:
 
 
 @router.post("/login")
-def login(request: Request, db: DbDep, clock: ClockDep, session_clock: SessionClockDep,
-          name: str = Form(...), password: str = Form(...)) -> Response:
+def login(
+    request: Request,
+    db: DbDep,
+    clock: ClockDep,
+    session_clock: SessionClockDep,
+    name: str = Form(...),
+    password: str = Form(...),
+) -> Response:
     address = request.client.host if request.client else "unknown"
     attempts_key = f"hotline:login-attempts:{address}"
     attempts = db.incr(attempts_key)
@@ -43,12 +49,22 @@ def login(request: Request, db: DbDep, clock: ClockDep, session_clock: SessionCl
     was_locked = accounts.locked(db, wanted)
     counsellor = accounts.authenticate(db, name, password) if attempts <= ADDRESS_ATTEMPTS else None
     if counsellor is None:
-        reason = "throttled" if attempts > ADDRESS_ATTEMPTS else "locked" if was_locked else "refused"
-        trail.account_event(db, "sign_in_refused", actor=subject, account=subject, at=clock(),
-                            reason=reason, address=address)
+        reason = (
+            "throttled" if attempts > ADDRESS_ATTEMPTS else "locked" if was_locked else "refused"
+        )
+        trail.account_event(
+            db,
+            "sign_in_refused",
+            actor=subject,
+            account=subject,
+            at=clock(),
+            reason=reason,
+            address=address,
+        )
         if known and not was_locked and accounts.locked(db, wanted):
-            trail.account_event(db, "locked_out", actor=subject, account=subject, at=clock(),
-                                address=address)
+            trail.account_event(
+                db, "locked_out", actor=subject, account=subject, at=clock(), address=address
+            )
         page = render(request, "login.html", me=None, error_key="bad_login")
         page.status_code = 401
         return page
@@ -56,26 +72,34 @@ def login(request: Request, db: DbDep, clock: ClockDep, session_clock: SessionCl
     # A session the browser still carried is ended, so a sign-in always starts a fresh one.
     sessions.end(db, request.cookies.get(sessions.COOKIE))
     token = sessions.start(db, counsellor.name, session_clock())
-    trail.account_event(db, "signed_in", actor=counsellor.name, account=counsellor.name, at=clock(),
-                        address=address)
+    trail.account_event(
+        db, "signed_in", actor=counsellor.name, account=counsellor.name, at=clock(), address=address
+    )
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
-        sessions.COOKIE, token, httponly=True, samesite="strict", secure=_secure(request),
+        sessions.COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
         max_age=sessions.LIFETIME_SECONDS,
     )
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, db: DbDep, clock: ClockDep, session_clock: SessionClockDep) -> Response:
+async def logout(
+    request: Request, db: DbDep, clock: ClockDep, session_clock: SessionClockDep
+) -> Response:
     token = request.cookies.get(sessions.COOKIE)
     session = sessions.load(db, token, session_clock())
     offered = (await request.form()).get("csrf_token")
     if session and sessions.csrf_ok(session, offered if isinstance(offered, str) else None):
         sessions.end(db, token)
         rota.leave(db, session["counsellor"])
-        trail.account_event(db, "signed_out", actor=session["counsellor"], account=session["counsellor"],
-                            at=clock())
+        trail.account_event(
+            db, "signed_out", actor=session["counsellor"], account=session["counsellor"], at=clock()
+        )
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(sessions.COOKIE)
     # The pages are no-store already; this also drops anything a browser kept regardless.
@@ -84,10 +108,14 @@ async def logout(request: Request, db: DbDep, clock: ClockDep, session_clock: Se
 
 
 @router.post("/me/language", include_in_schema=False)
-def choose_language(request: Request, me: CounsellorDep, db: DbDep, language: str = Form("pt")) -> Response:
+def choose_language(
+    request: Request, me: CounsellorDep, db: DbDep, language: str = Form("pt")
+) -> Response:
     """Each counsellor picks the console's language (Portuguese or English)."""
     accounts.set_language(db, me.name, language)
     back = request.headers.get("referer", "/")
     # Only back to a page of this console, never to an address a link could plant.
     path = "/" + back.split("://", 1)[-1].partition("/")[2] if "://" in back else "/"
-    return RedirectResponse(path if path.startswith("/") and not path.startswith("//") else "/", status_code=303)
+    return RedirectResponse(
+        path if path.startswith("/") and not path.startswith("//") else "/", status_code=303
+    )

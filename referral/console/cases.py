@@ -50,8 +50,12 @@ def _back(request: Request, db, case_id: str, key: str, **values: str) -> Redire
 def _queue_context(work: Casework, tab: Tab, now: float) -> dict[str, Any]:
     t = translator(work.me.language)
     return {
-        "tab": tab, "cases": work.queue(tab), "total": work.queue_size(tab), "now": now,
-        "badge": casework.risk_badge, "evidence": lambda case: casework.evidence_line(case, t),
+        "tab": tab,
+        "cases": work.queue(tab),
+        "total": work.queue_size(tab),
+        "now": now,
+        "badge": casework.risk_badge,
+        "evidence": lambda case: casework.evidence_line(case, t),
         "waited": formatting.waited,
     }
 
@@ -60,15 +64,28 @@ def _queue_context(work: Casework, tab: Tab, now: float) -> dict[str, Any]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def queue_page(request: Request, me: CounsellorDep, work: CaseworkDep, db: DbDep, clock: ClockDep,
-               tab: Tab = "waiting") -> Response:
-    return render(request, "queue.html", me=me, flash=_flash(request, db), since=stream_position(db),
-                  **_queue_context(work, tab, clock()))
+def queue_page(
+    request: Request,
+    me: CounsellorDep,
+    work: CaseworkDep,
+    db: DbDep,
+    clock: ClockDep,
+    tab: Tab = "waiting",
+) -> Response:
+    return render(
+        request,
+        "queue.html",
+        me=me,
+        flash=_flash(request, db),
+        since=stream_position(db),
+        **_queue_context(work, tab, clock()),
+    )
 
 
 @router.get("/queue/rows", response_class=HTMLResponse)
-def queue_rows(request: Request, me: CounsellorDep, work: CaseworkDep, clock: ClockDep,
-               tab: Tab = "waiting") -> Response:
+def queue_rows(
+    request: Request, me: CounsellorDep, work: CaseworkDep, clock: ClockDep, tab: Tab = "waiting"
+) -> Response:
     return render(request, "queue_rows.html", me=me, **_queue_context(work, tab, clock()))
 
 
@@ -85,46 +102,89 @@ def heartbeat(me: CounsellorDep, db: DbDep, hours: RotaDep) -> Response:
 def _transcript_context(work: Casework, case_id: str, zone: ZoneInfo, now: float) -> dict[str, Any]:
     case = trail.read_case(work, case_id, now)
     return {
-        "case": case, "lines": casework.transcript_lines(case), "now": now,
-        "clock": formatting.clock(zone, now), "iso": lambda at: formatting.iso(at, zone),
+        "case": case,
+        "lines": casework.transcript_lines(case),
+        "now": now,
+        "clock": formatting.clock(zone, now),
+        "iso": lambda at: formatting.iso(at, zone),
     }
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(request: Request, case_id: str, me: CounsellorDep, work: CaseworkDep, db: DbDep,
-              settings: SettingsDep, zone: ZoneDep, clock: ClockDep) -> Response:
+def case_page(
+    request: Request,
+    case_id: str,
+    me: CounsellorDep,
+    work: CaseworkDep,
+    db: DbDep,
+    settings: SettingsDep,
+    zone: ZoneDep,
+    clock: ClockDep,
+) -> Response:
     now = clock()
     context = _transcript_context(work, case_id, zone, now)
     case = context["case"]
     language = case.language or DEFAULT_LANGUAGE
     return render(
-        request, "case.html", me=me, flash=_flash(request, db), since=stream_position(db), **context,
+        request,
+        "case.html",
+        me=me,
+        flash=_flash(request, db),
+        since=stream_position(db),
+        **context,
         actions=permissions.actions_for(me, case),
-        badge=casework.risk_badge(case), evidence=casework.evidence_line(case, translator(me.language)),
-        masked=casework.masked_address(db, case.conversation_id, settings.fernet_key.get_secret_value()),
+        badge=casework.risk_badge(case),
+        evidence=casework.evidence_line(case, translator(me.language)),
+        masked=casework.masked_address(
+            db, case.conversation_id, settings.fernet_key.get_secret_value()
+        ),
         outside_window=casework.outside_whatsapp_window(case, now),
         waited=formatting.waited(now - case.opened_at),
         canned=library.canned_replies(settings.data_dir, language, me.language),
-        provinces=library.PROVINCES, service_types=library.SERVICE_TYPES,
-        outcomes=OUTCOMES, colleagues=[c for c in work.transfer_targets() if c.name != case.claimed_by],
-        gsm=json.dumps({"basic": "".join(sorted(sms.GSM7_BASIC)), "extension": "".join(sorted(sms.GSM7_EXTENSION))},
-                       ensure_ascii=False),
+        provinces=library.PROVINCES,
+        service_types=library.SERVICE_TYPES,
+        outcomes=OUTCOMES,
+        colleagues=[c for c in work.transfer_targets() if c.name != case.claimed_by],
+        gsm=json.dumps(
+            {
+                "basic": "".join(sorted(sms.GSM7_BASIC)),
+                "extension": "".join(sorted(sms.GSM7_EXTENSION)),
+            },
+            ensure_ascii=False,
+        ),
         segments=sms.segment_count(""),
     )
 
 
 @router.get("/cases/{case_id}/transcript", response_class=HTMLResponse)
-def transcript_fragment(request: Request, case_id: str, me: CounsellorDep, work: CaseworkDep,
-                        zone: ZoneDep, clock: ClockDep) -> Response:
-    return render(request, "transcript.html", me=me, **_transcript_context(work, case_id, zone, clock()))
+def transcript_fragment(
+    request: Request,
+    case_id: str,
+    me: CounsellorDep,
+    work: CaseworkDep,
+    zone: ZoneDep,
+    clock: ClockDep,
+) -> Response:
+    return render(
+        request, "transcript.html", me=me, **_transcript_context(work, case_id, zone, clock())
+    )
 
 
 @router.get("/cases/{case_id}/services", response_class=HTMLResponse)
-def services_fragment(request: Request, case_id: str, me: CounsellorDep, work: CaseworkDep,
-                      settings: SettingsDep, province: str = "", type: str = "") -> Response:
+def services_fragment(
+    request: Request,
+    case_id: str,
+    me: CounsellorDep,
+    work: CaseworkDep,
+    settings: SettingsDep,
+    province: str = "",
+    type: str = "",
+) -> Response:
     case = work.case(case_id, transcript=False)
     permissions.check(me, "view", case)
-    found = library.search_services(settings.data_dir, province, type, case.language or DEFAULT_LANGUAGE)
+    found = library.search_services(
+        settings.data_dir, province, type, case.language or DEFAULT_LANGUAGE
+    )
     return render(request, "services.html", me=me, services=found, searched=True)
 
 
@@ -135,19 +195,25 @@ def claim_form(request: Request, case_id: str, work: CaseworkDep, db: DbDep) -> 
 
 
 @router.post("/cases/{case_id}/reply")
-def reply_form(request: Request, case_id: str, work: CaseworkDep, db: DbDep, text: str = Form("")) -> Response:
+def reply_form(
+    request: Request, case_id: str, work: CaseworkDep, db: DbDep, text: str = Form("")
+) -> Response:
     work.reply(case_id, text)
     return _back(request, db, case_id, "reply_sent")
 
 
 @router.post("/cases/{case_id}/note")
-def note_form(request: Request, case_id: str, work: CaseworkDep, db: DbDep, text: str = Form("")) -> Response:
+def note_form(
+    request: Request, case_id: str, work: CaseworkDep, db: DbDep, text: str = Form("")
+) -> Response:
     work.note(case_id, text)
     return _back(request, db, case_id, "note_saved")
 
 
 @router.post("/cases/{case_id}/transfer")
-def transfer_form(request: Request, case_id: str, work: CaseworkDep, db: DbDep, to: str = Form("")) -> Response:
+def transfer_form(
+    request: Request, case_id: str, work: CaseworkDep, db: DbDep, to: str = Form("")
+) -> Response:
     case = work.transfer(case_id, to or None)
     if case.claimed_by:
         return _back(request, db, case_id, "transferred_to", who=case.claimed_by)
@@ -155,7 +221,14 @@ def transfer_form(request: Request, case_id: str, work: CaseworkDep, db: DbDep, 
 
 
 @router.post("/cases/{case_id}/close")
-async def close_form(request: Request, case_id: str, work: CaseworkDep, db: DbDep, rasa: RasaDep,
-                     outcome: str = Form(""), note: str = Form("")) -> Response:
+async def close_form(
+    request: Request,
+    case_id: str,
+    work: CaseworkDep,
+    db: DbDep,
+    rasa: RasaDep,
+    outcome: str = Form(""),
+    note: str = Form(""),
+) -> Response:
     closed = await work.close(case_id, outcome, note, rasa)
     return _back(request, db, case_id, "closed_ok" if closed.bot_resumed else "closed_pending")

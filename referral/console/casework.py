@@ -91,8 +91,11 @@ def evidence_line(case: Case, t: Translator) -> str:
     Built from the codes the case keeps, not from its summary, which is in the person's
     language: a counsellor reading English sees English whatever the person wrote in.
     """
-    parts = [t.code("signal_", name) for name in dict.fromkeys(str(i.get("name") or "") for i in case.indicators)
-             if name]
+    parts = [
+        t.code("signal_", name)
+        for name in dict.fromkeys(str(i.get("name") or "") for i in case.indicators)
+        if name
+    ]
     if case.trigger and (not parts or case.trigger == "emergency"):
         parts.append(t.code("intent_", case.trigger))
     return "; ".join(dict.fromkeys(parts))
@@ -192,8 +195,9 @@ class Closed:
 class Casework:
     """One counsellor's requests about cases, each checked against permissions.py."""
 
-    def __init__(self, referrals: Referrals, counsellor: Counsellor,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, referrals: Referrals, counsellor: Counsellor, clock: Callable[[], float] = time.time
+    ) -> None:
         self.referrals = referrals
         self.db = referrals.db
         self.me = counsellor
@@ -222,8 +226,9 @@ class Casework:
         text = _text(text, MAX_REPLY_CHARS, "a reply")
         case = self.case(case_id, transcript=False)
         permissions.check(self.me, "reply", case)
-        message_id = self.referrals.reply(case_id, self.me.name, text,
-                                          any_holder=permissions.is_supervisor(self.me))
+        message_id = self.referrals.reply(
+            case_id, self.me.name, text, any_holder=permissions.is_supervisor(self.me)
+        )
         log.info("case %s: reply sent by %s", case_id, self.me.name)
         return message_id
 
@@ -251,7 +256,9 @@ class Casework:
         if note is not None:
             note = _text(note, MAX_NOTE_CHARS, "a note")
         permissions.check(self.me, "close", self.case(case_id, transcript=False))
-        case = await handback.close_and_resume(self.referrals, rasa, case_id, self.me.name, outcome, note)
+        case = await handback.close_and_resume(
+            self.referrals, rasa, case_id, self.me.name, outcome, note
+        )
         resumed = not self.db.sismember(handback.RESUME_PENDING, case_id)
         return Closed(case, resumed)
 

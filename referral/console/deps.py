@@ -52,8 +52,9 @@ SessionClockDep = Annotated[Callable[[], float], Depends(session_clock_dep)]
 
 # Requests an open console makes by itself: presence, the event stream and the fragments it
 # refetches when a case changes. They must not keep an unattended console signed in.
-BACKGROUND_ROUTES = frozenset({"/heartbeat", "/api/heartbeat", "/events", "/queue/rows",
-                               "/cases/{case_id}/transcript"})
+BACKGROUND_ROUTES = frozenset(
+    {"/heartbeat", "/api/heartbeat", "/events", "/queue/rows", "/cases/{case_id}/transcript"}
+)
 # The console's script marks its other automatic requests (the dashboard's refresh) with this.
 BACKGROUND_HEADER = "x-hotline-background"
 

@@ -37,11 +37,19 @@ def describe(error: ReferralError) -> tuple[int, dict[str, Any]]:
     if isinstance(error, CaseNotFound):
         return status.HTTP_404_NOT_FOUND, {**body, "error": "not_found"}
     if isinstance(error, AlreadyClaimed):
-        return status.HTTP_409_CONFLICT, {**body, "error": "already_claimed", "claimed_by": error.claimed_by}
+        return status.HTTP_409_CONFLICT, {
+            **body,
+            "error": "already_claimed",
+            "claimed_by": error.claimed_by,
+        }
     if isinstance(error, CaseClosed):
         return status.HTTP_409_CONFLICT, {**body, "error": "closed"}
     if isinstance(error, NotYourCase):
-        return status.HTTP_403_FORBIDDEN, {**body, "error": "not_your_case", "claimed_by": error.claimed_by}
+        return status.HTTP_403_FORBIDDEN, {
+            **body,
+            "error": "not_your_case",
+            "claimed_by": error.claimed_by,
+        }
     return status.HTTP_422_UNPROCESSABLE_CONTENT, {**body, "error": "invalid"}
 
 
@@ -54,7 +62,11 @@ def words_for(error: ReferralError) -> tuple[str, dict[str, str]]:
     if isinstance(error, CaseClosed):
         return "case_is_closed", {}
     if isinstance(error, NotYourCase):
-        return ("not_your_case", {"who": error.claimed_by}) if error.claimed_by else ("claim_first", {})
+        return (
+            ("not_your_case", {"who": error.claimed_by})
+            if error.claimed_by
+            else ("claim_first", {})
+        )
     return "invalid_request", {"reason": str(error)}
 
 

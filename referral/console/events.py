@@ -57,13 +57,17 @@ def _start(last_event_id: str | None, since: str | None) -> str | None:
 
 
 def _event(entry_id: str, fields: dict[str, str]) -> str:
-    data = {"case": fields.get("case", ""), "action": fields.get("action", ""),
-            "priority": fields.get("priority", "")}
+    data = {
+        "case": fields.get("case", ""),
+        "action": fields.get("action", ""),
+        "priority": fields.get("priority", ""),
+    }
     return f"id: {entry_id}\nevent: case\ndata: {json.dumps(data)}\n\n"
 
 
-async def follow(db: aioredis.Redis, start: str | None, case_id: str | None,
-                 timing: Timing) -> AsyncIterator[str]:
+async def follow(
+    db: aioredis.Redis, start: str | None, case_id: str | None, timing: Timing
+) -> AsyncIterator[str]:
     """The change stream as SSE text, from `start` (exclusive) or from now."""
     try:
         if start is None:
@@ -87,10 +91,18 @@ async def follow(db: aioredis.Redis, start: str | None, case_id: str | None,
 
 
 @router.get("/events")
-async def events(me: CounsellorDep, settings: SettingsDep, timing: TimingDep, case: str | None = None,
-                 since: str | None = None,
-                 last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+async def events(
+    me: CounsellorDep,
+    settings: SettingsDep,
+    timing: TimingDep,
+    case: str | None = None,
+    since: str | None = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
     """Every case change (or one case's, with ?case=R12), as they happen."""
     stream = follow(connect_async(settings), _start(last_event_id, since), case, timing)
-    return StreamingResponse(stream, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

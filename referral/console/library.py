@@ -69,7 +69,9 @@ class ServiceHit:
     insert_text: str  # the line "insert into reply" adds, in the person's language
 
 
-def search_services(data_dir: Path, province: str = "", kind: str = "", language: str = "pt") -> list[ServiceHit]:
+def search_services(
+    data_dir: Path, province: str = "", kind: str = "", language: str = "pt"
+) -> list[ServiceHit]:
     """Services of a kind in a province; national services count in every province.
 
     With a province, its own services come first, then national ones; with none, the
@@ -79,17 +81,22 @@ def search_services(data_dir: Path, province: str = "", kind: str = "", language
     province, kind = province.strip(), kind.strip()
     order = {name: rank for rank, name in enumerate(SERVICE_TYPES)}
     found = [
-        service for service in directory.load(data_dir / "services.yml")
+        service
+        for service in directory.load(data_dir / "services.yml")
         if (not kind or service.type == kind)
         and (not province or service.province in (province, "national"))
     ]
     found.sort(key=lambda s: ((s.province == "national") == bool(province), order.get(s.type, 99)))
     return [
         ServiceHit(
-            id=service.id, type=service.type, province=service.province,
-            name=_pick(service.name, language), contact=service.contact(),
+            id=service.id,
+            type=service.type,
+            province=service.province,
+            name=_pick(service.name, language),
+            contact=service.contact(),
             hours=_pick(service.hours, language) if service.hours else "",
-            address=service.address or "", verified=service.verified,
+            address=service.address or "",
+            verified=service.verified,
             insert_text=directory.format_services([service], language),
         )
         for service in found

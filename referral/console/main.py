@@ -50,7 +50,9 @@ class SecurityHeaders:
             return
         static = scope["path"].startswith("/static/")
         secure = scope.get("scheme") == "https" or any(
-            name == b"x-forwarded-proto" and value == b"https" for name, value in scope.get("headers", ()))
+            name == b"x-forwarded-proto" and value == b"https"
+            for name, value in scope.get("headers", ())
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -76,8 +78,9 @@ def create_app() -> FastAPI:
         yield
 
     # The API docs are served by api.py behind the login, not by FastAPI's open defaults.
-    app = FastAPI(title="Hotline console", docs_url=None, openapi_url=None, redoc_url=None,
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="Hotline console", docs_url=None, openapi_url=None, redoc_url=None, lifespan=lifespan
+    )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
         app.include_router(router)
@@ -88,7 +91,7 @@ def create_app() -> FastAPI:
     def healthz() -> JSONResponse:
         try:
             db_dep(get_settings()).ping()
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        except Exception:
             return JSONResponse({"redis": False}, status_code=503)
         return JSONResponse({"redis": True})
 

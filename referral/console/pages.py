@@ -14,14 +14,22 @@ from referral.console.i18n import translator
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-def render(request: Request, template: str, *, me: Any, error_key: str | None = None,
-           **context: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, *, me: Any, error_key: str | None = None, **context: Any
+) -> HTMLResponse:
     """A console page: `t` speaks the counsellor's language (before sign-in, the browser's)."""
     t = translator(me.language if me else _browser_language(request))
     return templates.TemplateResponse(
-        request, template,
-        {"me": me, "t": t, "lang": t.language, "csrf": getattr(request.state, "csrf", ""),
-         "error": t(error_key) if error_key else None, **context},
+        request,
+        template,
+        {
+            "me": me,
+            "t": t,
+            "lang": t.language,
+            "csrf": getattr(request.state, "csrf", ""),
+            "error": t(error_key) if error_key else None,
+            **context,
+        },
     )
 
 

@@ -28,8 +28,11 @@ def is_supervisor(counsellor: Counsellor) -> bool:
 def allowed(counsellor: Counsellor, action: Action, case: Case) -> bool:
     """Whether the counsellor may take this action on this case now."""
     if action == "view":
-        return (case.is_open or is_supervisor(counsellor)
-                or counsellor.name in (case.claimed_by, case.closed_by))
+        return (
+            case.is_open
+            or is_supervisor(counsellor)
+            or counsellor.name in (case.claimed_by, case.closed_by)
+        )
     if not case.is_open:
         return False
     if action == "claim":

@@ -53,8 +53,15 @@ def start(db: redis.Redis, counsellor: str, now: float) -> str:
     token = secrets.token_urlsafe(32)
     digest = _digest(token)
     with db.pipeline(transaction=True) as pipe:
-        pipe.hset(_key(digest), mapping={"counsellor": counsellor, "csrf": secrets.token_urlsafe(24),
-                                         "started": f"{now:.6f}", "active": f"{now:.6f}"})
+        pipe.hset(
+            _key(digest),
+            mapping={
+                "counsellor": counsellor,
+                "csrf": secrets.token_urlsafe(24),
+                "started": f"{now:.6f}",
+                "active": f"{now:.6f}",
+            },
+        )
         pipe.expire(_key(digest), IDLE_TIMEOUT_SECONDS)
         pipe.sadd(_index(counsellor), digest)
         pipe.expire(_index(counsellor), LIFETIME_SECONDS)
@@ -122,7 +129,12 @@ def csrf_ok(session: dict[str, str], offered: str | None) -> bool:
 def flash(db: redis.Redis, token: str | None, key: str, level: str = "ok", **values: str) -> None:
     """A message for the next page this session shows (after a form's redirect)."""
     if token:
-        db.eval(_FLASH, 1, _key(_digest(token)), json.dumps({"key": key, "level": level, "values": values}))
+        db.eval(
+            _FLASH,
+            1,
+            _key(_digest(token)),
+            json.dumps({"key": key, "level": level, "values": values}),
+        )
 
 
 def take_flash(db: redis.Redis, token: str | None) -> dict | None:

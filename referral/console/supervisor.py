@@ -45,8 +45,9 @@ def _account(db: redis.Redis, name: str) -> Counsellor:
     return account
 
 
-def _add(db: redis.Redis, me: Counsellor, name: str, role: str, language: str,
-         at: float) -> tuple[Counsellor, str]:
+def _add(
+    db: redis.Redis, me: Counsellor, name: str, role: str, language: str, at: float
+) -> tuple[Counsellor, str]:
     password = accounts.generate_password()
     try:
         account = accounts.add(db, name, role, password, language=language)  # type: ignore[arg-type]
@@ -54,7 +55,9 @@ def _add(db: redis.Redis, me: Counsellor, name: str, role: str, language: str,
         # accounts.py says "exists already" for a taken name: a conflict, not a bad request.
         code = status.HTTP_409_CONFLICT if "exists" in str(error) else status.HTTP_400_BAD_REQUEST
         raise Refused(code, "sv_account_error", reason=str(error)) from error
-    trail.account_event(db, "account_added", actor=me.name, account=account.name, at=at, role=account.role)
+    trail.account_event(
+        db, "account_added", actor=me.name, account=account.name, at=at, role=account.role
+    )
     return account, password
 
 
@@ -67,26 +70,37 @@ def _set_active(db: redis.Redis, me: Counsellor, name: str, active: bool, at: fl
     if not active:
         rota.leave(db, account.name)  # no longer counted as on duty
         sessions.end_all(db, account.name)
-    trail.account_event(db, "account_enabled" if active else "account_disabled", actor=me.name,
-                        account=account.name, at=at)
+    trail.account_event(
+        db,
+        "account_enabled" if active else "account_disabled",
+        actor=me.name,
+        account=account.name,
+        at=at,
+    )
     return _account(db, account.name)
 
 
-def _reset_password(db: redis.Redis, me: Counsellor, name: str, at: float) -> tuple[Counsellor, str]:
+def _reset_password(
+    db: redis.Redis, me: Counsellor, name: str, at: float
+) -> tuple[Counsellor, str]:
     account = _account(db, name)
     password = accounts.generate_password()
     accounts.set_password(db, account.name, password)
     # Whoever knew the old password may hold a session: it ends with the password.
     ended = sessions.end_all(db, account.name)
-    trail.account_event(db, "password_reset", actor=me.name, account=account.name, at=at,
-                        sessions_ended=ended)
+    trail.account_event(
+        db, "password_reset", actor=me.name, account=account.name, at=at, sessions_ended=ended
+    )
     return account, password
 
 
 def _staffing(db: redis.Redis, hours: rota.Rota, now: float) -> dict[str, Any]:
     """Who has the console open, and whether that, with the rota's hours, means someone answers."""
-    present = [account for account in (accounts.get(db, name) for name in rota.present(db, now))
-               if account and account.active]
+    present = [
+        account
+        for account in (accounts.get(db, name) for name in rota.present(db, now))
+        if account and account.active
+    ]
     in_hours = rota.in_hours(now, hours)
     following = None if in_hours else rota.next_shift_start(now, hours)
     return {
@@ -98,8 +112,21 @@ def _staffing(db: redis.Redis, hours: rota.Rota, now: float) -> dict[str, Any]:
 
 
 # Audit details never carry texts today; this keeps it so if a future event adds one.
-_PRIVATE_DETAILS = {"text", "body", "message", "note_text", "summary", "phrase", "indicators",
-                    "address", "phone", "number", "from_number", "to_number", "conversation_id"}
+_PRIVATE_DETAILS = {
+    "text",
+    "body",
+    "message",
+    "note_text",
+    "summary",
+    "phrase",
+    "indicators",
+    "address",
+    "phone",
+    "number",
+    "from_number",
+    "to_number",
+    "conversation_id",
+}
 _SAFE_VALUE = re.compile(r"^[\w.:@-]{0,64}$")
 _LONG_NUMBER = re.compile(r"\d{7,}")
 
@@ -113,12 +140,21 @@ def _is_code(value: Any) -> bool:
 
 def safe_detail(detail: dict[str, Any]) -> dict[str, Any]:
     """The parts of an audit event's detail a supervisor may see: codes and names, no free text."""
-    return {key: value for key, value in detail.items() if key not in _PRIVATE_DETAILS and _is_code(value)}
+    return {
+        key: value
+        for key, value in detail.items()
+        if key not in _PRIVATE_DETAILS and _is_code(value)
+    }
 
 
 def _event(event: AuditEvent) -> dict[str, Any]:
-    return {"id": event.id, "at": event.at, "actor": event.actor, "action": event.action,
-            "detail": safe_detail(event.detail)}
+    return {
+        "id": event.id,
+        "at": event.at,
+        "actor": event.actor,
+        "action": event.action,
+        "detail": safe_detail(event.detail),
+    }
 
 
 def _case_facts(case: Case) -> dict[str, Any]:
@@ -143,13 +179,24 @@ def _bars(counts: dict[str, int], prefix: str, t: Translator) -> list[dict[str, 
     """Rows of a bar chart; widths are shares of the largest bar, so the chart fills its box."""
     top = max(counts.values(), default=0) or 1
     return [
-        {"code": code, "label": t.code(prefix, code), "count": count, "width": round(100 * count / top, 1)}
+        {
+            "code": code,
+            "label": t.code(prefix, code),
+            "count": count,
+            "width": round(100 * count / top, 1),
+        }
         for code, count in counts.items()
     ]
 
 
-_DETAIL_WORDS = {"priority": "sv_priority_", "previous_priority": "sv_priority_", "risk_level": "sv_level_",
-                 "outcome": "outcome_", "consent": "sv_consent_", "trigger": "intent_"}
+_DETAIL_WORDS = {
+    "priority": "sv_priority_",
+    "previous_priority": "sv_priority_",
+    "risk_level": "sv_level_",
+    "outcome": "outcome_",
+    "consent": "sv_consent_",
+    "trigger": "intent_",
+}
 
 
 def _detail_lines(t: Translator, detail: dict[str, Any]) -> list[str]:
@@ -174,24 +221,37 @@ def _detail_lines(t: Translator, detail: dict[str, Any]) -> list[str]:
 
 
 @router.get("/supervisor", response_class=HTMLResponse, summary="The hotline at a glance")
-def dashboard_page(request: Request, me: SupervisorDep, db: DbDep, referrals: ReferralsDep,
-                   hours: RotaDep, clock: ClockDep) -> Response:
+def dashboard_page(
+    request: Request,
+    me: SupervisorDep,
+    db: DbDep,
+    referrals: ReferralsDep,
+    hours: RotaDep,
+    clock: ClockDep,
+) -> Response:
     now = clock()
     figures = stats.dashboard(referrals, hours.timezone, now)
     t = translator(me.language)
     return render(
-        request, "supervisor.html", me=me, d=figures, staffing=_staffing(db, hours, now),
+        request,
+        "supervisor.html",
+        me=me,
+        d=figures,
+        staffing=_staffing(db, hours, now),
         outcome_bars=_bars(figures.by_outcome, "outcome_", t),
         language_bars=_bars(figures.by_language, "lang_", t),
         shown_open=figures.open_cases[:OPEN_CASES_SHOWN],
         more_open=max(0, len(figures.open_cases) - OPEN_CASES_SHOWN),
-        when=formatting.clock(hours.timezone, now), duration=formatting.duration, now=now,
+        when=formatting.clock(hours.timezone, now),
+        duration=formatting.duration,
+        now=now,
     )
 
 
 @router.get("/api/supervisor/dashboard", summary="The dashboard's figures")
-def dashboard_api(me: SupervisorDep, db: DbDep, referrals: ReferralsDep, hours: RotaDep,
-                  clock: ClockDep) -> dict[str, Any]:
+def dashboard_api(
+    me: SupervisorDep, db: DbDep, referrals: ReferralsDep, hours: RotaDep, clock: ClockDep
+) -> dict[str, Any]:
     now = clock()
     figures = stats.dashboard(referrals, hours.timezone, now)
     return {**asdict(figures), "staffing": _staffing(db, hours, now)}
@@ -209,21 +269,42 @@ def find_case(me: SupervisorDep, case: str = "") -> Response:
     return RedirectResponse(f"/supervisor/cases/{case_id}/audit", status_code=303)
 
 
-@router.get("/supervisor/cases/{case_id}/audit", response_class=HTMLResponse, summary="A case's audit trail")
-def audit_page(request: Request, case_id: str, me: SupervisorDep, referrals: ReferralsDep,
-               hours: RotaDep, clock: ClockDep) -> Response:
+@router.get(
+    "/supervisor/cases/{case_id}/audit", response_class=HTMLResponse, summary="A case's audit trail"
+)
+def audit_page(
+    request: Request,
+    case_id: str,
+    me: SupervisorDep,
+    referrals: ReferralsDep,
+    hours: RotaDep,
+    clock: ClockDep,
+) -> Response:
     case, events = _audit(referrals, case_id)
     t = translator(me.language)
-    shown = [{**event, "what": t.code("sv_action_", event["action"]),
-              "lines": _detail_lines(t, event["detail"])} for event in map(_event, events)]
+    shown = [
+        {
+            **event,
+            "what": t.code("sv_action_", event["action"]),
+            "lines": _detail_lines(t, event["detail"]),
+        }
+        for event in map(_event, events)
+    ]
     return render(
-        request, "supervisor_audit.html", me=me, case=case, events=shown, case_id=case.id,
+        request,
+        "supervisor_audit.html",
+        me=me,
+        case=case,
+        events=shown,
+        case_id=case.id,
         when=formatting.clock(hours.timezone, clock(), seconds=True),
         outcome=t.code("outcome_", case.outcome),
     )
 
 
-@router.get("/api/supervisor/cases/{case_id}/audit", summary="A case's audit trail: who, what, when")
+@router.get(
+    "/api/supervisor/cases/{case_id}/audit", summary="A case's audit trail: who, what, when"
+)
 def audit_api(case_id: str, me: SupervisorDep, referrals: ReferralsDep) -> dict[str, Any]:
     case, events = _audit(referrals, case_id)
     return {"case": _case_facts(case), "events": [_event(e) for e in events]}
@@ -240,8 +321,12 @@ class Account(BaseModel):
 
     @classmethod
     def of(cls, counsellor: Counsellor) -> Account:
-        return cls(name=counsellor.name, role=counsellor.role, language=counsellor.language,
-                   active=counsellor.active)
+        return cls(
+            name=counsellor.name,
+            role=counsellor.role,
+            language=counsellor.language,
+            active=counsellor.active,
+        )
 
 
 class NewAccount(BaseModel):
@@ -257,61 +342,105 @@ class IssuedPassword(BaseModel):
     password: str
 
 
-def _accounts_page(request: Request, me: Counsellor, db: redis.Redis, *, notice: str | None = None,
-                   problem: str | None = None, status_code: int = 200,
-                   form: dict[str, str] | None = None) -> Response:
-    page = render(request, "supervisor_counsellors.html", me=me, accounts=accounts.all_counsellors(db),
-                  roles=accounts.ROLES, languages=accounts.UI_LANGUAGES, notice=notice, problem=problem,
-                  form=form or {"name": "", "role": "counsellor", "language": me.language})
+def _accounts_page(
+    request: Request,
+    me: Counsellor,
+    db: redis.Redis,
+    *,
+    notice: str | None = None,
+    problem: str | None = None,
+    status_code: int = 200,
+    form: dict[str, str] | None = None,
+) -> Response:
+    page = render(
+        request,
+        "supervisor_counsellors.html",
+        me=me,
+        accounts=accounts.all_counsellors(db),
+        roles=accounts.ROLES,
+        languages=accounts.UI_LANGUAGES,
+        notice=notice,
+        problem=problem,
+        form=form or {"name": "", "role": "counsellor", "language": me.language},
+    )
     page.status_code = status_code
     return page
 
 
-def _password_page(request: Request, me: Counsellor, account: Counsellor, password: str,
-                   kind: Literal["added", "reset"]) -> Response:
-    page = render(request, "supervisor_password.html", me=me, account=account, password=password, kind=kind)
+def _password_page(
+    request: Request,
+    me: Counsellor,
+    account: Counsellor,
+    password: str,
+    kind: Literal["added", "reset"],
+) -> Response:
+    page = render(
+        request, "supervisor_password.html", me=me, account=account, password=password, kind=kind
+    )
     page.status_code = status.HTTP_201_CREATED if kind == "added" else status.HTTP_200_OK
     page.headers["Cache-Control"] = "no-store"
     return page
 
 
 @router.get("/supervisor/counsellors", response_class=HTMLResponse, summary="Counsellor accounts")
-def accounts_page(request: Request, me: SupervisorDep, db: DbDep, done: str | None = None,
-                  who: str | None = None) -> Response:
+def accounts_page(
+    request: Request, me: SupervisorDep, db: DbDep, done: str | None = None, who: str | None = None
+) -> Response:
     t = translator(me.language)
     notice = t(f"sv_done_{done}", name=who) if done in ("disabled", "enabled") and who else None
     return _accounts_page(request, me, db, notice=notice)
 
 
 @router.post("/supervisor/counsellors", response_class=HTMLResponse, include_in_schema=False)
-def add_form(request: Request, me: SupervisorDep, db: DbDep, clock: ClockDep, name: str = Form(""),
-             role: str = Form("counsellor"), language: str = Form("pt")) -> Response:
+def add_form(
+    request: Request,
+    me: SupervisorDep,
+    db: DbDep,
+    clock: ClockDep,
+    name: str = Form(""),
+    role: str = Form("counsellor"),
+    language: str = Form("pt"),
+) -> Response:
     try:
         account, password = _add(db, me, name, role, language, clock())
     except Refused as error:
         # The one refusal drawn here rather than by errors.py: the form comes back with
         # what was typed, so a supervisor corrects a name instead of typing it again.
-        return _accounts_page(request, me, db, problem=translator(me.language)(error.key, **error.values),
-                              status_code=error.status_code,
-                              form={"name": name, "role": role, "language": language})
+        return _accounts_page(
+            request,
+            me,
+            db,
+            problem=translator(me.language)(error.key, **error.values),
+            status_code=error.status_code,
+            form={"name": name, "role": role, "language": language},
+        )
     return _password_page(request, me, account, password, "added")
 
 
 @router.post("/supervisor/counsellors/{name}/disable", include_in_schema=False)
 def disable_form(name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Response:
     account = _set_active(db, me, name, False, clock())
-    return RedirectResponse(f"/supervisor/counsellors?done=disabled&who={account.name}", status_code=303)
+    return RedirectResponse(
+        f"/supervisor/counsellors?done=disabled&who={account.name}", status_code=303
+    )
 
 
 @router.post("/supervisor/counsellors/{name}/enable", include_in_schema=False)
 def enable_form(name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Response:
     account = _set_active(db, me, name, True, clock())
-    return RedirectResponse(f"/supervisor/counsellors?done=enabled&who={account.name}", status_code=303)
+    return RedirectResponse(
+        f"/supervisor/counsellors?done=enabled&who={account.name}", status_code=303
+    )
 
 
-@router.post("/supervisor/counsellors/{name}/reset-password", response_class=HTMLResponse,
-             include_in_schema=False)
-def reset_form(request: Request, name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Response:
+@router.post(
+    "/supervisor/counsellors/{name}/reset-password",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+)
+def reset_form(
+    request: Request, name: str, me: SupervisorDep, db: DbDep, clock: ClockDep
+) -> Response:
     account, password = _reset_password(db, me, name, clock())
     return _password_page(request, me, account, password, "reset")
 
@@ -321,16 +450,22 @@ def accounts_api(me: SupervisorDep, db: DbDep) -> list[Account]:
     return [Account.of(c) for c in accounts.all_counsellors(db)]
 
 
-@router.post("/api/supervisor/counsellors", status_code=status.HTTP_201_CREATED,
-             summary="Add an account; the generated password is in this answer only")
-def add_api(body: NewAccount, response: Response, me: SupervisorDep, db: DbDep,
-            clock: ClockDep) -> IssuedPassword:
+@router.post(
+    "/api/supervisor/counsellors",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add an account; the generated password is in this answer only",
+)
+def add_api(
+    body: NewAccount, response: Response, me: SupervisorDep, db: DbDep, clock: ClockDep
+) -> IssuedPassword:
     account, password = _add(db, me, body.name, body.role, body.language, clock())
     response.headers["Cache-Control"] = "no-store"
     return IssuedPassword(account=Account.of(account), password=password)
 
 
-@router.post("/api/supervisor/counsellors/{name}/disable", summary="Disable an account (not your own)")
+@router.post(
+    "/api/supervisor/counsellors/{name}/disable", summary="Disable an account (not your own)"
+)
 def disable_api(name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Account:
     return Account.of(_set_active(db, me, name, False, clock()))
 
@@ -340,18 +475,28 @@ def enable_api(name: str, me: SupervisorDep, db: DbDep, clock: ClockDep) -> Acco
     return Account.of(_set_active(db, me, name, True, clock()))
 
 
-@router.post("/api/supervisor/counsellors/{name}/reset-password",
-             summary="Give an account a new generated password, returned this once")
-def reset_api(name: str, response: Response, me: SupervisorDep, db: DbDep,
-              clock: ClockDep) -> IssuedPassword:
+@router.post(
+    "/api/supervisor/counsellors/{name}/reset-password",
+    summary="Give an account a new generated password, returned this once",
+)
+def reset_api(
+    name: str, response: Response, me: SupervisorDep, db: DbDep, clock: ClockDep
+) -> IssuedPassword:
     account, password = _reset_password(db, me, name, clock())
     response.headers["Cache-Control"] = "no-store"
     return IssuedPassword(account=Account.of(account), password=password)
 
 
-@router.get("/api/supervisor/accounts/audit", summary="Account events: who signed in, was refused, "
-            "locked out, added, disabled, enabled or reset, and when (newest first)")
-def account_trail_api(me: SupervisorDep, db: DbDep, account: str | None = None,
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+@router.get(
+    "/api/supervisor/accounts/audit",
+    summary="Account events: who signed in, was refused, "
+    "locked out, added, disabled, enabled or reset, and when (newest first)",
+)
+def account_trail_api(
+    me: SupervisorDep,
+    db: DbDep,
+    account: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
     found = trail.account_events(db, limit, account.strip().lower() if account else None)
     return {"events": [_event(trail.as_audit_event(event)) for event in found]}

@@ -27,43 +27,81 @@ READ_WINDOW_SECONDS = 10 * 60
 UNKNOWN = "unknown"
 
 AccountAction = Literal[
-    "account_added", "account_disabled", "account_enabled", "password_reset",
-    "signed_in", "signed_out", "sign_in_refused", "locked_out",
+    "account_added",
+    "account_disabled",
+    "account_enabled",
+    "password_reset",
+    "signed_in",
+    "signed_out",
+    "sign_in_refused",
+    "locked_out",
 ]
 
 
-def account_event(db: redis.Redis, action: AccountAction, *, actor: str, account: str, at: float,
-                  **detail: str | int | bool) -> None:
+def account_event(
+    db: redis.Redis,
+    action: AccountAction,
+    *,
+    actor: str,
+    account: str,
+    at: float,
+    **detail: str | int | bool,
+) -> None:
     """Append one account event; `actor` did it, `account` is the account it was about."""
-    db.xadd(ACCOUNT_TRAIL, {"at": f"{at:.6f}", "actor": actor, "action": action, "account": account,
-                            "detail": json.dumps(detail)},
-            maxlen=ACCOUNT_TRAIL_LENGTH, approximate=True)
+    db.xadd(
+        ACCOUNT_TRAIL,
+        {
+            "at": f"{at:.6f}",
+            "actor": actor,
+            "action": action,
+            "account": account,
+            "detail": json.dumps(detail),
+        },
+        maxlen=ACCOUNT_TRAIL_LENGTH,
+        approximate=True,
+    )
 
 
-def account_events(db: redis.Redis, limit: int = 200, account: str | None = None) -> list[dict[str, Any]]:
+def account_events(
+    db: redis.Redis, limit: int = 200, account: str | None = None
+) -> list[dict[str, Any]]:
     """The latest account events, newest first (only about `account`, when given)."""
     events = []
     for entry_id, fields in db.xrevrange(ACCOUNT_TRAIL, count=limit if account is None else None):
         if account is not None and fields.get("account") != account:
             continue
-        events.append({"id": entry_id, "at": float(fields.get("at") or 0), "actor": fields.get("actor", ""),
-                       "action": fields.get("action", ""), "account": fields.get("account", ""),
-                       "detail": json.loads(fields.get("detail") or "{}")})
+        events.append(
+            {
+                "id": entry_id,
+                "at": float(fields.get("at") or 0),
+                "actor": fields.get("actor", ""),
+                "action": fields.get("action", ""),
+                "account": fields.get("account", ""),
+                "detail": json.loads(fields.get("detail") or "{}"),
+            }
+        )
         if len(events) >= limit:
             break
     return events
 
 
 def as_audit_event(event: dict[str, Any]) -> AuditEvent:
-    return AuditEvent(id=event["id"], at=event["at"], actor=event["actor"], action=event["action"],
-                      detail={"account": event["account"], **event["detail"]})
+    return AuditEvent(
+        id=event["id"],
+        at=event["at"],
+        actor=event["actor"],
+        action=event["action"],
+        detail={"account": event["account"], **event["detail"]},
+    )
 
 
 def case_read(db: redis.Redis, case_id: str, reader: str, at: float) -> bool:
     """Record that `reader` read the case; False when they already did within the window."""
     if not db.set(f"hotline:audit:read:{case_id}:{reader}", "1", nx=True, ex=READ_WINDOW_SECONDS):
         return False
-    db.xadd(audit_key(case_id), {"at": f"{at:.6f}", "actor": reader, "action": "viewed", "detail": "{}"})
+    db.xadd(
+        audit_key(case_id), {"at": f"{at:.6f}", "actor": reader, "action": "viewed", "detail": "{}"}
+    )
     return True
 
 

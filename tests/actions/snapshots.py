@@ -7,10 +7,18 @@ from typing import Any
 from rasa_sdk import Tracker
 
 
-def user(text: str, intent: str, confidence: float = 0.95, metadata: dict | None = None) -> dict[str, Any]:
+def user(
+    text: str, intent: str, confidence: float = 0.95, metadata: dict | None = None
+) -> dict[str, Any]:
     return {
-        "event": "user", "text": text, "metadata": metadata or {},
-        "parse_data": {"text": text, "intent": {"name": intent, "confidence": confidence}, "entities": []},
+        "event": "user",
+        "text": text,
+        "metadata": metadata or {},
+        "parse_data": {
+            "text": text,
+            "intent": {"name": intent, "confidence": confidence},
+            "entities": [],
+        },
     }
 
 
@@ -24,7 +32,12 @@ def tracker(events: list[dict[str, Any]], slots: dict[str, Any] | None = None) -
     if last_user:
         latest["metadata"] = last_user.get("metadata", {})
     return Tracker(
-        sender_id="c0123456789abcdef0123456789abcd", slots=slots or {}, latest_message=latest,
-        events=events, paused=False, followup_action=None, active_loop={},
+        sender_id="c0123456789abcdef0123456789abcd",
+        slots=slots or {},
+        latest_message=latest,
+        events=events,
+        paused=False,
+        followup_action=None,
+        active_loop={},
         latest_action_name=None,
     )

@@ -43,7 +43,9 @@ def response_name(text: str, language: str) -> str:
     raise AssertionError(f"not a {language} response: {text!r}")
 
 
-def run(action, events: list[dict], slots: dict | None = None) -> tuple[list[str], list[dict], list[dict]]:
+def run(
+    action, events: list[dict], slots: dict | None = None
+) -> tuple[list[str], list[dict], list[dict]]:
     dispatcher = CollectingDispatcher()
     slots = slots or {"language": "pt"}
     result = asyncio.run(action.run(dispatcher, tracker(events, slots), {}))
@@ -51,10 +53,18 @@ def run(action, events: list[dict], slots: dict | None = None) -> tuple[list[str
     return names, result, dispatcher.messages
 
 
-def open_case(db: redis.Redis, events: list[dict], language: str = "pt", now: float = DAYTIME, present: bool = True):
+def open_case(
+    db: redis.Redis,
+    events: list[dict],
+    language: str = "pt",
+    now: float = DAYTIME,
+    present: bool = True,
+):
     if present:
         rota.heartbeat(db, "ana", now=now)
-    names, result, messages = run(ActionOpenCase(db=db, clock=lambda: now), events, {"language": language})
+    names, result, messages = run(
+        ActionOpenCase(db=db, clock=lambda: now), events, {"language": language}
+    )
     return names, result, said(messages, language)
 
 
@@ -66,12 +76,18 @@ def the_case(db: redis.Redis):
 
 
 def test_an_emergency_hands_off_at_once_with_the_numbers_in_the_same_reply(db: redis.Redis) -> None:
-    names, result, text = open_case(db, [user("help they are beating me now", "emergency", 0.97)], "en")
+    names, result, text = open_case(
+        db, [user("help they are beating me now", "emergency", 0.97)], "en"
+    )
     assert names == ["utter_emergency"]  # no question asked
     assert "119" in text[0]
     assert {"event": "pause", "timestamp": None} in result
     case = the_case(db)
-    assert case.priority == "emergency" and case.consent == "not_asked" and case.risk_level == "emergency"
+    assert (
+        case.priority == "emergency"
+        and case.consent == "not_asked"
+        and case.risk_level == "emergency"
+    )
     assert case.summary == "threats or violence; danger now"
 
 
@@ -87,7 +103,10 @@ def test_consent_given_opens_a_high_case_with_the_evidence(db: redis.Redis) -> N
         {**user("o patrão guardou o meu passaporte", "ask_documents", 0.6), "timestamp": 102.0},
         {**user("e não me deixa sair da fazenda", "report_exploitation"), "timestamp": 103.0},
         action("action_offer_counsellor"),
-        {**user("sim", "affirm", metadata={"channel": "whatsapp", "language": "pt"}), "timestamp": 104.0},
+        {
+            **user("sim", "affirm", metadata={"channel": "whatsapp", "language": "pt"}),
+            "timestamp": 104.0,
+        },
     ]
     names, result, _ = open_case(db, events)
     assert names == ["utter_case_opened"]
@@ -97,24 +116,38 @@ def test_consent_given_opens_a_high_case_with_the_evidence(db: redis.Redis) -> N
     assert [i["name"] for i in case.indicators] == ["documents_confiscated", "not_free_to_leave"]
     assert case.summary == "documentos retidos; não pode sair"
     assert [(m.author, m.text) for m in case.transcript] == [
-        ("person", "Olá"), ("bot", "Olá! Em que posso ajudar?"),
-        ("person", "o patrão guardou o meu passaporte"), ("person", "e não me deixa sair da fazenda"),
+        ("person", "Olá"),
+        ("bot", "Olá! Em que posso ajudar?"),
+        ("person", "o patrão guardou o meu passaporte"),
+        ("person", "e não me deixa sair da fazenda"),
         ("person", "sim"),
     ]
 
 
-def test_nobody_on_duty_says_when_someone_will_answer_and_gives_numbers_at_high_risk(db: redis.Redis) -> None:
-    events = [user("não me deixam sair da casa", "report_exploitation"), action("action_offer_counsellor"),
-              user("sim", "affirm")]
+def test_nobody_on_duty_says_when_someone_will_answer_and_gives_numbers_at_high_risk(
+    db: redis.Redis,
+) -> None:
+    events = [
+        user("não me deixam sair da casa", "report_exploitation"),
+        action("action_offer_counsellor"),
+        user("sim", "affirm"),
+    ]
     names, result, text = open_case(db, events, now=NIGHT)
     assert names == ["utter_case_opened", "utter_nobody_on_duty_urgent"]
     assert "amanha às 06:00" in text[1] and "119" in text[1]
-    assert {"event": "slot", "timestamp": None, "name": "next_shift", "value": "amanha às 06:00"} in result
+    assert {
+        "event": "slot",
+        "timestamp": None,
+        "name": "next_shift",
+        "value": "amanha às 06:00",
+    } in result
     assert the_case(db).status == "waiting"  # it waits for the morning shift, first in line
 
 
 def test_nobody_present_in_the_day_is_also_nobody_on_duty(db: redis.Redis) -> None:
-    names, _, text = open_case(db, [user("quero falar com uma pessoa", "request_human")], present=False)
+    names, _, text = open_case(
+        db, [user("quero falar com uma pessoa", "request_human")], present=False
+    )
     assert names == ["utter_case_opened", "utter_nobody_on_duty"]
     assert "119" not in text[1]  # a plain request gets no emergency numbers
 
@@ -142,7 +175,13 @@ def test_asking_for_a_person_opens_a_normal_case(db: redis.Redis) -> None:
 
 def test_a_second_trigger_raises_the_open_case_instead_of_opening_another(db: redis.Redis) -> None:
     open_case(db, [user("quero falar com alguem", "request_human")])
-    open_case(db, [user("quero falar com alguem", "request_human"), user("socorro estao a bater-me", "emergency")])
+    open_case(
+        db,
+        [
+            user("quero falar com alguem", "request_human"),
+            user("socorro estao a bater-me", "emergency"),
+        ],
+    )
     referrals = Referrals(db)
     assert len(referrals.cases_of(CID)) == 1
     assert the_case(db).priority == "emergency"
@@ -150,8 +189,11 @@ def test_a_second_trigger_raises_the_open_case_instead_of_opening_another(db: re
 
 def test_without_redis_the_person_still_gets_the_emergency_numbers(settings_factory) -> None:
     dead = redis.Redis(port=1, socket_connect_timeout=0.2)
-    names, result, _ = run(ActionOpenCase(db=dead, clock=lambda: DAYTIME),
-                                  [user("help they are beating me", "emergency")], {"language": "en"})
+    names, result, _ = run(
+        ActionOpenCase(db=dead, clock=lambda: DAYTIME),
+        [user("help they are beating me", "emergency")],
+        {"language": "en"},
+    )
     assert names == ["utter_emergency"]
     assert all(event["event"] != "pause" for event in result)  # the bot keeps answering
 
@@ -159,14 +201,23 @@ def test_without_redis_the_person_still_gets_the_emergency_numbers(settings_fact
 @pytest.mark.parametrize(
     ("events", "acknowledgement"),
     [
-        ([user("my boss keeps my passport and beats me", "report_exploitation")], "utter_acknowledge_disclosure"),
-        ([user("minha irmã está presa numa casa, não a deixam sair", "report_third_party")],
-         "utter_acknowledge_third_party"),
+        (
+            [user("my boss keeps my passport and beats me", "report_exploitation")],
+            "utter_acknowledge_disclosure",
+        ),
+        (
+            [user("minha irmã está presa numa casa, não a deixam sair", "report_third_party")],
+            "utter_acknowledge_third_party",
+        ),
         # Risk that built up over turns, about someone else, with an ordinary last intent.
-        ([user("my friend works on a farm", "out_of_scope", 0.4),
-          user("they took her phone and she cant call her family", "out_of_scope", 0.4),
-          user("she works 16 hours a day with no day off", "ask_legal_help", 0.5)],
-         "utter_acknowledge_third_party"),
+        (
+            [
+                user("my friend works on a farm", "out_of_scope", 0.4),
+                user("they took her phone and she cant call her family", "out_of_scope", 0.4),
+                user("she works 16 hours a day with no day off", "ask_legal_help", 0.5),
+            ],
+            "utter_acknowledge_third_party",
+        ),
     ],
 )
 def test_the_offer_acknowledges_gives_one_safety_sentence_and_asks_consent(
@@ -178,8 +229,11 @@ def test_the_offer_acknowledges_gives_one_safety_sentence_and_asks_consent(
 
 
 def test_a_refusal_is_respected_and_the_matching_services_are_given(db: redis.Redis) -> None:
-    events = [user("tenho 15 anos e o patrão bate-me", "report_exploitation"), action("action_offer_counsellor"),
-              user("não", "deny")]
+    events = [
+        user("tenho 15 anos e o patrão bate-me", "report_exploitation"),
+        action("action_offer_counsellor"),
+        user("não", "deny"),
+    ]
     names, result, messages = run(ActionDeclineCounsellor(), events)
     assert names == ["utter_consent_declined", "utter_services_intro"]
     listing = messages[-1]["text"]
@@ -196,14 +250,17 @@ def test_the_hand_back_closes_with_one_line_in_the_persons_language(language: st
     assert names == ["utter_case_closed"] and result == []
 
 
-def test_a_danger_reading_the_screen_does_not_confirm_still_gets_the_numbers(db: redis.Redis) -> None:
+def test_a_danger_reading_the_screen_does_not_confirm_still_gets_the_numbers(
+    db: redis.Redis,
+) -> None:
     """A faint emergency reading opens no emergency case, but the person is never left with only
     "a counsellor will write": the emergency numbers are in the same reply."""
     names, _, _ = open_case(db, [user("please just tell me", "emergency", 0.2)], "en")
     assert the_case(db).priority == "request"
     assert "utter_danger_numbers" in names
-    offered, _, _ = run(ActionOfferCounsellor(), [user("please just tell me", "emergency", 0.2)],
-                        {"language": "fr"})
+    offered, _, _ = run(
+        ActionOfferCounsellor(), [user("please just tell me", "emergency", 0.2)], {"language": "fr"}
+    )
     assert offered.index("utter_danger_numbers") < offered.index("utter_ask_consent")
 
 

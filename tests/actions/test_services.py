@@ -15,7 +15,11 @@ from tests.domain import responses
 
 def run(text: str, language: str) -> list[dict]:
     dispatcher = CollectingDispatcher()
-    asyncio.run(ActionListServices().run(dispatcher, tracker([user(text, "ask_services")], {"language": language}), {}))
+    asyncio.run(
+        ActionListServices().run(
+            dispatcher, tracker([user(text, "ask_services")], {"language": language}), {}
+        )
+    )
     return dispatcher.messages
 
 

@@ -21,7 +21,9 @@ def test_the_gateways_language_wins() -> None:
 
 
 def test_without_metadata_the_detector_decides() -> None:
-    slots = slots_after([user("bonjour, je voudrais rentrer chez moi au Congo", "ask_return_assistance")])
+    slots = slots_after(
+        [user("bonjour, je voudrais rentrer chez moi au Congo", "ask_return_assistance")]
+    )
     assert slots["language"] == "fr"
 
 
@@ -51,7 +53,7 @@ def test_risk_that_builds_up_asks_for_an_offer_once() -> None:
     assert first["risk_level"] in ("high", "emergency")
     assert first["risk_action"] == "offer"
     # Once the counsellor was offered, the bot does not keep offering.
-    later = slots_after(events + [action("action_offer_counsellor"), user("ok", "affirm")])
+    later = slots_after([*events, action("action_offer_counsellor"), user("ok", "affirm")])
     assert later["risk_action"] == "none"
 
 

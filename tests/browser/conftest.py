@@ -22,8 +22,14 @@ from tests.channels.conftest import ChannelProcess, ServerThread, service_env
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 # Without these, chromium keeps trying to reach Google's hosts through a closed network.
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -34,8 +40,10 @@ class Hotline:
     logs: Path
 
     def output(self) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}"
-                         for log in sorted(self.logs.glob("*.log")))
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-1500:]}"
+            for log in sorted(self.logs.glob("*.log"))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,9 @@ def browser() -> Iterator[Browser]:
     # and the later tests' asyncio.run() must not find it running.
     chromium = shutil.which("chromium")
     if chromium is None:
-        pytest.fail("chromium is not installed: run the tests through `make test`, which installs it")
+        pytest.fail(
+            "chromium is not installed: run the tests through `make test`, which installs it"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser
@@ -60,22 +70,41 @@ def hotline(rasa_stack, settings_factory, db, tmp_path) -> Iterator[Hotline]:
         SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}",
     )
     env = service_env(settings)
-    servers = [ServerThread(gateway.create_app(settings), gateway_port),
-               ServerThread(sandbox.create_app(settings), sandbox_port)]
+    servers = [
+        ServerThread(gateway.create_app(settings), gateway_port),
+        ServerThread(sandbox.create_app(settings), sandbox_port),
+    ]
     for server in servers:
         server.start()
-    workers = [ChannelProcess(module, env, tmp_path).start()
-               for module in ("channels.worker", "channels.sender")]
+    workers = [
+        ChannelProcess(module, env, tmp_path).start()
+        for module in ("channels.worker", "channels.sender")
+    ]
     console_log = (tmp_path / "console.log").open("ab")
     console = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(console_port),
-         "--no-access-log", "--factory", "referral.console.main:create_app"],
-        env=env, cwd=PROJECT_ROOT, stdout=console_log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(console_port),
+            "--no-access-log",
+            "--factory",
+            "referral.console.main:create_app",
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=console_log,
+        stderr=subprocess.STDOUT,
     )
     try:
         console_url = f"http://127.0.0.1:{console_port}"
         if not processes.wait_http(console_url + "/healthz", 30):
-            pytest.fail("the console did not start: " + (tmp_path / "console.log").read_text()[-2000:])
+            pytest.fail(
+                "the console did not start: " + (tmp_path / "console.log").read_text()[-2000:]
+            )
         yield Hotline(settings.sandbox_url, console_url, tmp_path)
     finally:
         console.terminate()

@@ -20,7 +20,9 @@ from tests.domain import responses
 
 PASSWORD = "a long browser password"
 NUMBER = "+258840009901"
-DISCLOSURE = "my boss took my passport and says i owe him for the transport, i cannot leave the farm"
+DISCLOSURE = (
+    "my boss took my passport and says i owe him for the transport, i cannot leave the farm"
+)
 REPLY = "Hello, my name is Ana, I am a counsellor. Are you safe to talk now?"
 WAIT_MS = 90_000  # the person's messages go through the real Rasa on a loaded 2-core machine
 
@@ -43,7 +45,9 @@ def replies_on_phone(phone: Page) -> list[str]:
     return phone.locator("#thread .msg.out").all_inner_texts()
 
 
-def test_a_case_from_disclosure_to_hand_back(browser: Browser, hotline: Hotline, db: redis.Redis, artifacts) -> None:
+def test_a_case_from_disclosure_to_hand_back(
+    browser: Browser, hotline: Hotline, db: redis.Redis, artifacts
+) -> None:
     for name, role in (("ana", "counsellor"), ("ben", "counsellor"), ("sofia", "supervisor")):
         accounts.add(db, name, role, PASSWORD, language="en")
     counsellor = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -70,7 +74,9 @@ def test_a_case_from_disclosure_to_hand_back(browser: Browser, hotline: Hotline,
         row = queue.get_by_test_id("queue-row")
         expect(row).to_have_count(1, timeout=WAIT_MS)
         expect(row.get_by_test_id("risk-badge")).to_contain_text(re.compile("high", re.IGNORECASE))
-        expect(row.get_by_test_id("queue-evidence")).to_contain_text(re.compile("passport|document", re.IGNORECASE))
+        expect(row.get_by_test_id("queue-evidence")).to_contain_text(
+            re.compile("passport|document", re.IGNORECASE)
+        )
         expect(row.get_by_test_id("queue-channel")).to_contain_text("SMS")
         assert NUMBER not in queue.content() and NUMBER[-9:] not in queue.content()
         queue.screenshot(path=str(artifacts / "queue.png"), full_page=True)
@@ -80,7 +86,9 @@ def test_a_case_from_disclosure_to_hand_back(browser: Browser, hotline: Hotline,
         case = queue
         expect(case.get_by_test_id("transcript-line").first).to_be_visible()
         expect(case.locator("[data-testid=transcript-line][data-author=bot]")).not_to_have_count(0)
-        expect(case.locator("[data-testid=transcript-line][data-author=person]").first).to_contain_text("passport")
+        expect(
+            case.locator("[data-testid=transcript-line][data-author=person]").first
+        ).to_contain_text("passport")
         expect(case.get_by_test_id("evidence").first).to_be_visible()
         assert NUMBER not in case.content()
 
@@ -98,18 +106,27 @@ def test_a_case_from_disclosure_to_hand_back(browser: Browser, hotline: Hotline,
         expect(case.get_by_test_id("segment-counter")).to_contain_text("1")
         case.get_by_test_id("send-button").click()
         expect(phone.locator("#thread .msg.out").last).to_contain_text(REPLY, timeout=30_000)
-        expect(case.locator("[data-testid=transcript-line][data-author=counsellor]")).to_contain_text(REPLY)
+        expect(
+            case.locator("[data-testid=transcript-line][data-author=counsellor]")
+        ).to_contain_text(REPLY)
 
         # The person answers; it reaches the case, not the bot.
         bot_replies = len(replies_on_phone(phone))
         text_from_phone(phone, "yes i am alone now, i am in Ressano Garcia")
-        expect(case.locator("[data-testid=transcript-line][data-author=person]").last).to_contain_text(
-            "Ressano Garcia", timeout=30_000)
-        assert len(replies_on_phone(phone)) == bot_replies, "the bot must stay silent while a case is open"
+        expect(
+            case.locator("[data-testid=transcript-line][data-author=person]").last
+        ).to_contain_text("Ressano Garcia", timeout=30_000)
+        assert len(replies_on_phone(phone)) == bot_replies, (
+            "the bot must stay silent while a case is open"
+        )
 
-        case.get_by_test_id("note-box").fill("Safe to talk; in Ressano Garcia. Shelter and police referral.")
+        case.get_by_test_id("note-box").fill(
+            "Safe to talk; in Ressano Garcia. Shelter and police referral."
+        )
         case.get_by_test_id("note-button").click()
-        expect(case.locator("[data-testid=transcript-line][data-kind=note]")).to_contain_text("Shelter")
+        expect(case.locator("[data-testid=transcript-line][data-kind=note]")).to_contain_text(
+            "Shelter"
+        )
 
         # Refer: find a service and put it into a reply.
         case.get_by_test_id("service-search-button").click()
@@ -118,11 +135,15 @@ def test_a_case_from_disclosure_to_hand_back(browser: Browser, hotline: Hotline,
         expect(case.get_by_test_id("reply-box")).not_to_have_value("")
         inserted = case.get_by_test_id("reply-box").input_value()
         case.get_by_test_id("send-button").click()
-        expect(phone.locator("#thread .msg.out").last).to_contain_text(inserted.splitlines()[0][:30], timeout=30_000)
+        expect(phone.locator("#thread .msg.out").last).to_contain_text(
+            inserted.splitlines()[0][:30], timeout=30_000
+        )
         case.screenshot(path=str(artifacts / "case.png"), full_page=True)
 
         case.get_by_test_id("outcome-select").select_option("referred_shelter")
-        case.get_by_test_id("close-note").fill("Referred to the shelter; police informed with consent.")
+        case.get_by_test_id("close-note").fill(
+            "Referred to the shelter; police informed with consent."
+        )
         case.get_by_test_id("close-button").click()
         expect(case.get_by_test_id("case-closed")).to_be_visible()
         closing = responses()["utter_case_closed"]["en"]

@@ -77,7 +77,9 @@ class ServerThread:
     """An ASGI app served by uvicorn on a loopback port, in a thread of the test process."""
 
     def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{port}"
@@ -138,14 +140,20 @@ class FakeRasa:
         if request.url.path == "/webhooks/rest/webhook":
             body = json.loads(request.content)
             self.seen.append(body)
-            texts = self.replies(body) if self.replies else [BOT_REPLY[body["metadata"]["language"]]]
-            return httpx.Response(200, json=[{"recipient_id": body["sender"], "text": t} for t in texts])
+            texts = (
+                self.replies(body) if self.replies else [BOT_REPLY[body["metadata"]["language"]]]
+            )
+            return httpx.Response(
+                200, json=[{"recipient_id": body["sender"], "text": t} for t in texts]
+            )
         if request.url.path.endswith("/tracker"):
             return httpx.Response(200, json={"events": []})
         return httpx.Response(200, json={})
 
     def client(self, settings: Settings) -> RasaClient:
-        return RasaClient(settings, client=httpx.AsyncClient(transport=httpx.MockTransport(self.handler)))
+        return RasaClient(
+            settings, client=httpx.AsyncClient(transport=httpx.MockTransport(self.handler))
+        )
 
     @property
     def texts(self) -> list[str]:
@@ -168,11 +176,23 @@ class Phone:
     def form(self, body: str, sid: str | None = None, media: int = 0) -> dict[str, str]:
         sid = sid or "SM" + uuid.uuid4().hex
         settings = self.servers.settings
-        to = settings.twilio_whatsapp_from if self.channel == "whatsapp" else settings.twilio_sms_from
+        to = (
+            settings.twilio_whatsapp_from
+            if self.channel == "whatsapp"
+            else settings.twilio_sms_from
+        )
         form = {
-            "MessageSid": sid, "SmsMessageSid": sid, "SmsSid": sid, "AccountSid": settings.twilio_sid,
-            "From": self.address, "To": to, "Body": body, "NumMedia": str(media), "NumSegments": "1",
-            "SmsStatus": "received", "ApiVersion": "2010-04-01",
+            "MessageSid": sid,
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": settings.twilio_sid,
+            "From": self.address,
+            "To": to,
+            "Body": body,
+            "NumMedia": str(media),
+            "NumSegments": "1",
+            "SmsStatus": "received",
+            "ApiVersion": "2010-04-01",
         }
         if self.channel == "whatsapp":
             form |= {"ProfileName": "Amina", "WaId": self.number.lstrip("+")}
@@ -208,7 +228,8 @@ class Phone:
         """The bodies the sandbox delivered to this phone, oldest first."""
         thread = httpx.post(
             self.servers.sandbox_url + "/phone/thread",
-            json={"channel": self.channel, "number": self.number}, timeout=10,
+            json={"channel": self.channel, "number": self.number},
+            timeout=10,
         ).json()["messages"]
         return [m["body"] for m in thread if m["direction"] == "out"]
 
@@ -257,11 +278,19 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_ACCOUNT")}
     env |= {
-        "PYTHONPATH": str(PROJECT_ROOT), "HOTLINE_ENV": "test", "REDIS_URL": settings.redis_url,
-        "HOTLINE_SECRET": SECRET, "HOTLINE_FERNET_KEY": FERNET_KEY, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "RASA_URL": settings.rasa_url, "RASA_TOKEN": settings.rasa_token.get_secret_value(),
-        "PUBLIC_URL": settings.public_url, "SANDBOX_URL": settings.sandbox_url,
-        "HOTLINE_CLAIM_IDLE": "2", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "HOTLINE_ENV": "test",
+        "REDIS_URL": settings.redis_url,
+        "HOTLINE_SECRET": SECRET,
+        "HOTLINE_FERNET_KEY": FERNET_KEY,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "RASA_URL": settings.rasa_url,
+        "RASA_TOKEN": settings.rasa_token.get_secret_value(),
+        "PUBLIC_URL": settings.public_url,
+        "SANDBOX_URL": settings.sandbox_url,
+        "HOTLINE_CLAIM_IDLE": "2",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
     }
     return env | extra
 
@@ -279,8 +308,10 @@ class ChannelProcess:
         import sys
 
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module], env=self.env,
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
         )
         return self
 

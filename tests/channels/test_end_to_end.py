@@ -17,13 +17,20 @@ QUESTIONS = {
     "fr": "je veux rentrer chez moi, vous pouvez m'aider?",
     "sw": "nataka kurudi nyumbani mnaweza kunisaidia?",
 }
-NUMBERS = {"pt": "+258840000011", "en": "+258840000012", "fr": "+258840000013", "sw": "+258840000014"}
+NUMBERS = {
+    "pt": "+258840000011",
+    "en": "+258840000012",
+    "fr": "+258840000013",
+    "sw": "+258840000014",
+}
 
 
 @pytest.fixture
 def e2e_settings(rasa_stack, servers: Servers, settings_factory):
     return settings_factory(
-        RASA_URL=rasa_stack["rasa_url"], PUBLIC_URL=servers.gateway_url, SANDBOX_URL=servers.sandbox_url
+        RASA_URL=rasa_stack["rasa_url"],
+        PUBLIC_URL=servers.gateway_url,
+        SANDBOX_URL=servers.sandbox_url,
     )
 
 
@@ -47,7 +54,7 @@ def test_a_question_is_answered_once_in_its_language(
 
 
 def test_a_language_pick_then_a_short_message(servers: Servers, e2e_settings) -> None:
-    """"kiswahili" is the channel's own keyword; the next message goes to Rasa in Swahili."""
+    """ "kiswahili" is the channel's own keyword; the next message goes to Rasa in Swahili."""
     notes = keywords.load(PROJECT_ROOT / "data" / "keywords.yml")
     phone = Phone(servers, "+258840000015", "sms")
     assert phone.send("kiswahili").status_code == 200

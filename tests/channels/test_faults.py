@@ -54,7 +54,9 @@ class StubRasa:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.calls.append(body["message"])
                 time.sleep(stub.delay)
-                self._reply([{"recipient_id": body["sender"], "text": f"answer: {body['message']}"}])
+                self._reply(
+                    [{"recipient_id": body["sender"], "text": f"answer: {body['message']}"}]
+                )
 
         self.port = processes.free_port()
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -98,9 +100,7 @@ def all_answered(db: redis.Redis, phones: list[Phone]) -> bool:
     from hotline.ids import conversation_id
     from tests.conftest import SECRET
 
-    orders_empty = all(
-        not db.exists(order_key(conversation_id(p.address, SECRET))) for p in phones
-    )
+    orders_empty = all(not db.exists(order_key(conversation_id(p.address, SECRET))) for p in phones)
     return bool(workers) and workers["pending"] == 0 and workers["lag"] == 0 and orders_empty
 
 
@@ -113,7 +113,10 @@ def test_a_worker_killed_mid_message_loses_nothing(
     servers: Servers, db: redis.Redis, settings_factory, stub_rasa: StubRasa, tmp_path
 ) -> None:
     settings = settings_factory(
-        RASA_URL=stub_rasa.url, RASA_TOKEN="", PUBLIC_URL=servers.gateway_url, SANDBOX_URL=servers.sandbox_url
+        RASA_URL=stub_rasa.url,
+        RASA_TOKEN="",
+        PUBLIC_URL=servers.gateway_url,
+        SANDBOX_URL=servers.sandbox_url,
     )
     env = service_env(settings)
     phones = [Phone(servers, f"+25884000010{i}") for i in range(4)]
@@ -129,7 +132,10 @@ def test_a_worker_killed_mid_message_loses_nothing(
         assert wait_for(lambda: all_answered(db, phones), timeout=60), worker.output()
         for index, phone in enumerate(phones):
             expected = [f"answer: message {r} from person {index}" for r in (1, 2)]
-            assert wait_for(lambda p=phone, e=expected: parts(p) == e, timeout=20), (parts(phone), sender.output())
+            assert wait_for(lambda p=phone, e=expected: parts(p) == e, timeout=20), (
+                parts(phone),
+                sender.output(),
+            )
         # Rasa saw the interrupted messages twice; the person still got one answer to each.
         assert len(stub_rasa.calls) > len(phones) * 2
         assert "reclaimed" in worker.output()
@@ -144,7 +150,10 @@ def test_redis_restart_loses_nothing(
 ) -> None:
     stub = StubRasa(delay=0.05)
     settings = settings_factory(
-        RASA_URL=stub.url, RASA_TOKEN="", PUBLIC_URL=servers.gateway_url, SANDBOX_URL=servers.sandbox_url
+        RASA_URL=stub.url,
+        RASA_TOKEN="",
+        PUBLIC_URL=servers.gateway_url,
+        SANDBOX_URL=servers.sandbox_url,
     )
     env = service_env(settings)
     phones = [Phone(servers, f"+25884000020{i}") for i in range(5)]
@@ -158,23 +167,38 @@ def test_redis_restart_loses_nothing(
             twilio_post(phone, f"after the restart, person {index}")
         assert wait_for(lambda: all_answered(db, phones), timeout=60), worker.output()
         for index, phone in enumerate(phones):
-            expected = [f"answer: {when} the restart, person {index}" for when in ("before", "after")]
-            assert wait_for(lambda p=phone, e=expected: parts(p) == e, timeout=30), (parts(phone), sender.output())
+            expected = [
+                f"answer: {when} the restart, person {index}" for when in ("before", "after")
+            ]
+            assert wait_for(lambda p=phone, e=expected: parts(p) == e, timeout=30), (
+                parts(phone),
+                sender.output(),
+            )
     finally:
         worker.kill()
         sender.kill()
         stub.close()
 
 
-def test_rasa_stopped_then_started(servers: Servers, db: redis.Redis, settings_factory, rasa_stack, tmp_path) -> None:
+def test_rasa_stopped_then_started(
+    servers: Servers, db: redis.Redis, settings_factory, rasa_stack, tmp_path
+) -> None:
     """Messages wait while Rasa is away; each person gets one note, then the real answer."""
     settings = settings_factory(
-        RASA_URL=rasa_stack["rasa_url"], PUBLIC_URL=servers.gateway_url, SANDBOX_URL=servers.sandbox_url
+        RASA_URL=rasa_stack["rasa_url"],
+        PUBLIC_URL=servers.gateway_url,
+        SANDBOX_URL=servers.sandbox_url,
     )
     env = service_env(settings)
     rasa = rasa_stack["rasa"]
-    phones = {"en": Phone(servers, "+258840000301"), "pt": Phone(servers, "+258840000302", "whatsapp")}
-    questions = {"en": "i want to go back home how can u help me", "pt": "quero voltar para Moçambique, como faço?"}
+    phones = {
+        "en": Phone(servers, "+258840000301"),
+        "pt": Phone(servers, "+258840000302", "whatsapp"),
+    }
+    questions = {
+        "en": "i want to go back home how can u help me",
+        "pt": "quero voltar para Moçambique, como faço?",
+    }
     worker = ChannelProcess("channels.worker", env, tmp_path).start()
     sender = ChannelProcess("channels.sender", env, tmp_path).start()
     try:
@@ -184,19 +208,28 @@ def test_rasa_stopped_then_started(servers: Servers, db: redis.Redis, settings_f
                 twilio_post(phone, questions[language])
             for language, phone in phones.items():
                 note = NOTES.note("received_will_answer", language)
-                assert wait_for(lambda p=phone, n=note: parts(p) == [n], timeout=30), (parts(phone), worker.output())
+                assert wait_for(lambda p=phone, n=note: parts(p) == [n], timeout=30), (
+                    parts(phone),
+                    worker.output(),
+                )
             time.sleep(3)  # the worker keeps retrying; the person still has one note only
             for phone in phones.values():
                 assert len(parts(phone)) == 1
         finally:
             rasa.start()  # the Rasa fixture is shared: later tests need it back whatever happened
         token = settings.rasa_token.get_secret_value()
-        assert processes.wait_http(f"{rasa_stack['rasa_url']}/status?token={token}", 240), "Rasa did not come back"
-        assert wait_for(lambda: all_answered(db, list(phones.values())), timeout=120), worker.output()
+        assert processes.wait_http(f"{rasa_stack['rasa_url']}/status?token={token}", 240), (
+            "Rasa did not come back"
+        )
+        assert wait_for(lambda: all_answered(db, list(phones.values())), timeout=120), (
+            worker.output()
+        )
         for language, phone in phones.items():
             answer = responses()["utter_return_assistance"][language]
             note = NOTES.note("received_will_answer", language)
-            assert wait_for(lambda p=phone, e=[note, answer]: parts(p)[:2] == e, timeout=30), parts(phone)
+            assert wait_for(lambda p=phone, e=[note, answer]: parts(p)[:2] == e, timeout=30), parts(
+                phone
+            )
             assert parts(phone).count(answer) == 1 and parts(phone).count(note) == 1
     finally:
         worker.kill()

@@ -108,7 +108,10 @@ def _whatsapp_reply_went_from_the_whatsapp_sender(ctx: Context) -> None:
     # Fetched by sid: a list filtered by To would put the number in a URL that urllib3 logs.
     sid = next(ctx.db.scan_iter(keys.delivery("SM*"))).removeprefix(keys.delivery(""))
     sent = twilio_client(ctx.servers.settings).messages(sid).fetch()
-    assert (sent.to, sent.from_) == (f"whatsapp:{NUMBER}", ctx.servers.settings.twilio_whatsapp_from)
+    assert (sent.to, sent.from_) == (
+        f"whatsapp:{NUMBER}",
+        ctx.servers.settings.twilio_whatsapp_from,
+    )
 
 
 def _nothing_stored(ctx: Context) -> None:
@@ -137,7 +140,9 @@ def _record_reaches(status: str, error: str | None = None) -> Callable[[Context]
             assert record["error_code"] == error
             assert ctx.db.zcard(delivery.UNDELIVERED) == 1
         # A callback Twilio did not sign changes nothing.
-        sid = next(k for k in ctx.db.scan_iter(keys.delivery("SM*"))).removeprefix(keys.delivery(""))
+        sid = next(k for k in ctx.db.scan_iter(keys.delivery("SM*"))).removeprefix(
+            keys.delivery("")
+        )
         forged = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "30007"}
         assert ctx.phone.post(forged, path="/twilio/status", signature="bad").status_code == 403
         assert ctx.db.hget(delivery.record_key(sid), "status") == status
@@ -176,67 +181,180 @@ def _retried_twice(ctx: Context) -> None:
 
 
 ROWS = [
-    Row("valid SMS", (Post("Hello, I want to go back home. Can you help me?"),), (200,),
-        ("Hello, I want to go back home. Can you help me?",), (BOT_REPLY["en"],),
-        after=_rasa_saw_only_the_pseudonym),
-    Row("valid WhatsApp", (Post("Hello, I want to go back home. Can you help me?"),), (200,),
-        ("Hello, I want to go back home. Can you help me?",), (BOT_REPLY["en"],), channel="whatsapp",
-        after=_whatsapp_reply_went_from_the_whatsapp_sender),
-    Row("bad signature", (Post("Hello, I want to go home", signature="bad"),), (403,), (), (),
-        after=_nothing_stored),
-    Row("missing signature", (Post("Hello, I want to go home", signature=None),), (403,), (), (),
-        after=_nothing_stored),
-    Row("duplicate MessageSid", (Post("I need help with my passport", sid="SMdup1"),
-                                 Post("I need help with my passport", sid="SMdup1")),
-        (200, 200), ("I need help with my passport",), (BOT_REPLY["en"],), together=True),
+    Row(
+        "valid SMS",
+        (Post("Hello, I want to go back home. Can you help me?"),),
+        (200,),
+        ("Hello, I want to go back home. Can you help me?",),
+        (BOT_REPLY["en"],),
+        after=_rasa_saw_only_the_pseudonym,
+    ),
+    Row(
+        "valid WhatsApp",
+        (Post("Hello, I want to go back home. Can you help me?"),),
+        (200,),
+        ("Hello, I want to go back home. Can you help me?",),
+        (BOT_REPLY["en"],),
+        channel="whatsapp",
+        after=_whatsapp_reply_went_from_the_whatsapp_sender,
+    ),
+    Row(
+        "bad signature",
+        (Post("Hello, I want to go home", signature="bad"),),
+        (403,),
+        (),
+        (),
+        after=_nothing_stored,
+    ),
+    Row(
+        "missing signature",
+        (Post("Hello, I want to go home", signature=None),),
+        (403,),
+        (),
+        (),
+        after=_nothing_stored,
+    ),
+    Row(
+        "duplicate MessageSid",
+        (
+            Post("I need help with my passport", sid="SMdup1"),
+            Post("I need help with my passport", sid="SMdup1"),
+        ),
+        (200, 200),
+        ("I need help with my passport",),
+        (BOT_REPLY["en"],),
+        together=True,
+    ),
     # Twilio's retry of a webhook carries the same I-Twilio-Idempotency-Token.
-    Row("retried with idempotency token", (Post("I need help with my passport", token="tok-1"),
-                                           Post("I need help with my passport", token="tok-1")),
-        (200, 200), ("I need help with my passport",), (BOT_REPLY["en"],), together=True),
-    Row("media only", (Post("", media=1), Post("", media=2)), (200, 200), (),
-        (note("media_only", "pt"),)),
+    Row(
+        "retried with idempotency token",
+        (
+            Post("I need help with my passport", token="tok-1"),
+            Post("I need help with my passport", token="tok-1"),
+        ),
+        (200, 200),
+        ("I need help with my passport",),
+        (BOT_REPLY["en"],),
+        together=True,
+    ),
+    Row(
+        "media only",
+        (Post("", media=1), Post("", media=2)),
+        (200, 200),
+        (),
+        (note("media_only", "pt"),),
+    ),
     Row("empty body", (Post(""),), (200,), (), (note("media_only", "pt"),)),
-    Row("1,601 characters", (Post(LONG),), (200,), (twilio_adapter.cut(LONG),),
-        (joined(note("truncated", "pt"), BOT_REPLY["pt"]),)),
+    Row(
+        "1,601 characters",
+        (Post(LONG),),
+        (200,),
+        (twilio_adapter.cut(LONG),),
+        (joined(note("truncated", "pt"), BOT_REPLY["pt"]),),
+    ),
     Row("70 KB", (Post(size=70 * 1024),), (413,), (), (), after=_nothing_stored),
     Row("emoji and accents", (Post(ACCENTS),), (200,), (ACCENTS,), (BOT_REPLY["pt"],)),
-    Row("STOP then a message", (Post("STOP"), Post("Are you still there? I need help")), (200, 200), (),
-        (note("opted_out", "pt"),), after=_opted_out),
-    Row("START", (Post("PARAR"), Post("COMEÇAR"), Post("I want to go home, can you help me?")),
-        (200, 200, 200), ("I want to go home, can you help me?",),
-        (note("opted_out", "pt"), note("opted_in", "pt"), BOT_REPLY["en"]), after=_opted_in),
-    Row("status delivered", (Post("Hello, I need some information please"),), (200,),
-        ("Hello, I need some information please",), (BOT_REPLY["en"],), after=_record_reaches("delivered")),
-    Row("status failed", (Post("Hello, I need some information please"),), (200,),
-        ("Hello, I need some information please",), (BOT_REPLY["en"],),
+    Row(
+        "STOP then a message",
+        (Post("STOP"), Post("Are you still there? I need help")),
+        (200, 200),
+        (),
+        (note("opted_out", "pt"),),
+        after=_opted_out,
+    ),
+    Row(
+        "START",
+        (Post("PARAR"), Post("COMEÇAR"), Post("I want to go home, can you help me?")),
+        (200, 200, 200),
+        ("I want to go home, can you help me?",),
+        (note("opted_out", "pt"), note("opted_in", "pt"), BOT_REPLY["en"]),
+        after=_opted_in,
+    ),
+    Row(
+        "status delivered",
+        (Post("Hello, I need some information please"),),
+        (200,),
+        ("Hello, I need some information please",),
+        (BOT_REPLY["en"],),
+        after=_record_reaches("delivered"),
+    ),
+    Row(
+        "status failed",
+        (Post("Hello, I need some information please"),),
+        (200,),
+        ("Hello, I need some information please",),
+        (BOT_REPLY["en"],),
         before=lambda ctx: ctx.sandbox("/sandbox/unreachable", number=NUMBER),
-        after=_record_reaches("undelivered", "30003")),
-    Row("21610 on send", (Post("Hello, I want to go back home"), Post("Hello? Are you there?")),
-        (200, 200), ("Hello, I want to go back home",), (),
-        before=lambda ctx: ctx.sandbox("/sandbox/optout", number=NUMBER), after=_refused_with_21610),
+        after=_record_reaches("undelivered", "30003"),
+    ),
+    Row(
+        "21610 on send",
+        (Post("Hello, I want to go back home"), Post("Hello? Are you there?")),
+        (200, 200),
+        ("Hello, I want to go back home",),
+        (),
+        before=lambda ctx: ctx.sandbox("/sandbox/optout", number=NUMBER),
+        after=_refused_with_21610,
+    ),
     # Beyond the required rows: the rest of what the channel promises a person.
     Row("HELP in Swahili", (Post("msaada"),), (200,), (), (note("help", "sw"),)),
-    Row("language pick", (Post("Français"), Post("ok")), (200, 200), ("ok",),
-        (note("language_set", "fr"), BOT_REPLY["fr"])),
-    Row("DELETE then YES", (Post("Hello, I want to go back home"), Post("APAGAR"), Post("sim")), (200, 200, 200),
+    Row(
+        "language pick",
+        (Post("Français"), Post("ok")),
+        (200, 200),
+        ("ok",),
+        (note("language_set", "fr"), BOT_REPLY["fr"]),
+    ),
+    Row(
+        "DELETE then YES",
+        (Post("Hello, I want to go back home"), Post("APAGAR"), Post("sim")),
+        (200, 200, 200),
         ("Hello, I want to go back home",),
-        (BOT_REPLY["en"], note("delete_confirm", "pt"), note("delete_done", "pt")), after=_erased),
-    Row("DELETE then something else", (Post("DELETE"), Post("how do I get a new passport?")), (200, 200),
+        (BOT_REPLY["en"], note("delete_confirm", "pt"), note("delete_done", "pt")),
+        after=_erased,
+    ),
+    Row(
+        "DELETE then something else",
+        (Post("DELETE"), Post("how do I get a new passport?")),
+        (200, 200),
         ("how do I get a new passport?",),
-        (note("delete_confirm", "en"), joined(note("delete_cancelled", "en"), BOT_REPLY["en"]))),
-    Row("Rasa down: one note, answered when back",
-        (Post("Hello, I want to go back home"), Post("Are you there? Please answer me")), (200, 200),
+        (note("delete_confirm", "en"), joined(note("delete_cancelled", "en"), BOT_REPLY["en"])),
+    ),
+    Row(
+        "Rasa down: one note, answered when back",
+        (Post("Hello, I want to go back home"), Post("Are you there? Please answer me")),
+        (200, 200),
         ("Hello, I want to go back home", "Are you there? Please answer me"),
         (joined(note("received_will_answer", "en"), BOT_REPLY["en"], BOT_REPLY["en"]),),
-        together=True, rasa_down_for=1.5),
-    Row("open case: the counsellor gets it, the bot is silent", (Post(ACCENTS),), (200,), (), (),
-        before=_open_case, after=_relayed_to_case),
-    Row("Twilio 503 twice, then sent", (Post("Hello, I want to go back home"),), (200,),
-        ("Hello, I want to go back home",), (BOT_REPLY["en"],),
-        before=lambda ctx: ctx.sandbox("/sandbox/faults", status=503, count=2), after=_retried_twice),
-    Row("the bot's two messages in one SMS", (Post("Hello, I want to go back home"),), (200,),
-        ("Hello, I want to go back home",), (joined("First part.", "Second part."),),
-        rasa_replies=lambda body: ["First part.", "Second part."]),
+        together=True,
+        rasa_down_for=1.5,
+    ),
+    Row(
+        "open case: the counsellor gets it, the bot is silent",
+        (Post(ACCENTS),),
+        (200,),
+        (),
+        (),
+        before=_open_case,
+        after=_relayed_to_case,
+    ),
+    Row(
+        "Twilio 503 twice, then sent",
+        (Post("Hello, I want to go back home"),),
+        (200,),
+        ("Hello, I want to go back home",),
+        (BOT_REPLY["en"],),
+        before=lambda ctx: ctx.sandbox("/sandbox/faults", status=503, count=2),
+        after=_retried_twice,
+    ),
+    Row(
+        "the bot's two messages in one SMS",
+        (Post("Hello, I want to go back home"),),
+        (200,),
+        ("Hello, I want to go back home",),
+        (joined("First part.", "Second part."),),
+        rasa_replies=lambda body: ["First part.", "Second part."],
+    ),
 ]
 
 
@@ -278,7 +396,9 @@ def _assert_logs_clean(caplog: pytest.LogCaptureFixture, texts: list[str]) -> No
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
-def test_channel(row: Row, servers: Servers, db: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+def test_channel(
+    row: Row, servers: Servers, db: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     settings = servers.settings
     ctx = Context(servers, db, Phone(servers, NUMBER, row.channel), FakeRasa())

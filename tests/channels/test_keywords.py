@@ -38,7 +38,9 @@ def test_a_reserved_word(text: str, kind: str, languages: tuple[str, ...]) -> No
     assert reserved is not None and reserved.kind == kind and reserved.languages == languages
 
 
-@pytest.mark.parametrize("text", ["please stop calling me", "ajuda-me por favor", "sim", "yes", "", "   ", "🙏"])
+@pytest.mark.parametrize(
+    "text", ["please stop calling me", "ajuda-me por favor", "sim", "yes", "", "   ", "🙏"]
+)
 def test_not_a_reserved_word(text: str) -> None:
     assert KW.match(text) is None
 
@@ -64,4 +66,7 @@ def test_every_note_exists_in_every_language_and_fits_three_sms(name: str, langu
 @pytest.mark.parametrize("language", ["pt", "en", "fr", "sw"])
 def test_help_says_how_to_reach_a_person(language: str) -> None:
     text = KW.note("help", language)
-    assert "1458" in text and {"pt": "PESSOA", "en": "PERSON", "fr": "PERSONNE", "sw": "MTU"}[language] in text
+    assert (
+        "1458" in text
+        and {"pt": "PESSOA", "en": "PERSON", "fr": "PERSONNE", "sw": "MTU"}[language] in text
+    )

@@ -27,7 +27,9 @@ def test_create_list_and_fetch_with_the_real_client(servers: Servers) -> None:
     sms_from = servers.settings.twilio_sms_from
     first = client.messages.create(to="+258840000501", from_=sms_from, body="Olá")
     client.messages.create(to="+258840000502", from_=sms_from, body="Olá de novo")
-    client.messages.create(to="whatsapp:+258840000501", from_=servers.settings.twilio_whatsapp_from, body="Hi")
+    client.messages.create(
+        to="whatsapp:+258840000501", from_=servers.settings.twilio_whatsapp_from, body="Hi"
+    )
 
     assert first.sid.startswith("SM") and first.status == "queued" and first.num_segments == "1"
     assert [m.body for m in client.messages.list(to="+258840000501")] == ["Olá"]
@@ -37,8 +39,13 @@ def test_create_list_and_fetch_with_the_real_client(servers: Servers) -> None:
 
 @pytest.mark.parametrize(
     ("to", "body", "code"),
-    [("not-a-number", "hi", 21211), ("+15005550009", "hi", 21614), ("+15005550004", "hi", 21610),
-     ("+258840000503", "", 21602), ("+258840000503", "x" * 1601, 21617)],
+    [
+        ("not-a-number", "hi", 21211),
+        ("+15005550009", "hi", 21614),
+        ("+15005550004", "hi", 21610),
+        ("+258840000503", "", 21602),
+        ("+258840000503", "x" * 1601, 21617),
+    ],
 )
 def test_errors_come_back_as_twilio_errors(servers: Servers, to: str, body: str, code: int) -> None:
     with pytest.raises(TwilioRestException) as error:
@@ -57,15 +64,21 @@ def test_a_wrong_auth_token_is_refused(servers: Servers) -> None:
 def test_the_phone_page_posts_a_signed_webhook(servers: Servers, db: redis.Redis) -> None:
     page = httpx.get(servers.sandbox_url + "/")
     assert page.status_code == 200 and "WhatsApp" in page.text and "/phone/send" in page.text
-    sent = httpx.post(servers.sandbox_url + "/phone/send",
-                      json={"channel": "whatsapp", "number": "+258 84 000 0504", "body": "Olá"}).json()
+    sent = httpx.post(
+        servers.sandbox_url + "/phone/send",
+        json={"channel": "whatsapp", "number": "+258 84 000 0504", "body": "Olá"},
+    ).json()
     assert sent["webhook_status"] == 200  # the gateway checked the signature and took it
     assert db.xlen(INBOUND_STREAM) == 1
-    photo = httpx.post(servers.sandbox_url + "/phone/send",
-                       json={"channel": "sms", "number": "+258840000504", "media": True}).json()
+    photo = httpx.post(
+        servers.sandbox_url + "/phone/send",
+        json={"channel": "sms", "number": "+258840000504", "media": True},
+    ).json()
     assert photo["webhook_status"] == 200
-    thread = httpx.post(servers.sandbox_url + "/phone/thread",
-                        json={"channel": "whatsapp", "number": "+258840000504"}).json()["messages"]
+    thread = httpx.post(
+        servers.sandbox_url + "/phone/thread",
+        json={"channel": "whatsapp", "number": "+258840000504"},
+    ).json()["messages"]
     assert [(m["direction"], m["body"]) for m in thread] == [("in", "Olá")]
 
 
@@ -87,14 +100,19 @@ def _start(settings: Settings) -> str:
 def test_the_sandbox_refuses_to_start_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HOTLINE_SECRETS", raising=False)
     production = Settings(
-        HOTLINE_ENV="prod", TWILIO_ACCOUNT_SID=ACCOUNT_SID, HOTLINE_SECRET=secrets.token_urlsafe(32),
-        HOTLINE_FERNET_KEY=Fernet.generate_key().decode(), TWILIO_AUTH_TOKEN=secrets.token_hex(16),
+        HOTLINE_ENV="prod",
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        HOTLINE_SECRET=secrets.token_urlsafe(32),
+        HOTLINE_FERNET_KEY=Fernet.generate_key().decode(),
+        TWILIO_AUTH_TOKEN=secrets.token_hex(16),
         RASA_TOKEN=secrets.token_urlsafe(24),
     )
     assert "runs only in dev mode" in _start(production)
     # Settings refuse a Twilio account outside production; the sandbox checks again itself.
     for env in ("dev", "test"):
-        assert "runs only in dev mode" in _start(Settings.model_construct(**{**production.__dict__, "env": env}))
+        assert "runs only in dev mode" in _start(
+            Settings.model_construct(**{**production.__dict__, "env": env})
+        )
 
 
 def test_the_sandbox_starts_in_dev_only_with_its_token(settings_factory) -> None:

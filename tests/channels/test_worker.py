@@ -51,8 +51,15 @@ def test_two_workers_keep_each_conversation_in_order(servers: Servers, db: redis
     async def both() -> None:
         # Small reads and one shard each, so the two consumers share every conversation.
         workers = [
-            Worker(settings, rasa=rasa.client(settings), consumer=f"test-{n}", concurrency=1,
-                   read_count=1, block_ms=20, claim_idle=5)
+            Worker(
+                settings,
+                rasa=rasa.client(settings),
+                consumer=f"test-{n}",
+                concurrency=1,
+                read_count=1,
+                block_ms=20,
+                claim_idle=5,
+            )
             for n in (1, 2)
         ]
         await asyncio.gather(*(w.run_until_idle(timeout=30) for w in workers))
@@ -63,10 +70,14 @@ def test_two_workers_keep_each_conversation_in_order(servers: Servers, db: redis
     run_sender(settings)
     for index, phone in enumerate(phones):
         assert parts(phone) == [f"answer to message {r} of person {index}" for r in range(5)]
-    assert sorted(rasa.texts) == sorted(f"message {r} of person {i}" for r in range(5) for i in range(4))
+    assert sorted(rasa.texts) == sorted(
+        f"message {r} of person {i}" for r in range(5) for i in range(4)
+    )
 
 
-def test_a_message_held_by_a_vanished_worker_elsewhere_is_answered(servers: Servers, db: redis.Redis) -> None:
+def test_a_message_held_by_a_vanished_worker_elsewhere_is_answered(
+    servers: Servers, db: redis.Redis
+) -> None:
     """A consumer on another machine read the message and died: after claim_idle it is ours."""
     phone = Phone(servers)
     assert phone.send("Hello, I want to go back home").status_code == 200
@@ -78,7 +89,9 @@ def test_a_message_held_by_a_vanished_worker_elsewhere_is_answered(servers: Serv
     assert phone.received() == [BOT_REPLY["en"]]
 
 
-def test_a_message_that_keeps_failing_is_dead_lettered_then_replayed(servers: Servers, db: redis.Redis) -> None:
+def test_a_message_that_keeps_failing_is_dead_lettered_then_replayed(
+    servers: Servers, db: redis.Redis
+) -> None:
     phone = Phone(servers)
     assert phone.send("Hello, I want to go back home").status_code == 200
     broken = FakeRasa()

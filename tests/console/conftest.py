@@ -34,7 +34,9 @@ def app(db: redis.Redis, settings: Settings):
 
     # Rasa is not running here: a close must be recorded and its resume left pending.
     async def rasa_down():
-        client = RasaClient(settings, client=httpx.AsyncClient(transport=httpx.MockTransport(_unreachable)))
+        client = RasaClient(
+            settings, client=httpx.AsyncClient(transport=httpx.MockTransport(_unreachable))
+        )
         try:
             yield client
         finally:
@@ -42,7 +44,9 @@ def app(db: redis.Redis, settings: Settings):
 
     app.dependency_overrides[rasa_dep] = rasa_down
     # Event streams end quickly, so a test that reads one never waits long.
-    app.dependency_overrides[events.timing_dep] = lambda: events.Timing(block_ms=200, lifetime_seconds=3)
+    app.dependency_overrides[events.timing_dep] = lambda: events.Timing(
+        block_ms=200, lifetime_seconds=3
+    )
     return app
 
 
@@ -73,8 +77,9 @@ def sign_in(app, db: redis.Redis) -> Iterator[Callable[..., Signed]]:
             accounts.add(db, name, role, PASSWORD, language=language)
         client = TestClient(app, base_url="http://testserver")
         clients.append(client)
-        response = client.post("/login", data={"name": name, "password": PASSWORD},
-                               follow_redirects=False)
+        response = client.post(
+            "/login", data={"name": name, "password": PASSWORD}, follow_redirects=False
+        )
         assert response.status_code == 303, response.text
         csrf = client.get("/api/me").json()["csrf_token"]
         return Signed(client, name, csrf)
@@ -104,21 +109,42 @@ def open_case(db: redis.Redis, settings: Settings) -> Callable[..., str]:
     referrals = Referrals(db)
     counter = iter(range(1, 1000))
 
-    def make(priority: str = "high", channel: str = "whatsapp", language: str = "en",
-             text: str = DISCLOSURE, at: float | None = None, number: str = NUMBER) -> str:
+    def make(
+        priority: str = "high",
+        channel: str = "whatsapp",
+        language: str = "en",
+        text: str = DISCLOSURE,
+        at: float | None = None,
+        number: str = NUMBER,
+    ) -> str:
         cid = f"c{next(counter):031d}"
         address = f"whatsapp:{number}" if channel == "whatsapp" else number
-        conversations.remember(db, cid, channel=channel,  # type: ignore[arg-type]
-                               sealed_address=ids.seal(address, settings.fernet_key.get_secret_value()))
+        conversations.remember(
+            db,
+            cid,
+            channel=channel,  # type: ignore[arg-type]
+            sealed_address=ids.seal(address, settings.fernet_key.get_secret_value()),
+        )
         start = at if at is not None else referrals.clock() - 60
         return referrals.open_case(
-            cid, priority=priority, channel=channel, language=language,  # type: ignore[arg-type]
+            cid,
+            priority=priority,
+            channel=channel,
+            language=language,  # type: ignore[arg-type]
             risk_level="emergency" if priority == "emergency" else "high",
-            indicators=[{"name": "documents_confiscated", "message_index": 1, "phrase": "took my passport"},
-                        {"name": "not_free_to_leave", "message_index": 1, "phrase": "not free to leave"}],
-            summary="passport taken; not free to leave", consent="given", trigger="report_exploitation",
-            transcript=[(start, "person", "hello"), (start + 1, "bot", "Hello! How can I help?"),
-                        (start + 2, "person", text), (start + 3, "bot", "Thank you for telling me.")],
+            indicators=[
+                {"name": "documents_confiscated", "message_index": 1, "phrase": "took my passport"},
+                {"name": "not_free_to_leave", "message_index": 1, "phrase": "not free to leave"},
+            ],
+            summary="passport taken; not free to leave",
+            consent="given",
+            trigger="report_exploitation",
+            transcript=[
+                (start, "person", "hello"),
+                (start + 1, "bot", "Hello! How can I help?"),
+                (start + 2, "person", text),
+                (start + 3, "bot", "Thank you for telling me."),
+            ],
         ).case_id
 
     return make

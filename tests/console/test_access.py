@@ -46,8 +46,9 @@ def test_the_enumeration_sees_the_routes() -> None:
     assert {"/", "/cases/{case_id}", "/events", "/api/cases/{case_id}/close", "/api/docs"} <= paths
 
 
-@pytest.mark.parametrize(("method", "path"), [r for r in ROUTES if r not in PUBLIC],
-                         ids=lambda value: str(value))
+@pytest.mark.parametrize(
+    ("method", "path"), [r for r in ROUTES if r not in PUBLIC], ids=lambda value: str(value)
+)
 def test_an_anonymous_request_is_refused(anonymous, open_case, method: str, path: str) -> None:
     open_case()  # R1 exists, so a refusal is about the login, not a missing case
     response = anonymous.request(method, _url(path), follow_redirects=False)
@@ -60,13 +61,16 @@ def test_an_anonymous_request_is_refused(anonymous, open_case, method: str, path
 
 
 @pytest.mark.parametrize(("method", "path"), SUPERVISOR_ROUTES, ids=lambda value: str(value))
-def test_a_counsellor_is_refused_every_supervisor_route(sign_in, open_case, method: str, path: str) -> None:
+def test_a_counsellor_is_refused_every_supervisor_route(
+    sign_in, open_case, method: str, path: str
+) -> None:
     open_case()
     ana = sign_in("ana")
     sign_in("bob")  # the account the routes that name one act on
 
     # With a valid CSRF token, so the refusal can only be about the role.
-    response = ana.client.request(method, _url(path),
-                                  headers={"x-csrf-token": ana.csrf}, follow_redirects=False)
+    response = ana.client.request(
+        method, _url(path), headers={"x-csrf-token": ana.csrf}, follow_redirects=False
+    )
 
     assert response.status_code == 403, (method, path, response.status_code)

@@ -15,15 +15,22 @@ from tests.console.conftest import DISCLOSURE, NUMBER
 
 def test_anonymous_api_calls_get_401(anonymous, open_case) -> None:
     case_id = open_case()
-    for method, url in [("get", "/api/queue"), ("get", f"/api/cases/{case_id}"),
-                        ("post", f"/api/cases/{case_id}/claim"), ("get", "/api/services"),
-                        ("get", "/api/docs"), ("get", "/api/openapi.json")]:
+    for method, url in [
+        ("get", "/api/queue"),
+        ("get", f"/api/cases/{case_id}"),
+        ("post", f"/api/cases/{case_id}/claim"),
+        ("get", "/api/services"),
+        ("get", "/api/docs"),
+        ("get", "/api/openapi.json"),
+    ]:
         response = getattr(anonymous, method)(url)
         assert response.status_code == 401, url
         assert response.json() == {"detail": "sign in first"}
 
 
-def test_the_queue_lists_waiting_cases_by_priority_then_waiting_time(sign_in, open_case, db) -> None:
+def test_the_queue_lists_waiting_cases_by_priority_then_waiting_time(
+    sign_in, open_case, db
+) -> None:
     high = open_case("high")
     request = open_case("request")
     emergency = open_case("emergency")
@@ -73,8 +80,13 @@ def test_a_case_has_its_transcript_evidence_and_only_a_masked_number(sign_in, op
 def test_unknown_case_is_404_for_every_action(sign_in) -> None:
     ana = sign_in("ana")
     assert ana.get("/api/cases/R999").status_code == 404
-    for action, body in [("claim", None), ("reply", {"text": "hi"}), ("note", {"text": "hi"}),
-                         ("transfer", {"to": None}), ("close", {"outcome": "declined"})]:
+    for action, body in [
+        ("claim", None),
+        ("reply", {"text": "hi"}),
+        ("note", {"text": "hi"}),
+        ("transfer", {"to": None}),
+        ("close", {"outcome": "declined"}),
+    ]:
         response = ana.post(f"/api/cases/R999/{action}", json=body)
         assert response.status_code == 404, action
         assert response.json()["error"] == "not_found"
@@ -107,12 +119,16 @@ def test_a_state_change_without_the_csrf_token_is_refused(sign_in, open_case) ->
     assert ana.get(f"/api/cases/{case_id}").json()["status"] == "waiting"
 
 
-def test_reply_reaches_the_outbound_stream_with_its_segment_count(sign_in, open_case, db: redis.Redis) -> None:
+def test_reply_reaches_the_outbound_stream_with_its_segment_count(
+    sign_in, open_case, db: redis.Redis
+) -> None:
     case_id = open_case(channel="sms")
     ana = sign_in("ana")
     ana.post(f"/api/cases/{case_id}/claim")
 
-    response = ana.post(f"/api/cases/{case_id}/reply", json={"text": "Olá, estou aqui para ajudar."})
+    response = ana.post(
+        f"/api/cases/{case_id}/reply", json={"text": "Olá, estou aqui para ajudar."}
+    )
 
     assert response.status_code == 200
     assert response.json()["segments"] == 1
@@ -124,7 +140,9 @@ def test_reply_reaches_the_outbound_stream_with_its_segment_count(sign_in, open_
     assert (transcript[-1]["author"], transcript[-1]["actor"]) == ("counsellor", "ana")
 
 
-def test_reply_needs_the_case_claimed_by_the_one_who_replies(sign_in, open_case, db: redis.Redis) -> None:
+def test_reply_needs_the_case_claimed_by_the_one_who_replies(
+    sign_in, open_case, db: redis.Redis
+) -> None:
     case_id = open_case()
     ana, bob = sign_in("ana"), sign_in("bob")
 
@@ -152,12 +170,16 @@ def test_notes_are_internal_and_only_for_the_holder(sign_in, open_case, db: redi
     ana, bob = sign_in("ana"), sign_in("bob")
     ana.post(f"/api/cases/{case_id}/claim")
 
-    assert ana.post(f"/api/cases/{case_id}/note", json={"text": "called the shelter"}).status_code == 200
+    assert (
+        ana.post(f"/api/cases/{case_id}/note", json={"text": "called the shelter"}).status_code
+        == 200
+    )
     assert bob.post(f"/api/cases/{case_id}/note", json={"text": "me too"}).status_code == 403
 
     lines = ana.get(f"/api/cases/{case_id}").json()["transcript"]
     assert [(line["kind"], line["text"]) for line in lines if line["kind"] == "note"] == [
-        ("note", "called the shelter")]
+        ("note", "called the shelter")
+    ]
     assert db.xlen(OUTBOUND_STREAM) == 0  # a note never reaches the person
 
 
@@ -187,8 +209,10 @@ def test_close_is_recorded_and_the_resume_left_pending_when_rasa_is_down(
     ana = sign_in("ana")
     ana.post(f"/api/cases/{case_id}/claim")
 
-    response = ana.post(f"/api/cases/{case_id}/close",
-                        json={"outcome": "referred_shelter", "note": "bed at the shelter tonight"})
+    response = ana.post(
+        f"/api/cases/{case_id}/close",
+        json={"outcome": "referred_shelter", "note": "bed at the shelter tonight"},
+    )
 
     assert response.status_code == 200
     assert response.json()["case"]["status"] == "closed"
@@ -206,7 +230,9 @@ def test_close_is_recorded_and_the_resume_left_pending_when_rasa_is_down(
     assert ana.post(f"/api/cases/{case_id}/claim").status_code == 409
 
 
-def test_a_counsellor_cannot_close_another_counsellors_case(sign_in, open_case, db: redis.Redis) -> None:
+def test_a_counsellor_cannot_close_another_counsellors_case(
+    sign_in, open_case, db: redis.Redis
+) -> None:
     case_id = open_case()
     ana, bob = sign_in("ana"), sign_in("bob")
     ana.post(f"/api/cases/{case_id}/claim")
@@ -214,8 +240,12 @@ def test_a_counsellor_cannot_close_another_counsellors_case(sign_in, open_case, 
     response = bob.post(f"/api/cases/{case_id}/close", json={"outcome": "declined"})
 
     assert response.status_code == 403
-    assert response.json() == {"detail": f"case {case_id} is claimed by ana", "case_id": case_id,
-                               "error": "not_your_case", "claimed_by": "ana"}
+    assert response.json() == {
+        "detail": f"case {case_id} is claimed by ana",
+        "case_id": case_id,
+        "error": "not_your_case",
+        "claimed_by": "ana",
+    }
     assert Referrals(db).get(case_id, transcript=False).status == "claimed"
 
 
@@ -231,9 +261,14 @@ def test_a_supervisor_may_act_on_any_case(sign_in, open_case, db: redis.Redis) -
     ana, sara = sign_in("ana"), sign_in("sara", role="supervisor")
     ana.post(f"/api/cases/{case_id}/claim")
 
-    assert sara.post(f"/api/cases/{case_id}/reply", json={"text": "I am a supervisor"}).status_code == 200
+    assert (
+        sara.post(f"/api/cases/{case_id}/reply", json={"text": "I am a supervisor"}).status_code
+        == 200
+    )
     assert sara.post(f"/api/cases/{case_id}/note", json={"text": "checked"}).status_code == 200
-    assert sara.post(f"/api/cases/{case_id}/close", json={"outcome": "not_a_case"}).status_code == 200
+    assert (
+        sara.post(f"/api/cases/{case_id}/close", json={"outcome": "not_a_case"}).status_code == 200
+    )
     assert Referrals(db).get(case_id, transcript=False).closed_by == "sara"
 
 

@@ -58,7 +58,9 @@ def test_a_reconnecting_page_gets_what_it_missed(sign_in, open_case, db: redis.R
         events = _events(response, 2)
 
     assert [e["data"]["case"] for e in events] == [first, second]
-    with ana.client.stream("GET", "/events", headers={"last-event-id": events[0]["id"]}) as response:
+    with ana.client.stream(
+        "GET", "/events", headers={"last-event-id": events[0]["id"]}
+    ) as response:
         assert [e["data"]["case"] for e in _events(response, 1)] == [second]
 
 

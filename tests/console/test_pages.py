@@ -43,14 +43,28 @@ def test_the_queue_shows_the_case_with_its_evidence_and_no_full_number(sign_in, 
         assert form not in page.text
 
 
-def test_the_queue_shows_signals_in_the_counsellors_language_never_codes(sign_in, open_case,
-                                                                          db: redis.Redis) -> None:
+def test_the_queue_shows_signals_in_the_counsellors_language_never_codes(
+    sign_in, open_case, db: redis.Redis
+) -> None:
     disclosure = open_case("high", language="sw")
     # Someone who asked for a person: no signal, only the intent.
-    asked = Referrals(db).open_case("c-asked", priority="request", channel="sms", language="sw",
-                                    risk_level="none", consent="requested", trigger="request_human").case_id
-    pages = {"en": sign_in("ana", language="en").get("/").text,
-             "pt": sign_in("paula", language="pt").get("/").text}
+    asked = (
+        Referrals(db)
+        .open_case(
+            "c-asked",
+            priority="request",
+            channel="sms",
+            language="sw",
+            risk_level="none",
+            consent="requested",
+            trigger="request_human",
+        )
+        .case_id
+    )
+    pages = {
+        "en": sign_in("ana", language="en").get("/").text,
+        "pt": sign_in("paula", language="pt").get("/").text,
+    }
 
     def row(html: str, case_id: str) -> str:
         found = re.search(rf'<tr[^>]*data-case-id="{case_id}".*?</tr>', html, re.DOTALL)
@@ -84,8 +98,10 @@ def test_the_case_page_shows_the_transcript_with_evidence_marked(sign_in, open_c
 
     assert page.status_code == 200
     assert page.text.count('data-testid="transcript-line"') == 4
-    assert re.search(r'<mark class="evidence"[^>]*data-indicator="documents_confiscated"[^>]*>took my passport</mark>',
-                     page.text)
+    assert re.search(
+        r'<mark class="evidence"[^>]*data-indicator="documents_confiscated"[^>]*>took my passport</mark>',
+        page.text,
+    )
     assert 'data-testid="masked-number">whatsapp:+258 ••• ••67<' in page.text
     for form in (NUMBER, NUMBER[1:], NUMBER[4:]):
         assert form not in page.text
@@ -107,8 +123,18 @@ def test_claim_reply_note_and_close_through_the_forms(sign_in, open_case, db: re
     claimed = ana.form(f"/cases/{case_id}/claim")
     assert claimed.status_code == 200  # followed the redirect back to the case
     assert _flash(claimed.text) == f"You took case {case_id}."
-    for testid in ("reply-box", "send-button", "note-box", "note-button", "segment-counter", "canned-select",
-                   "service-search", "outcome-select", "close-button", "transfer-select"):
+    for testid in (
+        "reply-box",
+        "send-button",
+        "note-box",
+        "note-button",
+        "segment-counter",
+        "canned-select",
+        "service-search",
+        "outcome-select",
+        "close-button",
+        "transfer-select",
+    ):
         assert f'data-testid="{testid}"' in claimed.text, testid
 
     sent = ana.form(f"/cases/{case_id}/reply", {"text": "We can help you."})
@@ -121,8 +147,9 @@ def test_claim_reply_note_and_close_through_the_forms(sign_in, open_case, db: re
     assert 'class="note"' in noted.text
 
     closed = ana.form(f"/cases/{case_id}/close", {"outcome": "referred_shelter", "note": ""})
-    assert _flash(closed.text) == ("Case closed. The assistant will take the conversation back "
-                                  "as soon as it is reachable.")
+    assert _flash(closed.text) == (
+        "Case closed. The assistant will take the conversation back as soon as it is reachable."
+    )
     assert 'data-testid="case-closed"' in closed.text
     assert Referrals(db).get(case_id, transcript=False).outcome == "referred_shelter"
     assert db.sismember(handback.RESUME_PENDING, case_id)
@@ -141,7 +168,9 @@ def test_a_second_claimer_is_told_who_was_faster(sign_in, open_case) -> None:
     assert 'data-testid="close-button"' not in late.text
 
 
-def test_a_counsellor_cannot_close_another_counsellors_case_by_form(sign_in, open_case, db: redis.Redis) -> None:
+def test_a_counsellor_cannot_close_another_counsellors_case_by_form(
+    sign_in, open_case, db: redis.Redis
+) -> None:
     case_id = open_case()
     ana, bob = sign_in("ana"), sign_in("bob")
     ana.form(f"/cases/{case_id}/claim")
@@ -207,8 +236,12 @@ def test_the_queue_page_heartbeat(sign_in, db: redis.Redis) -> None:
 def test_interface_language_per_counsellor(sign_in) -> None:
     ana = sign_in("ana", language="en")
     assert "Waiting" in ana.get("/").text
-    ana.form("/me/language", {"language": "pt"}, headers={"referer": "http://testserver/?tab=open"},
-             follow_redirects=False)
+    ana.form(
+        "/me/language",
+        {"language": "pt"},
+        headers={"referer": "http://testserver/?tab=open"},
+        follow_redirects=False,
+    )
     assert "À espera" in ana.get("/").text
 
 
@@ -227,7 +260,9 @@ def test_a_busy_queue_shows_the_most_urgent_first_and_says_how_many_more(sign_in
     referrals = Referrals(db)
     for index in range(QUEUE_ROWS + 20):
         referrals.open_case(f"c{index:031x}", priority="request", channel="sms", language="pt")
-    urgent = referrals.open_case("c" + "f" * 31, priority="emergency", channel="sms", language="pt").case_id
+    urgent = referrals.open_case(
+        "c" + "f" * 31, priority="emergency", channel="sms", language="pt"
+    ).case_id
 
     page = sign_in().get("/").text
 
@@ -250,4 +285,6 @@ def test_a_refused_form_is_a_page_not_json(sign_in) -> None:
     page = ana.client.post("/me/language", data={"language": "pt", "csrf_token": "forged"})
     assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
     assert "reload the page" in page.text
-    assert 'data-testid="signed-in-as">ana<' in page.text  # the console's own header, in ana's words
+    assert (
+        'data-testid="signed-in-as">ana<' in page.text
+    )  # the console's own header, in ana's words

@@ -21,7 +21,9 @@ from tests.console.conftest import PASSWORD
 PHONE = {"width": 390, "height": 844}  # an iPhone 12 to 15, the narrowest phones counsellors use
 
 # A long word the person wrote, and a long service name, must wrap rather than widen the page.
-LONG_TEXT = "Socorro!!! " + "ajudaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" * 2 + " tiraram o meu passaporte"
+LONG_TEXT = (
+    "Socorro!!! " + "ajudaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" * 2 + " tiraram o meu passaporte"
+)
 
 
 @pytest.fixture
@@ -43,8 +45,9 @@ def phone() -> Iterator[Page]:
     # tests/browser/conftest.py).
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport=PHONE, device_scale_factor=3, is_mobile=True,
-                                      has_touch=True)
+        context = browser.new_context(
+            viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True
+        )
         try:
             yield context.new_page()
         finally:

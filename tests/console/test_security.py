@@ -47,9 +47,12 @@ def signed_in(response) -> bool:
 # ---------------------------------------------------------------- idle timer and lifetime
 
 
-def test_a_session_expires_while_its_page_sends_heartbeats(app, session_clock: Clock, sign_in,
-                                                           open_case) -> None:
-    app.dependency_overrides[events.timing_dep] = lambda: events.Timing(block_ms=50, lifetime_seconds=0.1)
+def test_a_session_expires_while_its_page_sends_heartbeats(
+    app, session_clock: Clock, sign_in, open_case
+) -> None:
+    app.dependency_overrides[events.timing_dep] = lambda: events.Timing(
+        block_ms=50, lifetime_seconds=0.1
+    )
     case_id = open_case()
     ana = sign_in("ana")
     # What an open page does by itself, every few minutes: presence, the event stream, the
@@ -72,8 +75,9 @@ def test_a_session_expires_while_its_page_sends_heartbeats(app, session_clock: C
     assert page.status_code == 303 and page.headers["location"] == "/login"
 
 
-def test_the_counsellors_own_requests_keep_the_session_until_its_lifetime(session_clock: Clock,
-                                                                          sign_in) -> None:
+def test_the_counsellors_own_requests_keep_the_session_until_its_lifetime(
+    session_clock: Clock, sign_in
+) -> None:
     ana = sign_in("ana")
     for _ in range(35):  # 11 h 40 min of work, one request every 20 min
         session_clock.now += 20 * MINUTE
@@ -96,7 +100,9 @@ def test_idle_means_idle_for_pages_too(session_clock: Clock, sign_in) -> None:
 # ---------------------------------------------------------------- how sessions are kept
 
 
-def test_redis_keeps_a_hash_of_the_session_token_never_the_token(app, db: redis.Redis, sign_in) -> None:
+def test_redis_keeps_a_hash_of_the_session_token_never_the_token(
+    app, db: redis.Redis, sign_in
+) -> None:
     ana = sign_in("ana")
     token = ana.client.cookies.get(sessions.COOKIE)
     assert token and len(token) >= 40
@@ -114,7 +120,9 @@ def test_redis_keeps_a_hash_of_the_session_token_never_the_token(app, db: redis.
 def test_signing_in_again_ends_the_session_the_browser_carried(db: redis.Redis, sign_in) -> None:
     ana = sign_in("ana")
     before = ana.client.cookies.get(sessions.COOKIE)
-    again = ana.client.post("/login", data={"name": "ana", "password": PASSWORD}, follow_redirects=False)
+    again = ana.client.post(
+        "/login", data={"name": "ana", "password": PASSWORD}, follow_redirects=False
+    )
     assert again.status_code == 303
     assert ana.client.cookies.get(sessions.COOKIE) != before
     assert not db.exists(f"hotline:session:{hashlib.sha256(before.encode()).hexdigest()}")
@@ -125,7 +133,9 @@ def test_a_password_reset_ends_every_session_of_that_account(sign_in, how: str) 
     boss = sign_in("sofia", "supervisor")
     carla_at_work, carla_at_home = sign_in("carla"), sign_in("carla")
     ana = sign_in("ana")
-    assert carla_at_work.get("/api/me").status_code == carla_at_home.get("/api/me").status_code == 200
+    assert (
+        carla_at_work.get("/api/me").status_code == carla_at_home.get("/api/me").status_code == 200
+    )
 
     if how == "form":
         assert boss.form("/supervisor/counsellors/carla/reset-password").status_code == 200
@@ -152,19 +162,27 @@ def bobs_closed_case(sign_in, open_case) -> str:
     case_id = open_case()
     bob = sign_in("bob")
     assert bob.post(f"/api/cases/{case_id}/claim").status_code == 200
-    assert bob.post(f"/api/cases/{case_id}/close", json={"outcome": "referred_shelter"}).status_code == 200
+    assert (
+        bob.post(f"/api/cases/{case_id}/close", json={"outcome": "referred_shelter"}).status_code
+        == 200
+    )
     return case_id
 
 
-def test_a_counsellor_gets_403_on_another_counsellors_closed_case(sign_in, bobs_closed_case: str) -> None:
+def test_a_counsellor_gets_403_on_another_counsellors_closed_case(
+    sign_in, bobs_closed_case: str
+) -> None:
     case_id = bobs_closed_case
     ana = sign_in("ana")
 
     api = ana.get(f"/api/cases/{case_id}")
     assert api.status_code == 403 and api.json()["error"] == "not_your_case"
     assert "transcript" not in api.json()
-    for path in (f"/cases/{case_id}", f"/cases/{case_id}/transcript",
-                 f"/cases/{case_id}/services?province=Maputo Cidade"):
+    for path in (
+        f"/cases/{case_id}",
+        f"/cases/{case_id}/transcript",
+        f"/cases/{case_id}/services?province=Maputo Cidade",
+    ):
         page = ana.get(path)
         assert page.status_code == 403, path
         assert "not free to leave" not in page.text, path
@@ -187,8 +205,9 @@ def _readings(db: redis.Redis, case_id: str) -> list[str]:
     return [event.actor for event in Referrals(db).audit(case_id) if event.action == "viewed"]
 
 
-def test_reading_a_case_is_in_its_audit_trail(sign_in, open_case, db: redis.Redis,
-                                              bobs_closed_case: str) -> None:
+def test_reading_a_case_is_in_its_audit_trail(
+    sign_in, open_case, db: redis.Redis, bobs_closed_case: str
+) -> None:
     case_id = open_case(number="+258841230000")
     ana, sara = sign_in("ana"), sign_in("sara", "supervisor")
 
@@ -208,16 +227,22 @@ def test_reading_a_case_is_in_its_audit_trail(sign_in, open_case, db: redis.Redi
 
 def _account_events(boss) -> list[tuple[str, str, str, str]]:
     found = boss.get("/api/supervisor/accounts/audit").json()["events"]
-    return [(e["action"], e["actor"], e["detail"]["account"], e["detail"].get("reason", "")) for e in found]
+    return [
+        (e["action"], e["actor"], e["detail"]["account"], e["detail"].get("reason", ""))
+        for e in found
+    ]
 
 
 def fresh_login(app, name: str, password: str) -> int:
     with TestClient(app) as client:
-        return client.post("/login", data={"name": name, "password": password},
-                           follow_redirects=False).status_code
+        return client.post(
+            "/login", data={"name": name, "password": password}, follow_redirects=False
+        ).status_code
 
 
-def test_account_changes_sign_ins_and_lockouts_are_in_the_trail(app, sign_in, db: redis.Redis) -> None:
+def test_account_changes_sign_ins_and_lockouts_are_in_the_trail(
+    app, sign_in, db: redis.Redis
+) -> None:
     boss = sign_in("sofia", "supervisor")
     password = boss.post("/api/supervisor/counsellors", json={"name": "carla"}).json()["password"]
     assert fresh_login(app, "carla", password) == 303
@@ -248,8 +273,12 @@ def test_account_changes_sign_ins_and_lockouts_are_in_the_trail(app, sign_in, db
     ]
     # What someone typed as a name is never kept: it may be a password.
     assert not any(typed in str(fields) for _, fields in db.xrange(trail.ACCOUNT_TRAIL))
-    assert boss.get("/api/supervisor/accounts/audit?account=carla&limit=2").json()["events"][0]["action"] \
+    assert (
+        boss.get("/api/supervisor/accounts/audit?account=carla&limit=2").json()["events"][0][
+            "action"
+        ]
         == "sign_in_refused"
+    )
 
 
 def test_signing_out_is_in_the_trail(sign_in) -> None:
@@ -275,9 +304,18 @@ def _assert_guarded(response, path: str, authenticated: bool = True) -> None:
 def test_every_page_carries_the_security_headers(sign_in, open_case, anonymous) -> None:
     case_id = open_case()
     sofia = sign_in("sofia", "supervisor")
-    pages = ["/", f"/cases/{case_id}", f"/cases/{case_id}/transcript", "/supervisor",
-             "/supervisor/counsellors", f"/supervisor/cases/{case_id}/audit", "/api/docs",
-             f"/api/cases/{case_id}", "/api/queue", "/no-such-page"]
+    pages = [
+        "/",
+        f"/cases/{case_id}",
+        f"/cases/{case_id}/transcript",
+        "/supervisor",
+        "/supervisor/counsellors",
+        f"/supervisor/cases/{case_id}/audit",
+        "/api/docs",
+        f"/api/cases/{case_id}",
+        "/api/queue",
+        "/no-such-page",
+    ]
     for path in pages:
         response = sofia.get(path)
         _assert_guarded(response, path)
@@ -307,10 +345,15 @@ def test_signing_out_leaves_nothing_to_go_back_to(sign_in, open_case) -> None:
 
 
 def test_the_console_refuses_to_start_without_its_secrets(app, settings: Settings) -> None:
-    dev = Settings(HOTLINE_ENV="dev", REDIS_URL=settings.redis_url,
-                   HOTLINE_FERNET_KEY=Fernet.generate_key().decode())
+    dev = Settings(
+        HOTLINE_ENV="dev",
+        REDIS_URL=settings.redis_url,
+        HOTLINE_FERNET_KEY=Fernet.generate_key().decode(),
+    )
     app.dependency_overrides[deps.settings_dep] = lambda: dev
-    refused = pytest.raises(UnsafeSettings, match="console process refuses to start: RASA_TOKEN is empty")
+    refused = pytest.raises(
+        UnsafeSettings, match="console process refuses to start: RASA_TOKEN is empty"
+    )
     with refused, TestClient(app):
         pass
 

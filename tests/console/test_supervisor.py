@@ -41,7 +41,7 @@ class Clock:
 def clock(app) -> Clock:
     """The queue's clock and the dashboard's 'now', the same fixed moment."""
     fixed = Clock(NOW)
-    app.dependency_overrides[deps.clock_dep] = lambda: (lambda: fixed.now)
+    app.dependency_overrides[deps.clock_dep] = lambda: lambda: fixed.now
     return fixed
 
 
@@ -57,8 +57,14 @@ def boss(sign_in):
 
 def open_case(referrals: Referrals, cid: str, level: str = "high", language: str = "pt") -> str:
     priority = {"emergency": "emergency", "high": "high"}.get(level, "request")
-    return referrals.open_case(cid, priority=priority, channel="whatsapp", language=language,
-                               risk_level=level, consent="given").case_id
+    return referrals.open_case(
+        cid,
+        priority=priority,
+        channel="whatsapp",
+        language=language,
+        risk_level=level,
+        consent="given",
+    ).case_id
 
 
 def text_of(html: str, name: str, tag: str = "") -> str:
@@ -71,8 +77,9 @@ def text_of(html: str, name: str, tag: str = "") -> str:
 
 def fresh_login(app, name: str, password: str) -> int:
     with TestClient(app) as client:
-        return client.post("/login", data={"name": name, "password": password},
-                           follow_redirects=False).status_code
+        return client.post(
+            "/login", data={"name": name, "password": password}, follow_redirects=False
+        ).status_code
 
 
 # ---------------------------------------------------------------- the dashboard
@@ -105,7 +112,13 @@ def known_day(db: redis.Redis, referrals: Referrals, clock: Clock) -> dict[str, 
     accounts.set_active(db, "dora", False)
     for name in ("bia", "dora", "ghost"):  # a disabled account and a removed one do not count
         rota.heartbeat(db, name, now=NOW - 10)
-    return {"yesterday": yesterday, "quick": quick, "taken": taken, "urgent": urgent, "worried": worried}
+    return {
+        "yesterday": yesterday,
+        "quick": quick,
+        "taken": taken,
+        "urgent": urgent,
+        "worried": worried,
+    }
 
 
 def test_the_dashboard_api_gives_the_figures_of_a_known_day(boss, known_day) -> None:
@@ -116,8 +129,12 @@ def test_the_dashboard_api_gives_the_figures_of_a_known_day(boss, known_day) -> 
     assert body["waiting_total"] == 2
     assert body["oldest_waiting_seconds"] == 20 * 60
     # Today: 2 min, 10 min, 20 min (still waiting), 5 min (still waiting).
-    assert body["wait_today"] == {"cases": 4, "median_seconds": 450.0, "longest_seconds": 1200.0,
-                                  "longest_case": known_day["urgent"]}
+    assert body["wait_today"] == {
+        "cases": 4,
+        "median_seconds": 450.0,
+        "longest_seconds": 1200.0,
+        "longest_case": known_day["urgent"],
+    }
     assert body["timezone"] == "Africa/Maputo"
     assert body["cases_in_window"] == 5
     assert body["by_outcome"]["referred_shelter"] == 1
@@ -126,9 +143,15 @@ def test_the_dashboard_api_gives_the_figures_of_a_known_day(boss, known_day) -> 
     assert body["by_language"] == {"pt": 2, "en": 2, "fr": 0, "sw": 1}
     assert body["staffing"]["present"] == [{"name": "bia", "role": "counsellor"}]
     assert body["staffing"]["in_hours"] and body["staffing"]["on_duty"]
-    assert [c["id"] for c in body["open_cases"]] == [known_day["urgent"], known_day["worried"],
-                                                      known_day["taken"]]
-    assert [c["id"] for c in body["recently_closed"]] == [known_day["quick"], known_day["yesterday"]]
+    assert [c["id"] for c in body["open_cases"]] == [
+        known_day["urgent"],
+        known_day["worried"],
+        known_day["taken"],
+    ]
+    assert [c["id"] for c in body["recently_closed"]] == [
+        known_day["quick"],
+        known_day["yesterday"],
+    ]
     # The figures carry no conversation id, summary or evidence.
     assert "conversation_id" not in response.text and "indicators" not in response.text
 
@@ -156,8 +179,12 @@ def test_the_dashboard_page_shows_the_same_figures(boss, known_day) -> None:
 def test_the_dashboard_says_so_when_nobody_is_on_duty(boss, clock: Clock) -> None:
     clock.now = at("2024-05-08 22:00")  # after the 21:00 end of the rota's day
     body = boss.get("/api/supervisor/dashboard").json()
-    assert body["staffing"] == {"in_hours": False, "on_duty": False, "present": [],
-                                "next_shift": at("2024-05-09 06:00")}
+    assert body["staffing"] == {
+        "in_hours": False,
+        "on_duty": False,
+        "present": [],
+        "next_shift": at("2024-05-09 06:00"),
+    }
     assert body["wait_today"]["median_seconds"] is None
     html = boss.get("/supervisor").text
     assert "Nobody answers now" in html
@@ -174,8 +201,9 @@ def test_a_portuguese_supervisor_reads_the_dashboard_in_portuguese(sign_in, cloc
 # ---------------------------------------------------------------- audit trail
 
 
-def test_the_audit_trail_lists_who_did_what_and_when_but_never_texts(boss, referrals: Referrals,
-                                                                      clock: Clock) -> None:
+def test_the_audit_trail_lists_who_did_what_and_when_but_never_texts(
+    boss, referrals: Referrals, clock: Clock
+) -> None:
     case_id = open_case(referrals, "c1")
     clock.now += 60
     referrals.claim(case_id, "ana")
@@ -190,11 +218,19 @@ def test_the_audit_trail_lists_who_did_what_and_when_but_never_texts(boss, refer
     assert response.status_code == 200
     body = response.json()
     assert [e["action"] for e in body["events"]] == [
-        "opened", "claimed", "message_received", "replied", "noted", "closed",
+        "opened",
+        "claimed",
+        "message_received",
+        "replied",
+        "noted",
+        "closed",
     ]
     claimed, closed = body["events"][1], body["events"][-1]
     assert (claimed["actor"], claimed["at"]) == ("ana", NOW + 60)
-    assert closed["actor"] == "ana" and closed["detail"] == {"outcome": "referred_shelter", "note": True}
+    assert closed["actor"] == "ana" and closed["detail"] == {
+        "outcome": "referred_shelter",
+        "note": True,
+    }
     assert body["case"]["status"] == "closed" and body["case"]["outcome"] == "referred_shelter"
 
     page = boss.get(f"/supervisor/cases/{case_id}/audit")
@@ -208,11 +244,22 @@ def test_the_audit_trail_lists_who_did_what_and_when_but_never_texts(boss, refer
 
 
 def test_audit_details_keep_codes_and_names_but_drop_anything_like_a_text_or_a_number() -> None:
-    detail = {"outcome": "referred_police", "note": True, "to": "bia", "text": "hello",
-              "service": "a long free text with spaces", "phone": "+258841234567",
-              "reference": "258841234567", "count": 3}
-    assert supervisor.safe_detail(detail) == {"outcome": "referred_police", "note": True, "to": "bia",
-                                              "count": 3}
+    detail = {
+        "outcome": "referred_police",
+        "note": True,
+        "to": "bia",
+        "text": "hello",
+        "service": "a long free text with spaces",
+        "phone": "+258841234567",
+        "reference": "258841234567",
+        "count": 3,
+    }
+    assert supervisor.safe_detail(detail) == {
+        "outcome": "referred_police",
+        "note": True,
+        "to": "bia",
+        "count": 3,
+    }
 
 
 def test_an_unknown_case_has_no_audit_trail(boss) -> None:
@@ -226,14 +273,21 @@ def test_the_case_box_leads_to_the_audit_trail(boss) -> None:
     response = boss.get("/supervisor/audit?case= r12 ", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/supervisor/cases/R12/audit"
-    assert boss.get("/supervisor/audit?case=nonsense", follow_redirects=False).headers["location"] == "/supervisor"
+    assert (
+        boss.get("/supervisor/audit?case=nonsense", follow_redirects=False).headers["location"]
+        == "/supervisor"
+    )
 
 
 # ---------------------------------------------------------------- accounts
 
 
-def test_a_supervisor_adds_an_account_and_the_password_is_shown_once(app, boss, db: redis.Redis) -> None:
-    page = boss.form("/supervisor/counsellors", {"name": "Carla", "role": "counsellor", "language": "pt"})
+def test_a_supervisor_adds_an_account_and_the_password_is_shown_once(
+    app, boss, db: redis.Redis
+) -> None:
+    page = boss.form(
+        "/supervisor/counsellors", {"name": "Carla", "role": "counsellor", "language": "pt"}
+    )
     assert page.status_code == 201
     assert page.headers["cache-control"] == "no-store"
     password = text_of(page.text, "new-password")
@@ -247,16 +301,23 @@ def test_a_supervisor_adds_an_account_and_the_password_is_shown_once(app, boss, 
 
 
 def test_account_errors_are_shown_clearly(boss, db: redis.Redis) -> None:
-    page = boss.form("/supervisor/counsellors", {"name": "x", "role": "counsellor", "language": "en"})
+    page = boss.form(
+        "/supervisor/counsellors", {"name": "x", "role": "counsellor", "language": "en"}
+    )
     assert page.status_code == 400
     assert "a name is 2-40 letters" in text_of(page.text, "accounts-problem")
     assert 'value="x"' in page.text  # what was typed stays in the form
-    again = boss.form("/supervisor/counsellors", {"name": "sofia", "role": "counsellor", "language": "en"})
+    again = boss.form(
+        "/supervisor/counsellors", {"name": "sofia", "role": "counsellor", "language": "en"}
+    )
     assert again.status_code == 409 and "exists already" in again.text
     assert boss.post("/api/supervisor/counsellors", json={"name": "sofia"}).json() == {
         "detail": "That did not work: an account named sofia exists already",
     }
-    assert boss.post("/api/supervisor/counsellors", json={"name": "joao", "role": "boss"}).status_code == 422
+    assert (
+        boss.post("/api/supervisor/counsellors", json={"name": "joao", "role": "boss"}).status_code
+        == 422
+    )
     assert accounts.get(db, "joao") is None
 
 
@@ -271,11 +332,15 @@ def test_a_disabled_counsellor_can_no_longer_sign_in_until_enabled(app, boss, si
     assert carla.get("/", follow_redirects=False).status_code in (303, 404)
     assert fresh_login(app, "carla", PASSWORD) == 401
 
-    assert boss.form("/supervisor/counsellors/carla/enable", follow_redirects=False).status_code == 303
+    assert (
+        boss.form("/supervisor/counsellors/carla/enable", follow_redirects=False).status_code == 303
+    )
     assert fresh_login(app, "carla", PASSWORD) == 303
 
 
-def test_a_disabled_counsellor_is_no_longer_counted_on_duty(boss, db: redis.Redis, sign_in, clock) -> None:
+def test_a_disabled_counsellor_is_no_longer_counted_on_duty(
+    boss, db: redis.Redis, sign_in, clock
+) -> None:
     sign_in("carla", "counsellor")
     rota.heartbeat(db, "carla", now=NOW)
     assert boss.post("/api/supervisor/counsellors/carla/disable").json()["active"] is False
@@ -297,15 +362,24 @@ def test_a_supervisor_cannot_disable_themselves(boss, db: redis.Redis) -> None:
     page = boss.form("/supervisor/counsellors/sofia/disable")
     assert page.status_code == 400 and "You cannot disable your own account." in page.text
     api = boss.post("/api/supervisor/counsellors/sofia/disable")
-    assert api.status_code == 400 and api.json() == {"detail": "You cannot disable your own account."}
+    assert api.status_code == 400 and api.json() == {
+        "detail": "You cannot disable your own account."
+    }
     assert accounts.get(db, "sofia").active
 
 
 def test_the_accounts_api(app, boss, db: redis.Redis) -> None:
-    added = boss.post("/api/supervisor/counsellors", json={"name": "dino", "role": "supervisor", "language": "en"})
+    added = boss.post(
+        "/api/supervisor/counsellors", json={"name": "dino", "role": "supervisor", "language": "en"}
+    )
     assert added.status_code == 201 and added.headers["cache-control"] == "no-store"
     body = added.json()
-    assert body["account"] == {"name": "dino", "role": "supervisor", "language": "en", "active": True}
+    assert body["account"] == {
+        "name": "dino",
+        "role": "supervisor",
+        "language": "en",
+        "active": True,
+    }
     assert fresh_login(app, "dino", body["password"]) == 303
 
     listed = boss.get("/api/supervisor/counsellors").json()
@@ -337,20 +411,31 @@ def supervisor_routes(app) -> list[tuple[str, str]]:
 
 
 def test_every_supervisor_route_is_known_and_served_by_the_app(app, boss) -> None:
-    assert all(path.startswith(("/supervisor", "/api/supervisor")) for _, path in supervisor_routes(app))
+    assert all(
+        path.startswith(("/supervisor", "/api/supervisor")) for _, path in supervisor_routes(app)
+    )
     assert boss.get("/api/openapi.json").json()["paths"]["/api/supervisor/dashboard"]
     assert set(supervisor_routes(app)) >= {
-        ("GET", "/supervisor"), ("GET", "/supervisor/cases/R1/audit"), ("GET", "/supervisor/counsellors"),
-        ("POST", "/supervisor/counsellors"), ("POST", "/supervisor/counsellors/ana/disable"),
-        ("POST", "/supervisor/counsellors/ana/enable"), ("POST", "/supervisor/counsellors/ana/reset-password"),
-        ("GET", "/api/supervisor/dashboard"), ("GET", "/api/supervisor/cases/R1/audit"),
-        ("GET", "/api/supervisor/counsellors"), ("POST", "/api/supervisor/counsellors"),
-        ("POST", "/api/supervisor/counsellors/ana/disable"), ("POST", "/api/supervisor/counsellors/ana/enable"),
+        ("GET", "/supervisor"),
+        ("GET", "/supervisor/cases/R1/audit"),
+        ("GET", "/supervisor/counsellors"),
+        ("POST", "/supervisor/counsellors"),
+        ("POST", "/supervisor/counsellors/ana/disable"),
+        ("POST", "/supervisor/counsellors/ana/enable"),
+        ("POST", "/supervisor/counsellors/ana/reset-password"),
+        ("GET", "/api/supervisor/dashboard"),
+        ("GET", "/api/supervisor/cases/R1/audit"),
+        ("GET", "/api/supervisor/counsellors"),
+        ("POST", "/api/supervisor/counsellors"),
+        ("POST", "/api/supervisor/counsellors/ana/disable"),
+        ("POST", "/api/supervisor/counsellors/ana/enable"),
         ("POST", "/api/supervisor/counsellors/ana/reset-password"),
     }
 
 
-def test_a_counsellor_is_refused_every_supervisor_page_and_api(app, sign_in, db: redis.Redis) -> None:
+def test_a_counsellor_is_refused_every_supervisor_page_and_api(
+    app, sign_in, db: redis.Redis
+) -> None:
     ana = sign_in("ana", "counsellor")
     sign_in("bia", "counsellor")
     for method, path in supervisor_routes(app):
@@ -359,7 +444,11 @@ def test_a_counsellor_is_refused_every_supervisor_page_and_api(app, sign_in, db:
         else:
             response = ana.post(path, json={"name": "eve"}, follow_redirects=False)
         assert response.status_code == 403, (method, path, response.status_code)
-        form = ana.form(path, {"name": "eve"}, follow_redirects=False) if method == "POST" else response
+        form = (
+            ana.form(path, {"name": "eve"}, follow_redirects=False)
+            if method == "POST"
+            else response
+        )
         assert form.status_code == 403, (method, path)
     assert accounts.get(db, "eve") is None
     assert accounts.get(db, "ana").active and accounts.get(db, "bia").active
@@ -371,20 +460,32 @@ def test_anonymous_requests_are_sent_to_sign_in_or_refused(app, anonymous: TestC
         if path.startswith("/api/"):
             assert response.status_code == 401, (method, path)
         else:
-            assert response.status_code == 303 and response.headers["location"] == "/login", (method, path)
+            assert response.status_code == 303 and response.headers["location"] == "/login", (
+                method,
+                path,
+            )
 
 
 def test_every_supervisor_post_needs_the_csrf_token(boss, sign_in, db: redis.Redis) -> None:
     sign_in("carla", "counsellor")
     raw = boss.client
-    for path in ("/supervisor/counsellors", "/supervisor/counsellors/carla/disable",
-                 "/supervisor/counsellors/carla/reset-password"):
+    for path in (
+        "/supervisor/counsellors",
+        "/supervisor/counsellors/carla/disable",
+        "/supervisor/counsellors/carla/reset-password",
+    ):
         assert raw.post(path, data={"name": "eve"}).status_code == 403, path
         assert raw.post(path, data={"name": "eve", "csrf_token": "forged"}).status_code == 403, path
-    for path in ("/api/supervisor/counsellors", "/api/supervisor/counsellors/carla/disable",
-                 "/api/supervisor/counsellors/carla/reset-password"):
+    for path in (
+        "/api/supervisor/counsellors",
+        "/api/supervisor/counsellors/carla/disable",
+        "/api/supervisor/counsellors/carla/reset-password",
+    ):
         assert raw.post(path, json={"name": "eve"}).status_code == 403, path
-        assert raw.post(path, json={"name": "eve"}, headers={"x-csrf-token": "forged"}).status_code == 403
+        assert (
+            raw.post(path, json={"name": "eve"}, headers={"x-csrf-token": "forged"}).status_code
+            == 403
+        )
     assert accounts.get(db, "eve") is None
     assert accounts.get(db, "carla").active
     assert fresh_login(boss.client.app, "carla", PASSWORD) == 303  # password unchanged
@@ -406,8 +507,18 @@ def test_every_code_a_supervisor_page_shows_has_words_in_both_languages() -> Non
         words = catalogue(language)
         for outcome in (*OUTCOMES, "open", "unknown"):
             assert words.get(f"outcome_{outcome}"), (language, outcome)
-        for action in ("opened", "retriggered", "claimed", "transferred", "replied", "noted",
-                       "message_received", "closed", "resumed", "erased"):
+        for action in (
+            "opened",
+            "retriggered",
+            "claimed",
+            "transferred",
+            "replied",
+            "noted",
+            "message_received",
+            "closed",
+            "resumed",
+            "erased",
+        ):
             assert words.get(f"sv_action_{action}"), (language, action)
 
 
@@ -428,7 +539,14 @@ def test_a_counsellor_who_opens_a_supervisor_page_is_told_so_on_a_page(sign_in) 
 
 
 def test_the_audit_trail_shows_the_trigger_in_words(boss, referrals: Referrals) -> None:
-    case_id = referrals.open_case("c1", priority="request", channel="sms", language="pt",
-                                  risk_level="none", consent="requested", trigger="request_human").case_id
+    case_id = referrals.open_case(
+        "c1",
+        priority="request",
+        channel="sms",
+        language="pt",
+        risk_level="none",
+        consent="requested",
+        trigger="request_human",
+    ).case_id
     html = boss.get(f"/supervisor/cases/{case_id}/audit").text
     assert "asked for a counsellor" in html and "request_human" not in html

@@ -84,12 +84,21 @@ def test_an_edited_catalogue_is_read_again(tmp_path: Path, monkeypatch: pytest.M
     assert translator("xx")("greeting", name="Ana") == "Welcome, Ana"  # unknown: English
 
 
-@pytest.mark.parametrize(("prefix", "codes"), [
-    ("level_", RISK_LEVELS), ("sv_level_", RISK_LEVELS), ("status_", get_args(Status)),
-    ("sv_priority_", get_args(Priority)), ("consent_", get_args(Consent)),
-    ("sv_consent_", get_args(Consent)), ("channel_", ("sms", "whatsapp")), ("lang_", LANGUAGES),
-    ("outcome_", OUTCOMES), ("service_", SERVICE_TYPES),
-    ("author_", ("person", "bot", "counsellor", "note")),
-])
+@pytest.mark.parametrize(
+    ("prefix", "codes"),
+    [
+        ("level_", RISK_LEVELS),
+        ("sv_level_", RISK_LEVELS),
+        ("status_", get_args(Status)),
+        ("sv_priority_", get_args(Priority)),
+        ("consent_", get_args(Consent)),
+        ("sv_consent_", get_args(Consent)),
+        ("channel_", ("sms", "whatsapp")),
+        ("lang_", LANGUAGES),
+        ("outcome_", OUTCOMES),
+        ("service_", SERVICE_TYPES),
+        ("author_", ("person", "bot", "counsellor", "note")),
+    ],
+)
 def test_every_code_shown_through_a_prefix_has_words(prefix: str, codes: tuple[str, ...]) -> None:
     assert {f"{prefix}{code}" for code in codes} - set(catalogue("en")) == set()

@@ -32,14 +32,20 @@ UNITS = DEPLOY / "systemd"
 PROCESS_UNITS = sorted(UNITS.glob("hotline-*.service"))
 SUPERVISED = {"actions", "nlg", "rasa", "gateway", "worker", "sender", "console", "housekeeping"}
 HARDENING = {
-    "DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
-    "PrivateTmp": "yes", "CapabilityBoundingSet": "", "UMask": "0077",
+    "DynamicUser": "yes",
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "CapabilityBoundingSet": "",
+    "UMask": "0077",
 }
 
 
 def tool(name: str) -> str:
     found = shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None)
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None
+    )
     if found:
         return found
     if os.environ.get("CI"):
@@ -80,7 +86,9 @@ def test_each_unit_gets_only_the_secrets_its_process_uses(name: str) -> None:
     files = [Path(f) for f in settings.get("EnvironmentFile", [])]
     secrets = {f.stem for f in files if f.parent == Path("/etc/hotline/secrets")}
     inline = " ".join(settings.get("Environment", []))
-    assert not any(f"{secret}=" in inline.replace("HOTLINE_SECRETS=", "") for secret in processes.SECRETS)
+    assert not any(
+        f"{secret}=" in inline.replace("HOTLINE_SECRETS=", "") for secret in processes.SECRETS
+    )
     if name == "rasa":
         # Rasa takes its own token on its command line, which systemd fills from its environment.
         assert secrets == {"RASA_TOKEN"}
@@ -103,8 +111,11 @@ def test_systemd_analyze_verifies_every_unit(tmp_path: Path) -> None:
     analyze = tool("systemd-analyze")
     root = tmp_path / "root"
     # verify checks that each ExecStart exists: stand-ins where the install would put them.
-    for binary in ("opt/hotline/.venv/bin/python", "opt/hotline/.venv-rasa/bin/rasa",
-                   "opt/hotline/deploy/bin/hotline-redis-backup"):
+    for binary in (
+        "opt/hotline/.venv/bin/python",
+        "opt/hotline/.venv-rasa/bin/rasa",
+        "opt/hotline/deploy/bin/hotline-redis-backup",
+    ):
         path = root / binary
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("#!/bin/sh\n")
@@ -115,8 +126,14 @@ def test_systemd_analyze_verifies_every_unit(tmp_path: Path) -> None:
     for unit in UNITS.iterdir():
         shutil.copy(unit, system / unit.name)
     names = sorted(p.name for p in UNITS.iterdir())
-    result = subprocess.run([analyze, "verify", f"--root={root}", "--man=no", *names], check=False,
-                            cwd=system, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [analyze, "verify", f"--root={root}", "--man=no", *names],
+        check=False,
+        cwd=system,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # verify exits 0 on unknown keys and bad values; it only says so.
     said = (result.stdout + result.stderr).strip()
     assert result.returncode == 0 and said == "", said
@@ -126,12 +143,25 @@ def _certificate(folder: Path) -> Path:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hotline.example.org")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     pem = folder / "hotline.pem"
-    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    pem.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return pem
 
 
@@ -139,10 +169,19 @@ def test_haproxy_accepts_the_config(tmp_path: Path) -> None:
     haproxy = tool("haproxy")
     allow = tmp_path / "allow.lst"
     allow.write_text("127.0.0.1/32\n")
-    env = {**os.environ, "HOTLINE_TLS_CERT": str(_certificate(tmp_path)),
-           "HOTLINE_CONSOLE_ALLOW": str(allow)}
-    result = subprocess.run([haproxy, "-c", "-f", str(DEPLOY / "haproxy/haproxy.cfg")],
-                            check=False, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "HOTLINE_TLS_CERT": str(_certificate(tmp_path)),
+        "HOTLINE_CONSOLE_ALLOW": str(allow),
+    }
+    result = subprocess.run(
+        [haproxy, "-c", "-f", str(DEPLOY / "haproxy/haproxy.cfg")],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     said = result.stdout + result.stderr
     assert result.returncode == 0, said
     assert "[WARNING]" not in said and "[ALERT]" not in said, said
@@ -185,9 +224,17 @@ def test_a_backup_restores_into_a_fresh_redis_and_survives_its_restart(tmp_path:
     db.xadd("hotline:inbound", {"entry": "sealed"})
     db.rpush("hotline:case:c1:events", "opened", "claimed")
     try:
-        made = subprocess.run([str(DEPLOY / "bin/hotline-redis-backup"), f"redis://127.0.0.1:{port}/0",
-                               str(tmp_path / "backups")], check=False, capture_output=True, text=True,
-                              timeout=60)
+        made = subprocess.run(
+            [
+                str(DEPLOY / "bin/hotline-redis-backup"),
+                f"redis://127.0.0.1:{port}/0",
+                str(tmp_path / "backups"),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         _stop(live, port)
     assert made.returncode == 0, made.stderr
@@ -196,14 +243,21 @@ def test_a_backup_restores_into_a_fresh_redis_and_survives_its_restart(tmp_path:
 
     restore = str(DEPLOY / "bin/hotline-redis-restore")
     occupied = tmp_path / "live"
-    refused = subprocess.run([restore, str(backup), str(occupied)], check=False,
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [restore, str(backup), str(occupied)], check=False, capture_output=True, text=True
+    )
     assert refused.returncode == 1 and "not empty" in refused.stderr
 
     fresh = tmp_path / "fresh"
     env = {**os.environ, "HOTLINE_RESTORE_PORT": str(processes.free_port())}
-    done = subprocess.run([restore, str(backup), str(fresh)], check=False, capture_output=True, text=True,
-                          env=env, timeout=60)
+    done = subprocess.run(
+        [restore, str(backup), str(fresh)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "restored 3 keys" in done.stdout
     # Started the way production starts it (append-only on), twice: the AOF holds the data.
@@ -229,8 +283,14 @@ def test_a_backup_restores_into_a_fresh_redis_and_survives_its_restart(tmp_path:
 def test_secrets_are_made_root_only_never_printed_and_kept(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     env = {**os.environ, "HOTLINE_PYTHON": sys.executable}
-    first = subprocess.run([str(DEPLOY / "bin/hotline-make-secrets"), str(folder)], check=False,
-                           env=env, capture_output=True, text=True, timeout=60)
+    first = subprocess.run(
+        [str(DEPLOY / "bin/hotline-make-secrets"), str(folder)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert first.returncode == 0, first.stderr
     values = {p.stem: p.read_text().strip().split("=", 1)[1] for p in folder.iterdir()}
     assert set(values) == {"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "RASA_TOKEN"}
@@ -238,6 +298,11 @@ def test_secrets_are_made_root_only_never_printed_and_kept(tmp_path: Path) -> No
     assert folder.stat().st_mode & 0o077 == 0
     assert all(p.stat().st_mode & 0o077 == 0 for p in folder.iterdir())
     Fernet(values["HOTLINE_FERNET_KEY"].encode())
-    subprocess.run([str(DEPLOY / "bin/hotline-make-secrets"), str(folder)], env=env, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(DEPLOY / "bin/hotline-make-secrets"), str(folder)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert {p.stem: p.read_text().strip().split("=", 1)[1] for p in folder.iterdir()} == values

@@ -32,8 +32,17 @@ from ops.supervision import STATE_KEY, Control, Program, Supervisor, Watch
 pytestmark = pytest.mark.needs_model
 
 HAS_MODEL = processes.MODEL.exists()
-NAMES = ["redis", "actions", *(["rasa"] if HAS_MODEL else []),
-         "gateway", "worker", "sender", "console", "housekeeping", "sandbox"]
+NAMES = [
+    "redis",
+    "actions",
+    *(["rasa"] if HAS_MODEL else []),
+    "gateway",
+    "worker",
+    "sender",
+    "console",
+    "housekeeping",
+    "sandbox",
+]
 SECRET_NAMES = processes.SECRETS
 NUMBER = "+258840000777"
 
@@ -55,8 +64,13 @@ class Stack:
 
     def health(self, name: str) -> str | None:
         token = self.secrets()["RASA_TOKEN"]
-        paths = {"actions": "/health", "rasa": f"/status?token={token}", "gateway": "/healthz",
-                 "console": "/healthz", "sandbox": "/healthz"}
+        paths = {
+            "actions": "/health",
+            "rasa": f"/status?token={token}",
+            "gateway": "/healthz",
+            "console": "/healthz",
+            "sandbox": "/healthz",
+        }
         return f"http://127.0.0.1:{self.ports[name]}{paths[name]}" if name in paths else None
 
     def secrets(self) -> dict[str, str]:
@@ -77,27 +91,48 @@ def _wait(condition, timeout: float, every: float = 0.2) -> bool:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     if os.environ.get("CI") and not HAS_MODEL:
-        pytest.fail(f"no model at {processes.MODEL}: CI trains before the tests, so Rasa must be covered")
+        pytest.fail(
+            f"no model at {processes.MODEL}: CI trains before the tests, so Rasa must be covered"
+        )
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed: run the tests through `make test`")
     # A short path: supervisord's unix socket lives in var/ and socket paths are limited.
     var = Path(tempfile.mkdtemp(prefix="hl-run-"))
     ports = {name: processes.free_port() for name in PORTS}
     redis_url = f"redis://127.0.0.1:{processes.free_port()}/0"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HOTLINE_", "TWILIO_", "RASA_", "REDIS_", "PUBLIC_URL", "SANDBOX_URL"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HOTLINE_", "TWILIO_", "RASA_", "REDIS_", "PUBLIC_URL", "SANDBOX_URL"))
+    }
     env |= {"REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
     output = var / "terminal.txt"
-    command = [sys.executable, "-m", "ops.launcher", "--var", str(var),
-               *(f"--port={name}={port}" for name, port in ports.items())]
+    command = [
+        sys.executable,
+        "-m",
+        "ops.launcher",
+        "--var",
+        str(var),
+        *(f"--port={name}={port}" for name, port in ports.items()),
+    ]
     with output.open("wb") as sink:
         # Its own session, so the test can send Ctrl-C's SIGINT to the whole group like a terminal.
-        launcher = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                    cwd=processes.PROJECT_ROOT, start_new_session=True)
+        launcher = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=processes.PROJECT_ROOT,
+            start_new_session=True,
+        )
     built = Stack(launcher, var, output, ports, redis_url, Control(var))
     try:
-        ready = _wait(lambda: "hotline ready" in built.text() or launcher.poll() is not None, 420, 0.5)
-        assert ready and launcher.poll() is None, f"the stack did not come up:\n{built.text()[-4000:]}"
+        ready = _wait(
+            lambda: "hotline ready" in built.text() or launcher.poll() is not None, 420, 0.5
+        )
+        assert ready and launcher.poll() is None, (
+            f"the stack did not come up:\n{built.text()[-4000:]}"
+        )
         yield built
     finally:
         if launcher.poll() is None:
@@ -127,14 +162,17 @@ def _answered(stack: Stack) -> bool:
 def test_every_process_is_supervised_and_running(stack: Stack) -> None:
     states = stack.states()
     assert sorted(states) == sorted(NAMES)
-    assert {name: info["statename"] for name, info in states.items()} == dict.fromkeys(NAMES, "RUNNING")
+    assert {name: info["statename"] for name, info in states.items()} == dict.fromkeys(
+        NAMES, "RUNNING"
+    )
     assert _answered(stack)
 
 
 def test_the_health_record_in_redis_names_every_process(stack: Stack) -> None:
     db = redis.Redis.from_url(stack.redis_url, decode_responses=True)
-    assert _wait(lambda: db.hgetall(STATE_KEY) == dict.fromkeys(NAMES, "RUNNING"), 30), \
-        db.hgetall(STATE_KEY)
+    assert _wait(lambda: db.hgetall(STATE_KEY) == dict.fromkeys(NAMES, "RUNNING"), 30), db.hgetall(
+        STATE_KEY
+    )
     assert 0 < db.ttl(STATE_KEY) <= 15
 
 
@@ -153,17 +191,20 @@ def test_sigkill_leaves_the_others_serving_and_the_process_back(stack: Stack, na
         url = stack.health(other)
         if other != name and url:
             assert httpx.get(url, timeout=15).status_code in (200, 503), f"{other} stopped serving"
-    assert _wait(lambda: stack.states()[name]["pid"] not in (0, pids[name]), 10), \
+    assert _wait(lambda: stack.states()[name]["pid"] not in (0, pids[name]), 10), (
         f"{name} was not restarted"
+    )
     # RUNNING once it has stayed up for supervisord's startsecs (5 s).
     assert _wait(lambda: stack.states()[name]["statename"] == "RUNNING", 30), stack.states()[name]
     url = stack.health(name)
     if url:
-        assert processes.wait_http(url, timeout=240 if name == "rasa" else 60), \
+        assert processes.wait_http(url, timeout=240 if name == "rasa" else 60), (
             f"{name} not healthy again"
+        )
     after = stack.states()
-    assert {n: info["pid"] for n, info in after.items() if n != name} == \
-        {n: pid for n, pid in pids.items() if n != name}, "another process was restarted too"
+    assert {n: info["pid"] for n, info in after.items() if n != name} == {
+        n: pid for n, pid in pids.items() if n != name
+    }, "another process was restarted too"
     back = f"{name} is back (pid {after[name]['pid']})"
     # The terminal is written by the launcher's own poll, a moment after supervisord's state.
     assert _wait(lambda: back in stack.text()[printed:], 5), stack.text()[printed:][-3000:]
@@ -183,7 +224,11 @@ def test_no_secret_reaches_the_terminal_or_the_supervisor_config(stack: Stack) -
 
 HELD = {  # process: (secrets it must hold, secrets it must not)
     "actions": (set(), {"TWILIO_AUTH_TOKEN", "HOTLINE_FERNET_KEY", "HOTLINE_SECRET", "RASA_TOKEN"}),
-    **({"rasa": (set(), {"TWILIO_AUTH_TOKEN", "HOTLINE_FERNET_KEY", "HOTLINE_SECRET"})} if HAS_MODEL else {}),
+    **(
+        {"rasa": (set(), {"TWILIO_AUTH_TOKEN", "HOTLINE_FERNET_KEY", "HOTLINE_SECRET"})}
+        if HAS_MODEL
+        else {}
+    ),
     "gateway": ({"TWILIO_AUTH_TOKEN", "HOTLINE_FERNET_KEY", "HOTLINE_SECRET"}, {"RASA_TOKEN"}),
     "sender": ({"TWILIO_AUTH_TOKEN", "HOTLINE_FERNET_KEY"}, {"HOTLINE_SECRET", "RASA_TOKEN"}),
     "console": ({"HOTLINE_FERNET_KEY", "RASA_TOKEN"}, {"TWILIO_AUTH_TOKEN", "HOTLINE_SECRET"}),
@@ -207,7 +252,9 @@ def test_ctrl_c_stops_everything(stack: Stack) -> None:
     assert stack.process.wait(timeout=90) == 0
     assert stack.text().rstrip().endswith("stopped")
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
 
 
 def test_a_process_that_keeps_dying_is_given_up_and_reported_plainly(tmp_path: Path) -> None:
@@ -215,9 +262,12 @@ def test_a_process_that_keeps_dying_is_given_up_and_reported_plainly(tmp_path: P
     var = Path(tempfile.mkdtemp(prefix="hl-fatal-"))
     said: list[str] = []
     records: list[dict[str, str]] = []
-    crashing = Program("crasher", [sys.executable, "-c", "import sys; sys.exit(3)"],
-                       dict(os.environ), retries=2)
-    steady = Program("steady", [sys.executable, "-c", "import time; time.sleep(600)"], dict(os.environ))
+    crashing = Program(
+        "crasher", [sys.executable, "-c", "import sys; sys.exit(3)"], dict(os.environ), retries=2
+    )
+    steady = Program(
+        "steady", [sys.executable, "-c", "import time; time.sleep(600)"], dict(os.environ)
+    )
     supervisor = Supervisor([crashing, steady], dict(os.environ), SECRET_NAMES, var, tmp_path)
     watch = Watch(said.append, supervisor.logs, records.append, {"crasher": 2})
     supervisor.start()
@@ -231,8 +281,11 @@ def test_a_process_that_keeps_dying_is_given_up_and_reported_plainly(tmp_path: P
         # Backoff of 1 s, then 2 s, between the three starts.
         assert _wait(given_up, 30, 0.1)
         assert "crasher died while starting; trying again after a longer pause" in said
-        assert any(line.startswith("crasher is DOWN and no longer restarted: it failed 3 starts")
-                   and "The others go on" in line for line in said), said
+        assert any(
+            line.startswith("crasher is DOWN and no longer restarted: it failed 3 starts")
+            and "The others go on" in line
+            for line in said
+        ), said
         assert supervisor.states()["steady"]["statename"] in ("STARTING", "RUNNING")
         assert Watch.down(records[-1]) == ["crasher"]
     finally:

@@ -31,12 +31,19 @@ class FakeRasa:
         body = json.loads(request.content or b"null")
         self.calls.append((request.method, request.url.path, body))
         if request.url.path.endswith("/execute"):
-            return httpx.Response(200, json={"tracker": {}, "messages": [
-                {"recipient_id": "c1", "text": CLOSING[self.language]}]})
+            return httpx.Response(
+                200,
+                json={
+                    "tracker": {},
+                    "messages": [{"recipient_id": "c1", "text": CLOSING[self.language]}],
+                },
+            )
         return httpx.Response(200, json={"sender_id": "c1", "events": []})
 
     def client(self, settings) -> RasaClient:
-        return RasaClient(settings, client=httpx.AsyncClient(transport=httpx.MockTransport(self.handler)))
+        return RasaClient(
+            settings, client=httpx.AsyncClient(transport=httpx.MockTransport(self.handler))
+        )
 
 
 def claimed_case(referrals: Referrals, language: str = "pt") -> str:
@@ -50,14 +57,26 @@ def test_closing_resumes_the_bot_and_sends_one_closing_line(db: redis.Redis, set
     case_id = claimed_case(referrals, "sw")
     rasa = FakeRasa("sw")
 
-    case = asyncio.run(handback.close_and_resume(referrals, rasa.client(settings), case_id, "ana",
-                                                 "referred_child_protection", "called 116 with her"))
+    case = asyncio.run(
+        handback.close_and_resume(
+            referrals,
+            rasa.client(settings),
+            case_id,
+            "ana",
+            "referred_child_protection",
+            "called 116 with her",
+        )
+    )
 
     assert case.outcome == "referred_child_protection"
     assert [(method, path, body) for method, path, body in rasa.calls] == [
         ("POST", "/conversations/c1/tracker/events", [{"event": "resume"}]),
         ("POST", "/conversations/c1/execute", {"name": "action_case_closed"}),
-        ("POST", "/conversations/c1/tracker/events", [{"event": "action", "name": "action_listen"}]),
+        (
+            "POST",
+            "/conversations/c1/tracker/events",
+            [{"event": "action", "name": "action_listen"}],
+        ),
     ]
     sent = [fields for _, fields in db.xrange(OUTBOUND_STREAM)]
     assert sent == [{"conversation_id": "c1", "text": CLOSING["sw"], "source": "bot"}]
@@ -66,12 +85,16 @@ def test_closing_resumes_the_bot_and_sends_one_closing_line(db: redis.Redis, set
     assert [e.action for e in referrals.audit(case_id)][-2:] == ["closed", "resumed"]
 
 
-def test_when_rasa_is_down_the_case_closes_and_the_resume_is_retried(db: redis.Redis, settings) -> None:
+def test_when_rasa_is_down_the_case_closes_and_the_resume_is_retried(
+    db: redis.Redis, settings
+) -> None:
     referrals = Referrals(db)
     case_id = claimed_case(referrals)
     rasa = FakeRasa(up=False)
 
-    case = asyncio.run(handback.close_and_resume(referrals, rasa.client(settings), case_id, "ana", "declined"))
+    case = asyncio.run(
+        handback.close_and_resume(referrals, rasa.client(settings), case_id, "ana", "declined")
+    )
 
     assert case.status == "closed"
     assert db.smembers(handback.RESUME_PENDING) == {case_id}

@@ -46,7 +46,9 @@ def test_every_personal_family_has_a_way_for_erasure_to_reach_it() -> None:
         if family.erasure is not Erasure.NONE and family.scope != "shared":
             assert family.parts == (family.scope,), family.name
         if family.erasure in (Erasure.ENTRIES, Erasure.FIELD):
-            assert family.kind == ("stream" if family.erasure is Erasure.ENTRIES else "hash"), family.name
+            assert family.kind == ("stream" if family.erasure is Erasure.ENTRIES else "hash"), (
+                family.name
+            )
 
 
 def test_every_family_says_what_it_holds_and_how_long_it_lives() -> None:
@@ -65,9 +67,15 @@ def test_rasa_keys_use_the_prefix_endpoints_yml_gives_rasa() -> None:
 
 
 SCRIPTS = {
-    "queue._OPEN": queue._OPEN, "queue._CLAIM": queue._CLAIM, "queue._TRANSFER": queue._TRANSFER,
-    "queue._CLOSE": queue._CLOSE, "queue._APPEND": queue._APPEND, "queue._REPLY": queue._REPLY,
-    "queue._NOTE": queue._NOTE, "inbound._ENQUEUE": inbound._ENQUEUE, "inbound._APPEND": inbound._APPEND,
+    "queue._OPEN": queue._OPEN,
+    "queue._CLAIM": queue._CLAIM,
+    "queue._TRANSFER": queue._TRANSFER,
+    "queue._CLOSE": queue._CLOSE,
+    "queue._APPEND": queue._APPEND,
+    "queue._REPLY": queue._REPLY,
+    "queue._NOTE": queue._NOTE,
+    "inbound._ENQUEUE": inbound._ENQUEUE,
+    "inbound._APPEND": inbound._APPEND,
     "delivery._ADVANCE": delivery._ADVANCE,
 }
 
@@ -94,7 +102,10 @@ def _python_files():
     for path in sorted(ROOT.rglob("*.py")):
         relative = path.relative_to(ROOT).as_posix()
         # The registry itself, and this test, which checks the registry against Rasa's names.
-        if relative.startswith((".", "var/", "tests/blind/")) or relative in ("hotline/keys.py", HERE):
+        if relative.startswith((".", "var/", "tests/blind/")) or relative in (
+            "hotline/keys.py",
+            HERE,
+        ):
             continue
         yield relative, path
 
@@ -110,13 +121,19 @@ def test_no_key_is_spelled_outside_the_registry() -> None:
         if relative.startswith(NOT_YET_MIGRATED):
             continue
         for line, literal in _string_literals(path):
-            found += [f"{relative}:{line} spells {name}" for name, spelled in spellings if spelled.search(literal)]
+            found += [
+                f"{relative}:{line} spells {name}"
+                for name, spelled in spellings
+                if spelled.search(literal)
+            ]
     assert found == []
 
 
 def test_the_registry_check_finds_a_key_spelled_by_hand(tmp_path: Path) -> None:
     """The check above would catch a hand-written key (it is not vacuous)."""
     sample = tmp_path / "sample.py"
-    sample.write_text('KEY = f"referral:case:{case_id}"\nOTHER = "a referral: case"\n', encoding="utf-8")
+    sample.write_text(
+        'KEY = f"referral:case:{case_id}"\nOTHER = "a referral: case"\n', encoding="utf-8"
+    )
     spelled = re.compile(r"(?<![\w:.-])" + re.escape(keys.CASE.prefix))
     assert [line for line, literal in _string_literals(sample) if spelled.search(literal)] == [1]

@@ -33,17 +33,23 @@ def rasa_reading(db: redis.Redis, settings, prefix: str = keys.tracker("")) -> R
     return RasaClient(settings, client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
 
 
-def store_tracker(db: redis.Redis, cid: str, texts: list[str], prefix: str = keys.tracker("")) -> None:
+def store_tracker(
+    db: redis.Redis, cid: str, texts: list[str], prefix: str = keys.tracker("")
+) -> None:
     events = [{"event": "user", "text": t, "timestamp": 1.0 + i} for i, t in enumerate(texts)]
     db.set(prefix + cid, json.dumps({"sender_id": cid, "events": events}))
 
 
 def seed(db: redis.Redis, cid: str, number: str, text: str) -> None:
-    conversations.remember(db, cid, channel="whatsapp", sealed_address=ids.seal(f"whatsapp:{number}", FERNET_KEY))
+    conversations.remember(
+        db, cid, channel="whatsapp", sealed_address=ids.seal(f"whatsapp:{number}", FERNET_KEY)
+    )
     conversations.set_language(db, cid, "pt")
     store_tracker(db, cid, ["ola", text])
     # What the gateway and worker leave in the streams (the gateway has the raw address).
-    db.xadd(conversations.INBOUND_STREAM, {"from": f"whatsapp:{number}", "body": text, "sid": "SM1"})
+    db.xadd(
+        conversations.INBOUND_STREAM, {"from": f"whatsapp:{number}", "body": text, "sid": "SM1"}
+    )
     db.xadd(conversations.INBOUND_STREAM, {"conversation_id": cid, "body": text})
     db.xadd(conversations.DEAD_LETTER_STREAM, {"conversation_id": cid, "text": text})
 
@@ -61,7 +67,9 @@ def everything(db: redis.Redis) -> str:
         elif kind == "stream":
             parts.append(json.dumps(db.xrange(key)))
         elif kind in ("set", "zset"):
-            parts.append(json.dumps(sorted(db.smembers(key) if kind == "set" else db.zrange(key, 0, -1))))
+            parts.append(
+                json.dumps(sorted(db.smembers(key) if kind == "set" else db.zrange(key, 0, -1)))
+            )
     return "\n".join(parts)
 
 
@@ -69,15 +77,33 @@ def test_erasure_on_request_leaves_no_text_and_no_number(db: redis.Redis, settin
     seed(db, "c1", NUMBER, SECRET_TEXT)
     seed(db, "c2", OTHER_NUMBER, "someone else's words")
     referrals = Referrals(db)
-    old = referrals.open_case("c1", priority="high", channel="whatsapp", language="pt", risk_level="high",
-                              indicators=[{"name": "documents_confiscated", "message_index": 1,
-                                           "phrase": "guardou o meu passaporte"}],
-                              consent="given", transcript=[(1.0, "person", SECRET_TEXT)]).case_id
+    old = referrals.open_case(
+        "c1",
+        priority="high",
+        channel="whatsapp",
+        language="pt",
+        risk_level="high",
+        indicators=[
+            {
+                "name": "documents_confiscated",
+                "message_index": 1,
+                "phrase": "guardou o meu passaporte",
+            }
+        ],
+        consent="given",
+        transcript=[(1.0, "person", SECRET_TEXT)],
+    ).case_id
     referrals.claim(old, "ana")
     referrals.reply(old, "ana", "Onde está agora?")
     referrals.close(old, "ana", "referred_legal", note="client in Limpopo")
-    current = referrals.open_case("c1", priority="request", channel="whatsapp", language="pt",
-                                  consent="requested", transcript=[(5.0, "person", "quero falar com alguem")]).case_id
+    current = referrals.open_case(
+        "c1",
+        priority="request",
+        channel="whatsapp",
+        language="pt",
+        consent="requested",
+        transcript=[(5.0, "person", "quero falar com alguem")],
+    ).case_id
     referrals.append_message(current, text="estou em Polokwane")
     # The sender has already sent the reply; the confirmation of erasure is still to send.
     db.xgroup_create(conversations.OUTBOUND_STREAM, "senders", id="0")
@@ -86,15 +112,26 @@ def test_erasure_on_request_leaves_no_text_and_no_number(db: redis.Redis, settin
         db.xack(conversations.OUTBOUND_STREAM, "senders", entry_id)
     conversations.queue_reply(db, "c1", "Os seus dados foram apagados.", source="system")
 
-    result = asyncio.run(privacy.erase_conversation(db, rasa_reading(db, settings), "c1", fernet_key=FERNET_KEY))
+    result = asyncio.run(
+        privacy.erase_conversation(db, rasa_reading(db, settings), "c1", fernet_key=FERNET_KEY)
+    )
 
     assert result.cases == 2 and result.tracker_deleted
     left = everything(db)
-    for words in (SECRET_TEXT, "guardou o meu passaporte", "Onde está agora?", "client in Limpopo",
-                  "estou em Polokwane", "quero falar com alguem", NUMBER):
+    for words in (
+        SECRET_TEXT,
+        "guardou o meu passaporte",
+        "Onde está agora?",
+        "client in Limpopo",
+        "estou em Polokwane",
+        "quero falar com alguem",
+        NUMBER,
+    ):
         assert words not in left
     # The confirmation still goes out: the sender has not handled it yet.
-    assert [f["text"] for _, f in db.xrange(conversations.OUTBOUND_STREAM)] == ["Os seus dados foram apagados."]
+    assert [f["text"] for _, f in db.xrange(conversations.OUTBOUND_STREAM)] == [
+        "Os seus dados foram apagados."
+    ]
     db.delete(conversations.OUTBOUND_STREAM)
     # Besides it, only the sealed number's short grace mentions the conversation.
     # (as a whole token: sealed numbers are random base64 that may contain the letters "c1")
@@ -119,7 +156,9 @@ def test_erasure_on_request_leaves_no_text_and_no_number(db: redis.Redis, settin
     assert db.hget(conversations.key("c2"), "language") == "pt"
 
 
-def test_erasure_is_refused_as_incomplete_when_rasa_still_has_the_messages(db: redis.Redis, settings) -> None:
+def test_erasure_is_refused_as_incomplete_when_rasa_still_has_the_messages(
+    db: redis.Redis, settings
+) -> None:
     seed(db, "c1", NUMBER, SECRET_TEXT)
     # A tracker store configured with another prefix: deleting our keys does not reach it.
     store_tracker(db, "c1", [SECRET_TEXT], prefix="other:")
@@ -147,21 +186,42 @@ def test_purge_anonymises_old_closed_cases_and_forgets_quiet_conversations(db: r
     now = 1_700_000_000.0
     clock = {"t": now - 100 * DAY}
     referrals = Referrals(db, clock=lambda: clock["t"])
-    for cid, number in (("quiet", NUMBER), ("active", OTHER_NUMBER), ("recent", "+258840000001"),
-                        ("open", "+258840000002")):
+    for cid, number in (
+        ("quiet", NUMBER),
+        ("active", OTHER_NUMBER),
+        ("recent", "+258840000001"),
+        ("open", "+258840000002"),
+    ):
         seed(db, cid, number, f"texto de {cid}")
         db.hset(conversations.key(cid), "last_inbound", str(now - 95 * DAY))
-    db.hset(conversations.key("active"), "last_inbound", str(now - 1 * DAY))  # still writing to the bot
+    db.hset(
+        conversations.key("active"), "last_inbound", str(now - 1 * DAY)
+    )  # still writing to the bot
 
-    quiet = referrals.open_case("quiet", priority="high", channel="sms", language="pt",
-                                transcript=[(1.0, "person", "texto de quiet")]).case_id
-    active = referrals.open_case("active", priority="request", channel="sms", language="pt",
-                                 transcript=[(1.0, "person", "texto de active")]).case_id
+    quiet = referrals.open_case(
+        "quiet",
+        priority="high",
+        channel="sms",
+        language="pt",
+        transcript=[(1.0, "person", "texto de quiet")],
+    ).case_id
+    active = referrals.open_case(
+        "active",
+        priority="request",
+        channel="sms",
+        language="pt",
+        transcript=[(1.0, "person", "texto de active")],
+    ).case_id
     referrals.close(quiet, "ana", "referred_avrr")
     referrals.close(active, "ana", "information_given")
     clock["t"] = now - 10 * DAY
-    recent = referrals.open_case("recent", priority="high", channel="sms", language="pt",
-                                 transcript=[(1.0, "person", "texto de recent")]).case_id
+    recent = referrals.open_case(
+        "recent",
+        priority="high",
+        channel="sms",
+        language="pt",
+        transcript=[(1.0, "person", "texto de recent")],
+    ).case_id
     referrals.close(recent, "ana", "referred_health")
     still_open = referrals.open_case("open", priority="high", channel="sms", language="pt").case_id
 
@@ -171,7 +231,10 @@ def test_purge_anonymises_old_closed_cases_and_forgets_quiet_conversations(db: r
     # The quiet conversation is gone everywhere; its case stays anonymous with the outcome.
     assert "texto de quiet" not in left and NUMBER not in left
     assert not db.exists(keys.tracker("quiet")) and not db.exists(conversations.key("quiet"))
-    assert referrals.get(quiet).outcome == "referred_avrr" and referrals.get(quiet).conversation_id == ""
+    assert (
+        referrals.get(quiet).outcome == "referred_avrr"
+        and referrals.get(quiet).conversation_id == ""
+    )
     # The active conversation keeps its tracker and number; only the old case is emptied.
     assert referrals.get(active).transcript == [] and db.exists(keys.tracker("active"))
     assert db.hget(conversations.key("active"), "address")
@@ -227,7 +290,7 @@ def _seed_every_reached_family(db: redis.Redis, cid: str, case_id: str, *, skip=
             if not db.exists(key):
                 _write(db, family, key, cid)
         elif family.erasure is keys.Erasure.FIELD:
-            key = family.key(**{part: f"{cid}-record" for part in family.parts})
+            key = family.key(**dict.fromkeys(family.parts, f"{cid}-record"))
             _write(db, family, key, cid)
         else:
             key = family.pattern
@@ -242,7 +305,10 @@ def _left_of(db: redis.Redis, cid: str, written: list[tuple], *, grace: bool) ->
     for family, key in written:
         if family.erasure is keys.Erasure.GRACE:
             fields = db.hgetall(key)
-            if grace and not (set(fields) <= {"address", "channel"} and 0 < db.ttl(key) <= privacy.ADDRESS_GRACE_SECONDS):
+            if grace and not (
+                set(fields) <= {"address", "channel"}
+                and 0 < db.ttl(key) <= privacy.ADDRESS_GRACE_SECONDS
+            ):
                 left.append(family.name)
             if not grace and fields:
                 left.append(family.name)
@@ -257,19 +323,28 @@ def _left_of(db: redis.Redis, cid: str, written: list[tuple], *, grace: bool) ->
     return left
 
 
-def test_erasure_reaches_a_key_of_every_family_the_registry_marks_personal(db: redis.Redis, settings) -> None:
+def test_erasure_reaches_a_key_of_every_family_the_registry_marks_personal(
+    db: redis.Redis, settings
+) -> None:
     """Generic over hotline.keys: a family registered as personal is erased, or this fails."""
     seed(db, "c1", NUMBER, SECRET_TEXT)
     seed(db, "c2", OTHER_NUMBER, "someone else's words")
     referrals = Referrals(db)
-    case_id = referrals.open_case("c1", priority="high", channel="whatsapp", language="pt",
-                                  transcript=[(1.0, "person", SECRET_TEXT)]).case_id
+    case_id = referrals.open_case(
+        "c1",
+        priority="high",
+        channel="whatsapp",
+        language="pt",
+        transcript=[(1.0, "person", SECRET_TEXT)],
+    ).case_id
     other_case = referrals.open_case("c2", priority="high", channel="sms", language="pt").case_id
     written = _seed_every_reached_family(db, "c1", case_id)
     others = _seed_every_reached_family(db, "c2", other_case)
     assert {family for family, _ in written} >= set(keys.personal_families())
 
-    asyncio.run(privacy.erase_conversation(db, rasa_reading(db, settings), "c1", fernet_key=FERNET_KEY))
+    asyncio.run(
+        privacy.erase_conversation(db, rasa_reading(db, settings), "c1", fernet_key=FERNET_KEY)
+    )
 
     assert _left_of(db, "c1", written, grace=True) == []
     assert SECRET_TEXT not in everything(db) and words_of("c1") not in everything(db)
@@ -277,13 +352,20 @@ def test_erasure_reaches_a_key_of_every_family_the_registry_marks_personal(db: r
     assert _left_of(db, "c2", others, grace=True) == [family.name for family, _ in others]
 
 
-def test_purge_reaches_a_key_of_every_personal_family_of_a_quiet_conversation(db: redis.Redis) -> None:
+def test_purge_reaches_a_key_of_every_personal_family_of_a_quiet_conversation(
+    db: redis.Redis,
+) -> None:
     now = 1_700_000_000.0
     seed(db, "quiet", NUMBER, SECRET_TEXT)
     db.hset(keys.conversation("quiet"), "last_inbound", str(now - 200 * DAY))
     referrals = Referrals(db, clock=lambda: now - 100 * DAY)
-    case_id = referrals.open_case("quiet", priority="high", channel="sms", language="pt",
-                                  transcript=[(1.0, "person", SECRET_TEXT)]).case_id
+    case_id = referrals.open_case(
+        "quiet",
+        priority="high",
+        channel="sms",
+        language="pt",
+        transcript=[(1.0, "person", SECRET_TEXT)],
+    ).case_id
     referrals.close(case_id, "ana", "referred_avrr")
     # A quiet conversation has no open case (one with an open case is not quiet).
     written = _seed_every_reached_family(db, "quiet", case_id, skip=(keys.OPEN_CASE,))

@@ -80,7 +80,7 @@ def test_200_concurrent_opens_for_50_conversations_make_exactly_50_cases(
     created = [r for r in results if r.created]
     assert len(created) == 50
     per_conversation = {}
-    for cid, result in zip(jobs, results):
+    for cid, result in zip(jobs, results, strict=False):
         per_conversation.setdefault(cid, set()).add(result.case_id)
     assert all(len(ids) == 1 for ids in per_conversation.values())
     assert len(referrals.list_waiting()) == 50
@@ -115,7 +115,9 @@ def test_20_concurrent_claims_have_one_winner_and_the_others_are_told_who(
     assert [e.action for e in referrals.audit(case_id)].count("claimed") == 1
 
 
-def test_waiting_cases_come_emergency_then_high_then_requests_oldest_first(referrals: Referrals) -> None:
+def test_waiting_cases_come_emergency_then_high_then_requests_oldest_first(
+    referrals: Referrals,
+) -> None:
     request_old = open_case(referrals, "a", "request").case_id
     high_old = open_case(referrals, "b", "high").case_id
     emergency = open_case(referrals, "c", "emergency").case_id
@@ -124,10 +126,21 @@ def test_waiting_cases_come_emergency_then_high_then_requests_oldest_first(refer
     # A request that becomes an emergency moves up, keeping its place by age.
     raised = open_case(referrals, "a", "emergency").case_id
     assert raised == request_old
-    assert [c.id for c in referrals.list_waiting()] == [request_old, emergency, high_old, high_new, request_new]
+    assert [c.id for c in referrals.list_waiting()] == [
+        request_old,
+        emergency,
+        high_old,
+        high_new,
+        request_new,
+    ]
 
     referrals.claim(emergency, "ana")
-    assert [c.id for c in referrals.list_waiting()] == [request_old, high_old, high_new, request_new]
+    assert [c.id for c in referrals.list_waiting()] == [
+        request_old,
+        high_old,
+        high_new,
+        request_new,
+    ]
     assert [c.id for c in referrals.list_open()][-1] == emergency
     assert [c.id for c in referrals.list_mine("ana")] == [emergency]
 
@@ -138,13 +151,30 @@ def test_the_same_counsellor_claiming_again_is_not_an_error(referrals: Referrals
     assert referrals.claim(case_id, "ana").claimed_by == "ana"
 
 
-def test_relay_reply_note_transfer_and_close_with_a_full_audit_trail(db: redis.Redis, referrals: Referrals) -> None:
+def test_relay_reply_note_transfer_and_close_with_a_full_audit_trail(
+    db: redis.Redis, referrals: Referrals
+) -> None:
     opened = referrals.open_case(
-        "c1", priority="high", channel="whatsapp", language="sw", risk_level="high",
-        indicators=[{"name": "documents_confiscated", "message_index": 1, "phrase": "ameshika pasipoti yangu"}],
-        summary="hati zimechukuliwa", consent="given", trigger="affirm",
-        transcript=[(10.0, "person", "habari"), (11.0, "bot", "Habari!"),
-                    (12.0, "person", "bosi ameshika pasipoti yangu")],
+        "c1",
+        priority="high",
+        channel="whatsapp",
+        language="sw",
+        risk_level="high",
+        indicators=[
+            {
+                "name": "documents_confiscated",
+                "message_index": 1,
+                "phrase": "ameshika pasipoti yangu",
+            }
+        ],
+        summary="hati zimechukuliwa",
+        consent="given",
+        trigger="affirm",
+        transcript=[
+            (10.0, "person", "habari"),
+            (11.0, "bot", "Habari!"),
+            (12.0, "person", "bosi ameshika pasipoti yangu"),
+        ],
     )
     case_id = opened.case_id
     assert referrals.open_case_id("c1") == case_id
@@ -165,7 +195,11 @@ def test_relay_reply_note_transfer_and_close_with_a_full_audit_trail(db: redis.R
     referrals.claim(case_id, "carla")
     closed = referrals.close(case_id, "carla", "referred_legal", note="gave the legal aid number")
 
-    assert closed.status == "closed" and closed.outcome == "referred_legal" and closed.closed_by == "carla"
+    assert (
+        closed.status == "closed"
+        and closed.outcome == "referred_legal"
+        and closed.closed_by == "carla"
+    )
     assert referrals.open_case_id("c1") is None  # the next message goes to the bot
     assert referrals.list_open() == []
     case = referrals.get(case_id)
@@ -182,8 +216,14 @@ def test_relay_reply_note_transfer_and_close_with_a_full_audit_trail(db: redis.R
 
     trail = referrals.audit(case_id)
     assert [(e.actor, e.action) for e in trail] == [
-        ("bot", "opened"), ("person", "message_received"), ("ana", "claimed"), ("ana", "replied"),
-        ("ana", "noted"), ("ana", "transferred"), ("ben", "transferred"), ("carla", "claimed"),
+        ("bot", "opened"),
+        ("person", "message_received"),
+        ("ana", "claimed"),
+        ("ana", "replied"),
+        ("ana", "noted"),
+        ("ana", "transferred"),
+        ("ben", "transferred"),
+        ("carla", "claimed"),
         ("carla", "closed"),
     ]
     assert trail[0].detail["consent"] == "given"
@@ -198,11 +238,15 @@ def test_relay_reply_note_transfer_and_close_with_a_full_audit_trail(db: redis.R
     ]
     # The reply script writes exactly what the channels queue for the sender.
     assert [f for _, f in sent] == [
-        outbound_fields("c1", "Habari, mimi ni Ana. Uko salama sasa?", source="counsellor", case_id=case_id)
+        outbound_fields(
+            "c1", "Habari, mimi ni Ana. Uko salama sasa?", source="counsellor", case_id=case_id
+        )
     ]
 
 
-def test_a_closed_case_takes_no_more_messages_and_cannot_be_closed_twice(referrals: Referrals) -> None:
+def test_a_closed_case_takes_no_more_messages_and_cannot_be_closed_twice(
+    referrals: Referrals,
+) -> None:
     case_id = open_case(referrals, "c1").case_id
     referrals.close(case_id, "ana", "information_given")
     with pytest.raises(CaseClosed):
@@ -229,14 +273,20 @@ def test_outcome_codes_are_checked(referrals: Referrals) -> None:
 def test_a_second_trigger_adds_only_the_new_part_of_the_transcript(referrals: Referrals) -> None:
     open_case(referrals, "c1", transcript=[(1.0, "person", "ola"), (2.0, "bot", "Olá!")])
     case_id = open_case(
-        referrals, "c1", "emergency",
+        referrals,
+        "c1",
+        "emergency",
         transcript=[(1.0, "person", "ola"), (2.0, "bot", "Olá!"), (3.0, "person", "socorro")],
     ).case_id
     assert [m.text for m in referrals.get(case_id).transcript] == ["ola", "Olá!", "socorro"]
 
 
-def test_every_state_survives_a_redis_restart(redis_server, db: redis.Redis, referrals: Referrals) -> None:
-    waiting = open_case(referrals, "w", "request", transcript=[(1.0, "person", "preciso de ajuda")]).case_id
+def test_every_state_survives_a_redis_restart(
+    redis_server, db: redis.Redis, referrals: Referrals
+) -> None:
+    waiting = open_case(
+        referrals, "w", "request", transcript=[(1.0, "person", "preciso de ajuda")]
+    ).case_id
     claimed = open_case(referrals, "c", "emergency").case_id
     referrals.claim(claimed, "ana")
     referrals.reply(claimed, "ana", "Estou aqui")
@@ -259,10 +309,15 @@ def test_every_state_survives_a_redis_restart(redis_server, db: redis.Redis, ref
 
 
 def _clients(db: redis.Redis, n: int) -> list[Referrals]:
-    return [Referrals(redis.Redis.from_url(_url(db), decode_responses=True), clock=Clock()) for _ in range(n)]
+    return [
+        Referrals(redis.Redis.from_url(_url(db), decode_responses=True), clock=Clock())
+        for _ in range(n)
+    ]
 
 
-def test_replies_racing_a_close_are_sent_exactly_when_they_are_in_the_transcript(db: redis.Redis) -> None:
+def test_replies_racing_a_close_are_sent_exactly_when_they_are_in_the_transcript(
+    db: redis.Redis,
+) -> None:
     """A reply is in the transcript and on its way to the person, or neither: never one of them."""
     referrals = Referrals(db, clock=Clock())
     case_id = open_case(referrals, "c1").case_id

@@ -11,11 +11,13 @@ import redis
 from referral import rota
 
 MAPUTO = ZoneInfo("Africa/Maputo")
-ROTA = rota.parse_rota({
-    "timezone": "Africa/Maputo",
-    "presence_seconds": 90,
-    "shifts": {day: ["06:00-21:00"] for day in rota.DAYS} | {"sunday": []},
-})
+ROTA = rota.parse_rota(
+    {
+        "timezone": "Africa/Maputo",
+        "presence_seconds": 90,
+        "shifts": {day: ["06:00-21:00"] for day in rota.DAYS} | {"sunday": []},
+    }
+)
 
 
 def at(text: str) -> float:
@@ -25,8 +27,10 @@ def at(text: str) -> float:
 
 def test_the_project_rota_is_every_day_six_to_nine() -> None:
     project = rota.load_rota()
-    assert all(project.shifts[day] == [(datetime(2024, 1, 1, 6).time(), datetime(2024, 1, 1, 21).time())]
-               for day in range(7))
+    assert all(
+        project.shifts[day] == [(datetime(2024, 1, 1, 6).time(), datetime(2024, 1, 1, 21).time())]
+        for day in range(7)
+    )
     assert project.timezone.key == "Africa/Maputo"
 
 
@@ -66,7 +70,9 @@ def test_on_duty_needs_rota_hours_and_a_present_counsellor(db: redis.Redis) -> N
         ("Mon 2024-05-06 12:00", "en", "tomorrow at 06:00"),
     ],
 )
-def test_next_shift_says_plainly_when_someone_will_answer(now: str, language: str, expected: str) -> None:
+def test_next_shift_says_plainly_when_someone_will_answer(
+    now: str, language: str, expected: str
+) -> None:
     assert rota.next_shift(at(now), language, ROTA) == expected
 
 
@@ -85,8 +91,14 @@ def test_a_night_shift_is_two_ranges() -> None:
 
 @pytest.mark.parametrize(
     ("hour", "minute", "expected"),
-    [(6, 0, "12 asubuhi (06:00)"), (7, 30, "1:30 asubuhi (07:30)"), (13, 0, "7 mchana (13:00)"),
-     (18, 0, "12 jioni (18:00)"), (21, 0, "3 usiku (21:00)"), (2, 0, "8 usiku (02:00)")],
+    [
+        (6, 0, "12 asubuhi (06:00)"),
+        (7, 30, "1:30 asubuhi (07:30)"),
+        (13, 0, "7 mchana (13:00)"),
+        (18, 0, "12 jioni (18:00)"),
+        (21, 0, "3 usiku (21:00)"),
+        (2, 0, "8 usiku (02:00)"),
+    ],
 )
 def test_swahili_hours_count_from_six_in_the_morning(hour: int, minute: int, expected: str) -> None:
     assert rota.swahili_time(hour, minute) == expected

@@ -34,12 +34,30 @@ class Clock:
         return self.now
 
 
-def facts(case_id: str = "R1", *, opened: float = NOW, claimed: float | None = None, closed: float | None = None,
-          status: str | None = None, level: str = "high", language: str = "pt",
-          outcome: str | None = None) -> CaseFacts:
+def facts(
+    case_id: str = "R1",
+    *,
+    opened: float = NOW,
+    claimed: float | None = None,
+    closed: float | None = None,
+    status: str | None = None,
+    level: str = "high",
+    language: str = "pt",
+    outcome: str | None = None,
+) -> CaseFacts:
     status = status or ("closed" if closed else "claimed" if claimed else "waiting")
-    return CaseFacts(id=case_id, status=status, risk_level=level, language=language, channel="sms",
-                     priority="high", opened_at=opened, claimed_at=claimed, closed_at=closed, outcome=outcome)
+    return CaseFacts(
+        id=case_id,
+        status=status,
+        risk_level=level,
+        language=language,
+        channel="sms",
+        priority="high",
+        opened_at=opened,
+        claimed_at=claimed,
+        closed_at=closed,
+        outcome=outcome,
+    )
 
 
 # ---------------------------------------------------------------- arithmetic
@@ -60,14 +78,21 @@ def test_median_and_longest_wait_count_only_the_cases_opened_since_the_given_mom
         facts("R4", opened=NOW - 86_400, claimed=NOW - 3600),  # yesterday's: not counted
     ]
     figures = stats.wait_stats(cases, since=NOW - 7200, now=NOW)
-    assert figures == stats.WaitStats(cases=3, median_seconds=180, longest_seconds=900, longest_case="R3")
+    assert figures == stats.WaitStats(
+        cases=3, median_seconds=180, longest_seconds=900, longest_case="R3"
+    )
     assert stats.wait_stats([], since=0, now=NOW) == stats.WaitStats(0, None, None, None)
     two = stats.wait_stats(cases[:2], since=0, now=NOW)
     assert two.median_seconds == 120  # the mean of the middle pair
 
 
 def test_waiting_cases_are_counted_per_risk_level_most_urgent_first() -> None:
-    waiting = [facts(level="emergency"), facts(level="high"), facts(level="high"), facts(level="weird")]
+    waiting = [
+        facts(level="emergency"),
+        facts(level="high"),
+        facts(level="high"),
+        facts(level="weird"),
+    ]
     counts = stats.waiting_by_level(waiting)
     assert list(counts) == ["emergency", "high", "elevated", "none"]
     assert counts == {"emergency": 1, "high": 2, "elevated": 0, "none": 1}
@@ -99,7 +124,10 @@ def test_the_day_and_the_window_follow_the_hotline_time_zone_not_the_server() ->
     # 01:00 in Maputo is still the previous day in UTC.
     early = at("2024-05-08 01:00")
     assert stats.start_of_day(early, MAPUTO) == at("2024-05-08 00:00")
-    assert stats.start_of_day(early, ZoneInfo("UTC")) == datetime(2024, 5, 7, tzinfo=ZoneInfo("UTC")).timestamp()
+    assert (
+        stats.start_of_day(early, ZoneInfo("UTC"))
+        == datetime(2024, 5, 7, tzinfo=ZoneInfo("UTC")).timestamp()
+    )
     assert stats.window_start(early, MAPUTO) == at("2024-04-09 00:00")  # 30 days with today
     assert stats.window_start(early, MAPUTO, days=1) == at("2024-05-08 00:00")
 
@@ -109,8 +137,9 @@ def test_the_day_and_the_window_follow_the_hotline_time_zone_not_the_server() ->
 
 def open_case(referrals: Referrals, cid: str, *, level: str = "high", language: str = "pt") -> str:
     priority = {"emergency": "emergency", "high": "high"}.get(level, "request")
-    return referrals.open_case(cid, priority=priority, channel="sms", language=language, risk_level=level,
-                               consent="given").case_id
+    return referrals.open_case(
+        cid, priority=priority, channel="sms", language=language, risk_level=level, consent="given"
+    ).case_id
 
 
 @pytest.fixture
@@ -123,7 +152,9 @@ def referrals(db: redis.Redis, clock: Clock) -> Referrals:
     return Referrals(db, clock=clock)
 
 
-def test_the_dashboard_figures_for_a_known_day(db: redis.Redis, referrals: Referrals, clock: Clock) -> None:
+def test_the_dashboard_figures_for_a_known_day(
+    db: redis.Redis, referrals: Referrals, clock: Clock
+) -> None:
     # Forty days ago: outside the window altogether.
     clock.now = NOW - 40 * 86_400
     ancient = open_case(referrals, "c0")
@@ -162,8 +193,9 @@ def test_the_dashboard_figures_for_a_known_day(db: redis.Redis, referrals: Refer
     assert figures.waiting_total == 2
     assert figures.oldest_waiting_seconds == 20 * 60
     # Today: 120, 360, 600, 1200 (c5, waiting 20 min), 300 (c6): median 360, longest c5.
-    assert figures.wait_today == stats.WaitStats(cases=5, median_seconds=360, longest_seconds=1200,
-                                                 longest_case=urgent)
+    assert figures.wait_today == stats.WaitStats(
+        cases=5, median_seconds=360, longest_seconds=1200, longest_case=urgent
+    )
     assert figures.cases_in_window == 6  # not the 40-day-old one
     assert figures.by_outcome["referred_shelter"] == 1
     assert figures.by_outcome["information_given"] == 1
@@ -176,10 +208,14 @@ def test_the_dashboard_figures_for_a_known_day(db: redis.Redis, referrals: Refer
     assert [c.id for c in figures.recently_closed] == [erased, first, yesterday]
 
 
-def test_the_dashboard_is_fast_with_500_open_cases(db: redis.Redis, referrals: Referrals, clock: Clock) -> None:
+def test_the_dashboard_is_fast_with_500_open_cases(
+    db: redis.Redis, referrals: Referrals, clock: Clock
+) -> None:
     for n in range(500):
         clock.now = NOW - 3600 + n
-        case_id = open_case(referrals, f"c{n}", level=("emergency", "high", "elevated", "none")[n % 4])
+        case_id = open_case(
+            referrals, f"c{n}", level=("emergency", "high", "elevated", "none")[n % 4]
+        )
         if n % 5 == 0:
             referrals.claim(case_id, "ana")
     for n in range(300):
