@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -67,6 +68,7 @@ def _counsellor(args: argparse.Namespace) -> int:
     from hotline.settings import get_settings
     from hotline.store import connect
     from referral import accounts
+    from referral.console import sessions, trail
 
     db = connect(get_settings())
     try:
@@ -77,6 +79,14 @@ def _counsellor(args: argparse.Namespace) -> int:
             given = sys.stdin.readline().strip() if not sys.stdin.isatty() else ""
             password = given or accounts.generate_password()
             accounts.add(db, args.name, args.role, password, args.language)
+            trail.account_event(
+                db,
+                "account_added",
+                actor="cli",
+                account=args.name.lower(),
+                at=time.time(),
+                role=args.role,
+            )
             if not given:
                 print(f"password for {args.name.lower()} (shown once): {password}")
             print(f"added {args.role} {args.name.lower()}")
@@ -85,6 +95,13 @@ def _counsellor(args: argparse.Namespace) -> int:
                 print(f"{c.name:<20} {c.role:<11} {'active' if c.active else 'disabled'}")
         elif args.action in ("disable", "enable"):
             accounts.set_active(db, args.name, args.action == "enable")
+            if args.action == "disable":
+                # As from the console: a disabled account's open sessions end now.
+                sessions.end_all(db, args.name.lower())
+            action: trail.AccountAction = (
+                "account_disabled" if args.action == "disable" else "account_enabled"
+            )
+            trail.account_event(db, action, actor="cli", account=args.name.lower(), at=time.time())
             print(f"{args.action}d {args.name}")
     except accounts.AccountError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -76,7 +76,8 @@ def environment(place: Place = Place()) -> dict[str, str]:
         for name, value in dev_secrets(place.var).items():
             env.setdefault(name, value)
     ports = place.ports
-    env.setdefault("HOTLINE_ENV", "dev")
+    # A Twilio account means production (hotline.settings refuses it in any other mode).
+    env.setdefault("HOTLINE_ENV", "prod" if env.get("TWILIO_ACCOUNT_SID") else "dev")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     env.setdefault("RASA_URL", f"http://127.0.0.1:{ports['rasa']}")
     env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{ports['gateway']}")

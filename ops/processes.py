@@ -12,32 +12,14 @@ from urllib.parse import urlparse
 
 import httpx
 
-from hotline.settings import PROJECT_ROOT, Settings
+from hotline.settings import PROJECT_ROOT, SECRETS_NEEDED, Settings
+from hotline.settings import SECRETS as SECRET_FIELDS
 
 RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
 MODEL = PROJECT_ROOT / "models" / "hotline.tar.gz"
 
-SECRETS = ("HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN", "RASA_TOKEN")
-
-# The secrets each process is given, in `make run` and in the systemd units alike: a process
-# that holds no key cannot leak it. Rasa takes its token on the command line, not from here.
-SECRETS_NEEDED: dict[str, frozenset[str]] = {
-    "redis": frozenset(),
-    "rasa": frozenset(),
-    "actions": frozenset(),
-    "nlg": frozenset(),
-    # Signature check, keyed conversation ids and sealing the number on the way in.
-    "gateway": frozenset({"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
-    # Rasa's API, and the number for DELETE's confirmation.
-    "worker": frozenset({"RASA_TOKEN", "HOTLINE_FERNET_KEY"}),
-    # Unseals the number to send; the only process that talks to Twilio.
-    "sender": frozenset({"HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
-    # Masked numbers on case pages; hand-back through Rasa's events API.
-    "console": frozenset({"HOTLINE_FERNET_KEY", "RASA_TOKEN"}),
-    "housekeeping": frozenset({"HOTLINE_FERNET_KEY", "RASA_TOKEN"}),
-    # Stands in for Twilio, so it holds Twilio's token (dev only).
-    "sandbox": frozenset({"TWILIO_AUTH_TOKEN"}),
-}
+# One table of which process holds which secret, in hotline/settings.py; the variables' names.
+SECRETS = tuple(SECRET_FIELDS.values())
 
 
 def only_needed_secrets(process: str, env: Mapping[str, str]) -> dict[str, str]:

@@ -6,7 +6,6 @@ Redis, action server and Rasa on free ports and stops them on exit.
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from hotline.settings import Settings
-from ops import processes
+from ops import launcher, processes
 
 
 def _start(stack: ExitStack, command: list[str], env: dict[str, str]) -> None:
@@ -30,13 +29,17 @@ def _start(stack: ExitStack, command: list[str], env: dict[str, str]) -> None:
 def _private_rasa(stack: ExitStack) -> str:
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
     redis_port, action_port, rasa_port, nlg_port = (processes.free_port() for _ in range(4))
+    # A private Rasa still gets a token: its admin API must not be open to other local users.
+    # The other secrets are the dev ones `make run` uses (var/dev.env).
+    token = secrets.token_urlsafe(24)
     env = {
-        **os.environ,
+        **launcher.environment(),
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "HOTLINE_ENV": "dev",
-        "RASA_TOKEN": "",
+        "RASA_TOKEN": token,
     }
-    settings = Settings(REDIS_URL=env["REDIS_URL"], RASA_TOKEN="")
+    settings = Settings(
+        HOTLINE_ENV=env["HOTLINE_ENV"], REDIS_URL=env["REDIS_URL"], RASA_TOKEN=token
+    )
     _start(stack, processes.redis_command(redis_port, folder), env)
     _start(stack, processes.actions_command(action_port), processes.actions_environment(env))
     _start(stack, processes.nlg_command(nlg_port), env)

@@ -25,10 +25,12 @@ from typing import Any, cast
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from hotline import keys
+
 SUPERVISORD = Path(sys.executable).with_name("supervisord")
 
 # Where /healthz reads which part is down; refreshed every poll, gone soon after the launcher.
-STATE_KEY = "hotline:supervision"
+STATE_KEY = keys.SUPERVISION_KEY
 STATE_TTL_SECONDS = 15
 
 # A start that dies within START_SECONDS is a failed start: supervisord waits 1 s, 2 s, 3 s …

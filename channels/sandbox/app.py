@@ -31,19 +31,21 @@ from pydantic import BaseModel
 
 from channels.sandbox.page import PHONE_PAGE
 from channels.twilio_adapter import parse_form, sign
-from hotline import sms
+from hotline import keys, sms
 from hotline.settings import Settings, UnsafeSettings, get_settings
 from hotline.store import connect_async
 
 log = logging.getLogger(__name__)
 
 API = "/2010-04-01/Accounts/{account_sid}"
-MESSAGES = "sandbox:messages"  # every message's sid, newest first
-EVENTS = "sandbox:events"  # pub/sub: one JSON line per message sent to a phone
-OPTED_OUT = "sandbox:optout"  # numbers Twilio would refuse with 21610
-FAULTS = "sandbox:faults"  # hash: status, remaining — the next N creates fail like Twilio would
-UNREACHABLE = "sandbox:unreachable"  # numbers whose messages end "undelivered" (30003)
-ATTEMPTS = "sandbox:attempts"  # how many creates were asked for, failed ones included
+MESSAGES = keys.SANDBOX_MESSAGES_KEY  # every message's sid, newest first
+EVENTS = keys.SANDBOX_EVENTS_CHANNEL  # pub/sub: one JSON line per message sent to a phone
+OPTED_OUT = keys.SANDBOX_OPTED_OUT_KEY  # numbers Twilio would refuse with 21610
+FAULTS = (
+    keys.SANDBOX_FAULTS_KEY
+)  # hash: status, remaining — the next N creates fail like Twilio would
+UNREACHABLE = keys.SANDBOX_UNREACHABLE_KEY  # numbers whose messages end "undelivered" (30003)
+ATTEMPTS = keys.SANDBOX_ATTEMPTS_KEY  # how many creates were asked for, failed ones included
 KEEP = 5000
 _NUMBER = re.compile(r"^(whatsapp:)?\+[1-9]\d{7,14}$")
 # Twilio's magic test numbers: https://www.twilio.com/docs/iam/test-credentials
@@ -51,11 +53,11 @@ _MAGIC = {"+15005550001": 21211, "+15005550009": 21614, "+15005550004": 21610}
 
 
 def message_key(sid: str) -> str:
-    return f"sandbox:msg:{sid}"
+    return keys.sandbox_message(sid)
 
 
 def thread_key(address: str) -> str:
-    return f"sandbox:thread:{address}"
+    return keys.sandbox_thread(address)
 
 
 def new_sid() -> str:

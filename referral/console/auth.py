@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from hotline import keys
 from referral import accounts, rota
 from referral.console import sessions, trail
 from referral.console.deps import ClockDep, CounsellorDep, DbDep, SessionClockDep
@@ -39,7 +40,7 @@ def login(
     password: str = Form(...),
 ) -> Response:
     address = request.client.host if request.client else "unknown"
-    attempts_key = f"hotline:login-attempts:{address}"
+    attempts_key = keys.login_attempts(address)
     attempts = db.incr(attempts_key)
     if attempts == 1:
         db.expire(attempts_key, ADDRESS_WINDOW)

@@ -1,4 +1,4 @@
-"""Server-sent events: open consoles follow the queue's change stream (referral:changes).
+"""Server-sent events: open consoles follow the queue's change stream (keys.CHANGES_STREAM).
 
 Each event says which case changed, how, and its priority; never a text or a number. The
 page then fetches what it needs. A connection ends after a few minutes and the browser
@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import StreamingResponse
 from redis import asyncio as aioredis
 
+from hotline.keys import CHANGES_STREAM as CHANGES
 from hotline.store import connect_async
 from referral.console.deps import CounsellorDep, SettingsDep
-from referral.queue import CHANGES
 
 router = APIRouter(include_in_schema=False)
 

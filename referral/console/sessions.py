@@ -17,6 +17,8 @@ import secrets
 
 import redis
 
+from hotline import keys
+
 IDLE_TIMEOUT_SECONDS = 30 * 60
 LIFETIME_SECONDS = 12 * 60 * 60
 COOKIE = "hotline_session"
@@ -41,11 +43,11 @@ def _digest(token: str) -> str:
 
 
 def _key(digest: str) -> str:
-    return f"hotline:session:{digest}"
+    return keys.session(digest)
 
 
 def _index(counsellor: str) -> str:
-    return f"hotline:sessions-of:{counsellor}"
+    return keys.sessions_of(counsellor)
 
 
 def start(db: redis.Redis, counsellor: str, now: float) -> str:

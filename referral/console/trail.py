@@ -13,11 +13,12 @@ from typing import Any, Literal
 
 import redis
 
+from hotline import keys
 from referral.console import permissions
 from referral.console.casework import Casework
-from referral.queue import AuditEvent, Case, audit_key
+from referral.queue import AuditEvent, Case
 
-ACCOUNT_TRAIL = "hotline:audit:accounts"
+ACCOUNT_TRAIL = keys.ACCOUNT_TRAIL_STREAM
 # Years of a hotline's sign-ins; the stream trims its oldest entries past this.
 ACCOUNT_TRAIL_LENGTH = 100_000
 # One `viewed` per counsellor and case in this window: a case page whose transcript refreshes
@@ -97,10 +98,11 @@ def as_audit_event(event: dict[str, Any]) -> AuditEvent:
 
 def case_read(db: redis.Redis, case_id: str, reader: str, at: float) -> bool:
     """Record that `reader` read the case; False when they already did within the window."""
-    if not db.set(f"hotline:audit:read:{case_id}:{reader}", "1", nx=True, ex=READ_WINDOW_SECONDS):
+    if not db.set(keys.case_read(case_id, reader), "1", nx=True, ex=READ_WINDOW_SECONDS):
         return False
     db.xadd(
-        audit_key(case_id), {"at": f"{at:.6f}", "actor": reader, "action": "viewed", "detail": "{}"}
+        keys.case_audit(case_id),
+        {"at": f"{at:.6f}", "actor": reader, "action": "viewed", "detail": "{}"},
     )
     return True
 

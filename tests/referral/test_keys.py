@@ -20,10 +20,8 @@ HERE = Path(__file__).resolve().relative_to(ROOT).as_posix()
 
 # Files whose owners have not moved their key names to hotline.keys yet; their families are
 # registered, and each of these lines goes once its owner builds the keys through the registry.
+# Tests that set up or inspect a key by its literal name, on purpose: they check what is stored.
 NOT_YET_MIGRATED = (
-    "referral/console/",  # the console's sessions, sign-in attempts and trail (its owner migrates)
-    "channels/sandbox/",  # the dev-only Twilio stand-in
-    "ops/supervision.py",  # the supervisor's state for /healthz
     "tests/console/",
     "tests/ops/",
 )
