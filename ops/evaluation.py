@@ -288,8 +288,9 @@ def _cost(f: Figures) -> tuple[int, float, float]:
 
 
 GRID = {
-    "emergency": (0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7),
-    "high": (0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7),
+    # Below 0.3 a reading is too faint to act on alone (tests/test_risk.py holds the screen to it).
+    "emergency": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    "high": (0.3, 0.4, 0.5, 0.6, 0.7),
     "indicator": (0.2, 0.35, 0.5),
     # Fixed by design rather than searched: a question or a figure of speech never counts fully.
     "question": (0.25, 0.5, 0.75),
