@@ -73,7 +73,7 @@ test: setup chromium deploy-tools lint content-check train validate stories pyte
 # Under two minutes: what needs no trained model and no browser (the model, story and
 # browser tests are marked `needs_model` / live under tests/browser and run in make test).
 check: setup deploy-tools lint content-check
-	$(VENV)/bin/python -m pytest -q -m "not needs_model" --ignore=tests/browser -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -q -n 2 -m "not needs_model" --ignore=tests/browser -p no:cacheprovider
 
 release: content-check train validate stories
 	$(HOTLINE) content release --mark
