@@ -8,28 +8,25 @@ anyone is on duty, or which services match.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from ruamel.yaml import YAML
-
+from hotline import yamlfiles
 from hotline.settings import get_settings
 
-_cache: dict[Path, tuple[float, dict[str, dict[str, str]]]] = {}
 
-
-def _load(path: Path) -> dict[str, dict[str, str]]:
-    mtime = path.stat().st_mtime
-    cached = _cache.get(path)
-    if cached and cached[0] == mtime:
-        return cached[1]
-    data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+def _parse(data: Any) -> dict[str, dict[str, str]]:
     texts: dict[str, dict[str, str]] = {}
     for name, variations in (data.get("responses") or {}).items():
         for variation in variations:
             conditions = variation.get("condition") or []
             language = next((c["value"] for c in conditions if c.get("name") == "language"), "pt")
             texts.setdefault(name, {})[language] = variation["text"]
-    _cache[path] = (mtime, texts)
     return texts
+
+
+def _load(path: Path) -> dict[str, dict[str, str]]:
+    """The texts, re-read when an editor changes the file (live at the next message)."""
+    return yamlfiles.load(path, _parse)
 
 
 def text(name: str, language: str | None, **values: str) -> str:

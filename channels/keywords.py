@@ -6,15 +6,13 @@ Both come from data/keywords.yml, which content editors maintain in all four lan
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from ruamel.yaml import YAML
-
+from hotline import yamlfiles
 from hotline.language import LANGUAGES
+from hotline.text import fold
 
 Kind = Literal["stop", "start", "help", "language", "delete"]
 KINDS: tuple[Kind, ...] = ("stop", "start", "help", "language", "delete")
@@ -37,9 +35,7 @@ _EDGES = " \t\r\n.,;:!?¡¿'\"()*-_"
 
 def normalise(text: str) -> str:
     """Lower case, accents dropped, punctuation trimmed, inner spaces collapsed."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", plain.strip(_EDGES))
+    return re.sub(r"\s+", " ", fold(text).strip(_EDGES))
 
 
 @dataclass(frozen=True)
@@ -101,7 +97,6 @@ def parse(data: dict) -> Keywords:
     return Keywords(words, yes, texts)
 
 
-@lru_cache(maxsize=4)
 def load(path: Path) -> Keywords:
-    """The keyword file, read once per process (editors' changes apply on restart)."""
-    return parse(YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {})
+    """The keyword file, re-read when an editor changes it (live at the next message)."""
+    return yamlfiles.load(path, parse)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import threading
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 
 from langdetect.detector_factory import DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
+
+from hotline.text import fold
 
 LANGUAGES: tuple[str, ...] = ("pt", "en", "fr", "sw")
 DEFAULT_LANGUAGE = "pt"
@@ -190,9 +191,7 @@ class Detection:
 
 def _tokens(text: str) -> list[str]:
     """Lower case, accents and apostrophes removed ("c'est" -> "cest"), punctuation dropped."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _TOKEN.findall(_APOSTROPHES.sub("", plain))
+    return _TOKEN.findall(_APOSTROPHES.sub("", fold(text)))
 
 
 def _lexicon_entry(word: str) -> tuple[str, bool] | None:

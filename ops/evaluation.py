@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ruamel.yaml import YAML
 
+from hotline import yamlfiles
 from hotline.language import LANGUAGES
 from hotline.settings import PROJECT_ROOT, Settings
 from ops.triage import RasaRefused, rasa_parser, read_conversation, triage_turns
@@ -107,7 +107,7 @@ def held_out(language: str) -> list[tuple[str, str]]:
     path = NLU_TESTS / f"{language}.yml"
     if not path.exists():
         return []
-    data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+    data = yamlfiles.read(path)
     pairs = []
     for block in data.get("nlu", []):
         for line in str(block.get("examples", "")).splitlines():

@@ -11,9 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import redis
-from ruamel.yaml import YAML
 
-from hotline import keys
+from hotline import keys, yamlfiles
 from hotline.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -88,18 +87,9 @@ def parse_rota(data: dict) -> Rota:
     )
 
 
-_cache: dict[Path, tuple[float, Rota]] = {}
-
-
 def load_rota(path: Path | None = None) -> Rota:
     """The rota, re-read when a supervisor edits the file."""
-    path = path or get_settings().data_dir / "rota.yml"
-    mtime = path.stat().st_mtime
-    cached = _cache.get(path)
-    if cached is None or cached[0] != mtime:
-        cached = (mtime, parse_rota(YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}))
-        _cache[path] = cached
-    return cached[1]
+    return yamlfiles.load(path or get_settings().data_dir / "rota.yml", parse_rota)
 
 
 def _local(now: float | datetime | None, rota: Rota) -> datetime:

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hotline import keys
+from hotline.language import LANGUAGES
 from referral.queue import OUTCOMES, PRIORITIES, RISK_LEVELS, Case, Referrals
 
 WINDOW_DAYS = 30
-LANGUAGES = ("pt", "en", "fr", "sw")
 # Cases opened in the window and not closed yet: the outcome chart's last bar.
 STILL_OPEN = "open"
 # What statistics read of a case hash: no conversation id, no summary, no evidence.

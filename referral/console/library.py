@@ -74,19 +74,20 @@ def search_services(
 ) -> list[ServiceHit]:
     """Services of a kind in a province; national services count in every province.
 
-    With a province, its own services come first, then national ones; with none, the
-    national ones, which reach anyone, come before those of one place (South Africa's
-    police is no answer for someone in Tete). Each part in the directory's order of types.
+    In the directory's one order, the bot's too (`directory.ranked`): the province's own
+    services first, then the national ones, which reach anyone, then those of one place
+    (South Africa's police is no answer for someone in Tete).
     """
     province, kind = province.strip(), kind.strip()
-    order = {name: rank for rank, name in enumerate(SERVICE_TYPES)}
-    found = [
-        service
-        for service in directory.load(data_dir / "services.yml")
-        if (not kind or service.type == kind)
-        and (not province or service.province in (province, "national"))
-    ]
-    found.sort(key=lambda s: ((s.province == "national") == bool(province), order.get(s.type, 99)))
+    found = directory.ranked(
+        [
+            service
+            for service in directory.load(data_dir / "services.yml")
+            if (not kind or service.type == kind)
+            and (not province or service.province in (province, "national"))
+        ],
+        province or None,
+    )
     return [
         ServiceHit(
             id=service.id,
