@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from channels import delivery, twilio_adapter
 from channels.inbound import InboundEntry, InboundQueue
+from hotline import keys
 from hotline.ids import conversation_id, seal
 from hotline.rasa import RasaClient
 from hotline.settings import Settings, get_settings
@@ -161,16 +162,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz(gateway: GatewayDep) -> JSONResponse:
+        states: dict[str, str] = {}
         try:
             redis_ok = bool(await gateway.db.ping())
+            # What the supervisor of `make run` last saw of each process (absent under systemd,
+            # where `systemctl --failed` says it).
+            states = await gateway.db.hgetall(keys.SUPERVISION_KEY)
         except redis.RedisError:
             redis_ok = False
         rasa_ok = await gateway.rasa.healthy()
+        down = {
+            name
+            for name, state in states.items()
+            if state not in ("RUNNING", "STARTING", "FLAPPING")
+        }
+        down |= ({"redis"} if not redis_ok else set()) | ({"rasa"} if not rasa_ok else set())
         # Messages are safe as long as Redis takes them; Rasa being down only delays answers.
         body = {
-            "status": "ok" if redis_ok and rasa_ok else "degraded",
+            "status": "ok" if not down else "degraded",
             "redis": redis_ok,
             "rasa": rasa_ok,
+            "down": sorted(down),
+            "unstable": sorted(name for name, state in states.items() if state == "FLAPPING"),
         }
         return JSONResponse(body, status_code=200 if redis_ok else 503)
 

@@ -15,6 +15,7 @@ from twilio.rest import Client
 
 from channels.sandbox.app import create_app
 from channels.sender import twilio_client
+from hotline import keys
 from hotline.conversations import INBOUND_STREAM
 from hotline.settings import Settings, UnsafeSettings
 from tests.channels.conftest import Servers
@@ -84,8 +85,24 @@ def test_the_phone_page_posts_a_signed_webhook(servers: Servers, db: redis.Redis
 
 def test_healthz(servers: Servers) -> None:
     gateway = httpx.get(servers.gateway_url + "/healthz").json()
-    assert gateway == {"status": "degraded", "redis": True, "rasa": False}  # no Rasa in this test
+    # No Rasa in this test, and no supervisor's record of the other processes.
+    assert gateway == {
+        "status": "degraded",
+        "redis": True,
+        "rasa": False,
+        "down": ["rasa"],
+        "unstable": [],
+    }
     assert httpx.get(servers.sandbox_url + "/healthz").json()["redis"] is True
+
+
+def test_healthz_says_which_process_is_down(servers: Servers, db) -> None:
+    db.hset(
+        keys.SUPERVISION_KEY,
+        mapping={"worker": "BACKOFF", "sender": "RUNNING", "console": "FLAPPING"},
+    )
+    gateway = httpx.get(servers.gateway_url + "/healthz").json()
+    assert gateway["down"] == ["rasa", "worker"] and gateway["unstable"] == ["console"]
 
 
 def _start(settings: Settings) -> str:
