@@ -30,6 +30,7 @@ from protection import risk
 
 BLIND = PROJECT_ROOT / "tests" / "blind"
 EVAL = PROJECT_ROOT / "tests" / "eval"
+DEV = PROJECT_ROOT / "tests" / "dev"
 NLU_TESTS = PROJECT_ROOT / "tests" / "nlu"
 SCREEN = PROJECT_ROOT / "data" / "risk" / "screen.yml"
 LEVELS = risk.LEVELS
@@ -126,6 +127,7 @@ def blind_set() -> list[Item]:
 
 def tuning_set() -> list[Item]:
     items = [item for file in sorted(EVAL.glob("*.jsonl")) for item in read_jsonl(file, "eval")]
+    items += [item for file in sorted(DEV.glob("*.jsonl")) for item in read_jsonl(file, "dev")]
     for language in LANGUAGES:
         for number, (text, intent) in enumerate(held_out(language)):
             level = INTENT_RISK.get(intent, "none")
@@ -381,7 +383,7 @@ def main(argv: list[str] | None = None, model: Path | None = None) -> int:
     out += report(
         tuning,
         parsed_tuning,
-        f"Tuning sets (tests/eval/ + tests/nlu/, {len(tuning)} items): TUNED ON, not a result",
+        f"Tuning sets (tests/dev/ + tests/eval/ + tests/nlu/, {len(tuning)} items): TUNED ON, not a result",
         by_language=False,
     )
     print("\n".join(out))
