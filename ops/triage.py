@@ -159,7 +159,12 @@ def _settings() -> Settings:
 
 def main(source: IO[str], sink: IO[str]) -> int:
     try:
-        with rasa_parser(_settings()) as client:
+        settings = _settings()
+    except ValueError as error:  # pydantic's ValidationError: an unsafe or missing setting
+        print(f"hotline triage: cannot start: {error}", file=sys.stderr)
+        return 1
+    try:
+        with rasa_parser(settings) as client:
             for number, line in enumerate(source, start=1):
                 if not line.strip():
                     continue

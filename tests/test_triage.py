@@ -32,9 +32,8 @@ CONVERSATIONS = [
 ]
 
 
-def triage(rasa_stack, lines: list[str]) -> tuple[list[dict], str]:
-    env = {**os.environ, "RASA_URL": rasa_stack["rasa_url"], "RASA_TOKEN": "test-rasa-token"}
-    done = subprocess.run(
+def run_triage(env: dict[str, str], lines: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "ops.cli", "triage"],
         check=False,
         input="\n".join(lines) + "\n",
@@ -44,6 +43,16 @@ def triage(rasa_stack, lines: list[str]) -> tuple[list[dict], str]:
         timeout=300,
         cwd=PROJECT_ROOT,
     )
+
+
+def triage(rasa_stack, lines: list[str]) -> tuple[list[dict], str]:
+    env = {
+        **os.environ,
+        "HOTLINE_ENV": "test",
+        "RASA_URL": rasa_stack["rasa_url"],
+        "RASA_TOKEN": "test-rasa-token",
+    }
+    done = run_triage(env, lines)
     assert done.returncode == 0, done.stderr[-2000:]
     return [json.loads(line) for line in done.stdout.splitlines()], done.stderr
 
@@ -76,3 +85,16 @@ def test_the_shared_sample_languages_and_risks(rasa_stack) -> None:
     print(f"sample: risk {risk_hits}/{len(lines)}, intent {intent_hits}/{len(lines)}")
     assert risk_hits >= len(lines) - 1
     assert intent_hits >= len(lines) - 2
+
+
+def test_a_rasa_that_refuses_the_token_is_an_error_not_empty_answers(rasa_stack) -> None:
+    env = {
+        **os.environ,
+        "HOTLINE_ENV": "test",
+        "RASA_URL": rasa_stack["rasa_url"],
+        "RASA_TOKEN": "not-the-servers-token-0123",
+    }
+    done = run_triage(env, [json.dumps(CONVERSATIONS[0])])
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert "refused" in done.stderr and "RASA_TOKEN" in done.stderr

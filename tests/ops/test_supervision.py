@@ -35,6 +35,7 @@ HAS_MODEL = processes.MODEL.exists()
 NAMES = [
     "redis",
     "actions",
+    "nlg",
     *(["rasa"] if HAS_MODEL else []),
     "gateway",
     "worker",
@@ -66,6 +67,7 @@ class Stack:
         token = self.secrets()["RASA_TOKEN"]
         paths = {
             "actions": "/health",
+            "nlg": "/healthz",
             "rasa": f"/status?token={token}",
             "gateway": "/healthz",
             "console": "/healthz",
@@ -224,6 +226,7 @@ def test_no_secret_reaches_the_terminal_or_the_supervisor_config(stack: Stack) -
 
 HELD = {  # process: (secrets it must hold, secrets it must not)
     "actions": (set(), {"TWILIO_AUTH_TOKEN", "HOTLINE_FERNET_KEY", "HOTLINE_SECRET", "RASA_TOKEN"}),
+    "nlg": (set(), {"TWILIO_AUTH_TOKEN", "HOTLINE_FERNET_KEY", "HOTLINE_SECRET", "RASA_TOKEN"}),
     **(
         {"rasa": (set(), {"TWILIO_AUTH_TOKEN", "HOTLINE_FERNET_KEY", "HOTLINE_SECRET"})}
         if HAS_MODEL
