@@ -70,10 +70,11 @@ content-check: setup
 
 test: setup chromium deploy-tools lint content-check train validate stories pytest
 
-# Under two minutes: what needs no trained model and no browser (the model, story and
-# browser tests are marked `needs_model` / live under tests/browser and run in make test).
+# The fast lane (about 2 min 20 s here): lint, types and every test that needs no trained
+# model and no browser (those are marked `needs_model` or live in tests/browser; make test runs
+# them). Four workers on two cores, since most tests wait on Redis or a subprocess.
 check: setup deploy-tools lint content-check
-	$(VENV)/bin/python -m pytest -q -n 2 -m "not needs_model" --ignore=tests/browser -p no:cacheprovider
+	$(VENV)/bin/python -m pytest -q -n 4 -m "not needs_model" --ignore=tests/browser -p no:cacheprovider
 
 release: content-check train validate stories
 	$(HOTLINE) content release --mark

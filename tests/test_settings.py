@@ -93,7 +93,10 @@ def test_production_refuses_each_placeholder(variable: str, value: str) -> None:
 
 @pytest.mark.parametrize("env", ["dev", "prod", "test"])
 @pytest.mark.parametrize(
-    "key", ["not-a-fernet-key-at-all-0123456789", "c2hvcnQ=", secrets.token_hex(32)]
+    "key",
+    ["not-a-fernet-key-at-all-0123456789", "c2hvcnQ=", secrets.token_hex(32)],
+    # Fixed ids: the random key must not make the test names differ between runs or workers.
+    ids=["words", "too-short", "random-hex"],
 )
 def test_the_fernet_key_must_parse_in_every_mode(env: str, key: str) -> None:
     values = (
