@@ -63,7 +63,7 @@ _WORDS: dict[str, str] = {
     """,
     "en": """
         yes yeah yep yup nope nah thanks thank thanx thnx thx tnx tanx tnks ty u ur r pls plz
-        pliz please hi hey hw wat wht wen whr gd mrng morning evening afternoon nite night bye
+        pliz please hi hey hello helo hallo hw wat wht wen whr gd mrng morning evening afternoon nite night bye
         cya later l8r 2day 2moro tmrw tomorrow today now im i my mine we our us they them he she
         his her it its is are was were am be been have has had do does did dont doesnt didnt
         cant wont not the and or but for of in at with from about this that these there here
@@ -101,7 +101,7 @@ _WORDS: dict[str, str] = {
     "sw": """
         ndiyo ndio hapana hapna asante asanteni ahsante asnte shukrani habari mambo vipi poa
         safi freshi shwari salama nzuri njema sawa sawasawa haya jambo hujambo sijambo shikamoo
-        marahaba karibu kwaheri tutaonana usiku mwema asubuhi mchana jioni leo kesho jana sasa
+        marahaba niaje karibu kwaheri tutaonana usiku mwema asubuhi mchana jioni leo kesho jana sasa
         sasahivi bado tena pia sana kidogo nataka sitaki ninataka naomba nahitaji nisaidie
         nisaidieni tusaidie msaada saidia tafadhali tafadhari samahani pole nina sina niko nipo
         uko upo yuko tuko mimi mie wewe yeye ninyi wao yangu yako yake yetu wangu wako wake
@@ -128,7 +128,7 @@ def _word_set(words: str) -> frozenset[str]:
 # they count for nothing even if someone later adds them to a list above.
 AMBIGUOUS = _word_set(
     """
-    ok okay okey oki k kk boss hello helo hallo allo alo help taxi sms whatsapp mama papa baba
+    ok okay okey oki k kk boss allo alo help taxi sms whatsapp mama papa baba
     sisi bro baby police urgent stop start info no me de da la na ya yah ja si se a e o y tu nos
     ou pq pk q qd c n g ta as ai on son so mes pays mal tres partir que mais bebe comment age
     place document documents bus transport id
@@ -137,9 +137,12 @@ AMBIGUOUS = _word_set(
 
 # Half a vote, too weak to switch language alone: loanwords heard in every language around
 # here, and short Swahili words that Changana, Shona or Zulu share ("ni", "wangu", "kwa").
+# "Hello" is one of them: Mozambicans write "hello mana" in Portuguese, so it never moves a
+# conversation, but a first "Hello" alone is more likely English than Portuguese, and the
+# English greeting says how to switch.
 _WEAK = _word_set(
     """
-    hi hey bye sorry please pls plz pliz
+    hi hey hello helo hallo bye sorry please pls plz pliz
     ni wa za cha kwa wangu wako wake yangu yako yake kwangu
     """
 )
@@ -284,8 +287,14 @@ def _detect_short(text: str, words: list[str]) -> Detection:
     leaders = [language for language, count in votes.items() if count == top]
     language = leaders[0] if len(leaders) == 1 else _best(_langdetect_probabilities(text), leaders)
     share = votes.get(language, 0.0) / sum(votes.values())
-    # One language only, and more than a loanword ("hi", "sorry") to go on.
-    confident = share == 1.0 and strong[language] >= 1
+    # More than a loanword ("hi", "sorry") to go on, and no whole word of another language: a
+    # loanword is too weak to switch a conversation alone, and too weak to stop a switch
+    # ("hello mana bom dia" is Portuguese).
+    confident = (
+        strong[language] >= 1
+        and sum(strong.values()) == strong[language]
+        and all(count < votes[language] for lang, count in votes.items() if lang != language)
+    )
     return Detection(language, round(share, 3), confident)
 
 

@@ -163,7 +163,6 @@ NO_SIGN = [
     "123",
     "boss",
     "taxi",
-    "hello",
     "help",
     "",
     "   ",
@@ -236,7 +235,38 @@ def test_a_first_message_with_no_sign_is_answered_in_portuguese(text: str) -> No
     assert choose_language(text, previous=None) == "pt"
 
 
-@pytest.mark.parametrize("text", ["hi", "sorry", "please", "bye", "hi sorry"])
+# A greeting alone is most people's first message; answered in Portuguese, "Hello" told an
+# English speaker nothing (issue 11). The greeting each language gets says how to switch.
+GREETINGS: dict[str, list[str]] = {
+    "pt": ["Ola", "Olá!", "Oi", "Bom dia", "Boa tarde", "Boa noite", "hello mana bom dia"],
+    "en": ["Hello", "HELLO!", "Hi", "Hey", "Good morning", "Good evening", "hello mama"],
+    "fr": ["Bonjour", "Salut", "Bonsoir", "Coucou", "bjr", "hello bjr"],
+    "sw": ["Habari", "Jambo", "Mambo", "Mambo vipi", "Hujambo", "Niaje", "hello habari"],
+}
+
+
+@pytest.mark.parametrize("language,text", rows(GREETINGS))
+def test_a_greeting_alone_as_a_first_message_gets_its_language(language: str, text: str) -> None:
+    assert choose_language(text, previous=None) == language
+
+
+# Loanwords heard in every language: they start a conversation in English, never move one.
+LOANWORD_GREETINGS = {"Hello", "HELLO!", "Hi", "Hey", "hello mama"}
+
+
+@pytest.mark.parametrize(
+    "language,text", [(lang, t) for lang, t in rows(GREETINGS) if t not in LOANWORD_GREETINGS]
+)
+@pytest.mark.parametrize("previous", LANGUAGES)
+def test_a_greeting_in_a_language_of_its_own_switches_to_it(
+    language: str, text: str, previous: str
+) -> None:
+    assert choose_language(text, previous) == language
+
+
+@pytest.mark.parametrize(
+    "text", sorted(LOANWORD_GREETINGS | {"sorry", "please", "bye", "hi sorry"})
+)
 @pytest.mark.parametrize("previous", ["pt", "fr", "sw"])
 def test_a_loanword_alone_does_not_switch_language(text: str, previous: str) -> None:
     assert choose_language(text, previous) == previous
