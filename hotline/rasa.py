@@ -5,11 +5,36 @@ Rasa is reached like a database, over HTTP; no project code imports rasa.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
 from hotline.settings import Settings
+
+# Rasa reads a message whose text, stripped of whitespace (str.strip), starts with "/" as a
+# command: "/restart" resets the tracker and with it the risk window, "/child_alone@1" or
+# '/intent{"slot": 1}' forces an intent and entities at any confidence (rasa.shared.core.
+# training_data.story_reader.yaml_story_reader.unpack_regex_message). Nothing a person sends
+# may do that. Look-alike slashes are taken too: Rasa only reads U+002F, but a normalisation
+# anywhere on the way (NFKC folds U+FF0F to "/") would turn them into one.
+_SLASHES = "/\uff0f\u2044\u2215\u29f8"
+_COMMAND_START = re.compile(rf"\s*[{_SLASHES}][\s{_SLASHES}]*")
+_FULL_WIDTH_SOLIDUS = "\uff0f"
+
+
+def ordinary_text(text: str) -> str:
+    """A person's text as Rasa must read it: words for the NLU, never a command.
+
+    The leading slashes (and the whitespace around them) are dropped, so "/restart" reaches
+    the NLU as the word "restart", which is what its tokenizer would have kept of it anyway.
+    A text of nothing but slashes names no intent; it keeps them, as full-width slashes.
+    """
+    start = _COMMAND_START.match(text)
+    if start is None:
+        return text
+    rest = text[start.end() :]
+    return rest if rest else re.sub(f"[{_SLASHES}]", _FULL_WIDTH_SOLIDUS, text.strip())
 
 
 class RasaUnavailable(Exception):
@@ -43,12 +68,12 @@ class RasaClient:
 
     async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
         """One user message through the REST channel; returns the bot's messages."""
-        body = {"sender": sender, "message": text, "metadata": metadata}
+        body = {"sender": sender, "message": ordinary_text(text), "metadata": metadata}
         return await self._call("POST", "/webhooks/rest/webhook", json=body) or []
 
     async def parse(self, text: str) -> dict[str, Any]:
         """NLU only: intent ranking for a text, without touching any tracker."""
-        return await self._call("POST", "/model/parse", json={"text": text})
+        return await self._call("POST", "/model/parse", json={"text": ordinary_text(text)})
 
     async def tracker(self, sender: str) -> dict[str, Any]:
         return await self._call("GET", f"/conversations/{sender}/tracker")

@@ -21,6 +21,7 @@ from typing import IO, Any
 import httpx
 
 from hotline.language import choose_language
+from hotline.rasa import ordinary_text
 from hotline.settings import Settings
 from ops import processes
 from protection import risk
@@ -93,7 +94,11 @@ def check_parse(client: httpx.Client) -> None:
 
 
 def parse(client: httpx.Client, text: str) -> risk.Turn:
-    """One message through the model: the whole intent ranking, not only the top intent."""
+    """One message through the model: the whole intent ranking, not only the top intent.
+
+    The text is read as production reads it (hotline.rasa.ordinary_text): never as a command.
+    """
+    text = ordinary_text(text)
     response = client.post("/model/parse", json={"text": text})
     if response.status_code in (401, 403):
         raise RasaRefused(
