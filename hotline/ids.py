@@ -12,9 +12,19 @@ import hmac
 from cryptography.fernet import Fernet, InvalidToken
 
 
+def number_of(address: str) -> str:
+    """The phone number an address reaches, without its channel ("whatsapp:+258…" -> "+258…")."""
+    return address.strip().rpartition(":")[2].strip()
+
+
 def conversation_id(address: str, secret: str) -> str:
-    """A stable id for one phone number on one channel (HMAC-SHA256, hex, 32 chars)."""
-    digest = hmac.new(secret.encode(), address.strip().encode(), hashlib.sha256).hexdigest()
+    """A stable id for one phone number, whichever channel it writes from (HMAC-SHA256, hex).
+
+    The channel is not part of the identity: one person texting by SMS and by WhatsApp is one
+    conversation, so an erasure asked for on either reaches both. Which channel a reply takes
+    is the conversation's `channel` (the one last written from), kept beside the sealed address.
+    """
+    digest = hmac.new(secret.encode(), number_of(address).encode(), hashlib.sha256).hexdigest()
     return "c" + digest[:31]
 
 

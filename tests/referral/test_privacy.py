@@ -14,7 +14,7 @@ from hotline import conversations, ids, keys
 from hotline.rasa import RasaClient
 from referral import privacy
 from referral.queue import Referrals
-from tests.conftest import FERNET_KEY
+from tests.conftest import FERNET_KEY, SECRET
 
 NUMBER = "+258841234567"
 OTHER_NUMBER = "+258827654321"
@@ -177,6 +177,47 @@ def test_erasure_still_happens_when_rasa_is_down(db: redis.Redis, settings) -> N
     asyncio.run(privacy.erase_conversation(db, rasa, "c1", fernet_key=FERNET_KEY))
     assert not db.exists(keys.tracker("c1"))
     assert SECRET_TEXT not in everything(db)
+
+
+def test_an_erasure_asked_by_sms_reaches_what_the_number_wrote_on_whatsapp(
+    db: redis.Redis, settings
+) -> None:
+    """One number is one conversation: APAGAR by SMS leaves nothing of its WhatsApp messages."""
+    cid = ids.conversation_id(NUMBER, SECRET)
+    assert ids.conversation_id(f"whatsapp:{NUMBER}", SECRET) == cid
+    # First on WhatsApp, with a case, then by SMS: each message as the gateway stores it.
+    sealed = {}
+    for channel, address, text in (
+        ("whatsapp", f"whatsapp:{NUMBER}", "escrevo pelo whatsapp do meu primo"),
+        ("sms", NUMBER, "agora escrevo por sms"),
+    ):
+        sealed[channel] = ids.seal(address, FERNET_KEY)
+        conversations.remember(db, cid, channel=channel, sealed_address=sealed[channel])
+        db.xadd(
+            conversations.INBOUND_STREAM,
+            {"conversation_id": cid, "address": sealed[channel], "channel": channel, "body": text},
+        )
+    store_tracker(db, cid, ["escrevo pelo whatsapp do meu primo", "agora escrevo por sms"])
+    Referrals(db).open_case(
+        cid,
+        priority="high",
+        channel="whatsapp",
+        language="pt",
+        transcript=[(1.0, "person", "escrevo pelo whatsapp do meu primo")],
+    )
+    # Replies go where the person last wrote from.
+    assert conversations.state(db, cid)["channel"] == "sms"
+
+    asyncio.run(
+        privacy.erase_conversation(db, rasa_reading(db, settings), cid, fernet_key=FERNET_KEY)
+    )
+
+    left = everything(db)
+    for words in ("escrevo pelo whatsapp", "agora escrevo por sms", NUMBER, sealed["whatsapp"]):
+        assert words not in left
+    assert not db.exists(keys.tracker(cid)) and Referrals(db).cases_of(cid) == []
+    # The confirmation goes back by SMS, where the request came from.
+    assert db.hgetall(keys.conversation(cid)) == {"channel": "sms", "address": sealed["sms"]}
 
 
 DAY = 86400.0
