@@ -187,10 +187,11 @@ def test_an_erasure_asked_by_sms_reaches_what_the_number_wrote_on_whatsapp(
     assert ids.conversation_id(f"whatsapp:{NUMBER}", SECRET) == cid
     # First on WhatsApp, with a case, then by SMS: each message as the gateway stores it.
     sealed = {}
-    for channel, address, text in (
+    messages: list[tuple[conversations.Channel, str, str]] = [
         ("whatsapp", f"whatsapp:{NUMBER}", "escrevo pelo whatsapp do meu primo"),
         ("sms", NUMBER, "agora escrevo por sms"),
-    ):
+    ]
+    for channel, address, text in messages:
         sealed[channel] = ids.seal(address, FERNET_KEY)
         conversations.remember(db, cid, channel=channel, sealed_address=sealed[channel])
         db.xadd(
