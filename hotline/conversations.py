@@ -5,7 +5,9 @@ All keyed by the pseudonymous conversation id, never by number (hotline.keys hol
                            opted_out ("1" or absent), last_inbound (epoch seconds)
   keys.INBOUND_STREAM      what the gateway accepted, for the workers
   keys.OUTBOUND_STREAM     what must be sent, for the sender: conversation_id, text, source
-                           (bot|counsellor|system), optional case_id
+                           (bot|counsellor|system), optional case_id, and with it optional ref:
+                           the transcript line (its `ref` field) whose delivery status the sender
+                           links in keys.case_delivery(case_id)
 """
 
 from __future__ import annotations
@@ -73,12 +75,23 @@ def set_language(db: Writer, conversation_id: str, value: str) -> None:
 
 
 def outbound_fields(
-    conversation_id: str, text: str, *, source: Source, case_id: str | None = None
+    conversation_id: str,
+    text: str,
+    *,
+    source: Source,
+    case_id: str | None = None,
+    ref: str | None = None,
 ) -> dict[str, str]:
-    """An outbound stream entry (the queue's reply script writes the same fields)."""
+    """An outbound stream entry (the queue's reply and outgoing scripts write the same fields).
+
+    `ref` names the case's transcript line the text is (referral.queue.record_outgoing makes
+    both); it only means something with a `case_id`.
+    """
     fields = {"conversation_id": conversation_id, "text": text, "source": source}
     if case_id:
         fields["case_id"] = case_id
+        if ref:
+            fields["ref"] = ref
     return fields
 
 
@@ -89,8 +102,14 @@ def queue_reply(
     *,
     source: Source,
     case_id: str | None = None,
+    ref: str | None = None,
 ) -> None:
     """Hand a text to the sender. Only replies and a counsellor's messages in an open
-    case come through here: the hotline never texts a person first."""
-    fields = outbound_fields(conversation_id, text, source=source, case_id=case_id)
+    case come through here: the hotline never texts a person first.
+
+    A text that belongs in a case's transcript goes through referral.queue.record_outgoing,
+    which writes the line and this entry (with the line's `ref`) in one step, so the text's
+    delivery status shows next to it.
+    """
+    fields = outbound_fields(conversation_id, text, source=source, case_id=case_id, ref=ref)
     db.xadd(OUTBOUND_STREAM, fields, maxlen=OUTBOUND_MAXLEN, approximate=True)

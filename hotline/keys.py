@@ -288,6 +288,17 @@ CASE_AUDIT = _family(
     "none: kept with the anonymous case for statistics",
     personal=False,
 )
+CASE_DELIVERY = _family(
+    "case_delivery",
+    "referral:case:{case}:delivery",
+    "channels.sender",
+    "hash",
+    "delivery record id (keys.delivery) -> the refs of the case's transcript lines its body "
+    "carried, space-separated: how the console finds an outgoing line's status (no text)",
+    "none; deleted with the transcript by erasure and by the purge after retention",
+    personal=False,
+    erasure=Erasure.DELETE,
+)
 OPEN_CASE = _family(
     "open_case",
     "referral:open:{conversation}",
@@ -629,6 +640,10 @@ def case_messages(case_id: str) -> str:
 
 def case_audit(case_id: str) -> str:
     return CASE_AUDIT.key(case=case_id)
+
+
+def case_delivery(case_id: str) -> str:
+    return CASE_DELIVERY.key(case=case_id)
 
 
 def open_case(conversation_id: str) -> str:

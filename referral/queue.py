@@ -3,11 +3,16 @@
 Keys (hotline.keys holds them; case ids look like R42, conversation ids are the pseudonymous ones):
   keys.case(id)                  hash: the case (fields of `Case`)
   keys.case_messages(id)         stream: the transcript (bot part copied at opening, then relayed
-                                 messages, counsellor replies and internal notes)
+                                 messages, counsellor replies, the bot's and the hotline's texts
+                                 sent while the case is open, and internal notes); a line sent to
+                                 the person has a `ref`, which its outbound entry carries too
+  keys.case_delivery(id)         hash the sender writes: delivery record id -> refs of the lines
+                                 it carried, so each outgoing line shows how far it got
   keys.case_audit(id)            stream: every change, with who (actor), what (action) and when (at)
   keys.open_case(cid)            the conversation's open case, if any
   keys.conversation_cases(cid)   set: every case of the conversation (for erasure)
-  keys.waiting(priority)         sorted sets of waiting cases, score = when opened
+  keys.waiting(priority)         sorted sets of waiting cases, score = when opened, less
+                                 LEVEL_LEAD per risk level (a riskier case first, then the oldest)
   keys.CLAIMED_KEY               sorted set of claimed cases, score = when claimed
   keys.mine(counsellor)          sorted set of a counsellor's claimed cases
   keys.CLOSED_KEY                sorted set of closed cases, score = when closed (for purging)
@@ -15,7 +20,7 @@ Keys (hotline.keys holds them; case ids look like R42, conversation ids are the 
   keys.CHANGES_STREAM            one entry per change of any case (case id, action, priority;
                                  never a text), which open consoles follow live
 Every change to a case (opening with its transcript, claim, transfer, reply, note, a relayed
-message, close) is one Lua script, so two workers or two counsellors never see half a change.
+message, an outgoing text, close) is one Lua script, so two workers or two counsellors never see half a change.
 A script gets every key it touches through KEYS. Where a key depends on what the case holds
 (its holder, its conversation, the next case number), the client reads it first and the script
 checks it still holds, answering 'stale' for the client to read again and retry.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -58,6 +64,16 @@ OUTCOMES = (
 
 # Capped: the console only follows it live, the audit streams keep the history.
 CHANGES_MAXLEN = 10_000
+# Within one priority a riskier case waits ahead of a plainer one (an elevated request before
+# a plain one), then the oldest first: the waiting score is when the case opened less this
+# much per risk level. 2**32 seconds outlasts any clock, so levels never mix.
+LEVEL_LEAD = 2**32
+# How far a sent text got, as a counsellor reads it, from least to most.
+DeliveryStatus = Literal["queued", "sent", "delivered", "read", "failed"]
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("queued", "sent", "delivered", "read", "failed")
+# Why a text failed, beyond Twilio's error codes (which read as twilio_<code>): set by the
+# sender in channels.delivery records.
+DELIVERY_REASONS = ("opted_out", "no_address", "dead_letter")
 # Kept for referral/console until it builds its keys through hotline.keys.
 CHANGES = keys.CHANGES_STREAM
 audit_key = keys.case_audit
@@ -99,7 +115,24 @@ class CaseClosed(ReferralError):
         self.case_id = case_id
 
 
+class OptedOut(ReferralError):
+    """The person texted STOP: nothing may be sent to them until they write START."""
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__("this person texted STOP: nothing can be sent until they write START")
+        self.case_id = case_id
+
+
 # ---------------------------------------------------------------- what a case looks like
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How far an outgoing line got. `reason` says why it failed: one of DELIVERY_REASONS,
+    twilio_<code> for Twilio's error code, or empty when nobody said."""
+
+    status: DeliveryStatus
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,10 +141,16 @@ class Message:
 
     id: str
     at: float
-    author: str  # person, bot, counsellor
+    author: str  # person, bot, system, counsellor
     kind: str  # message (seen by the person or written by them) or note (internal)
     text: str
     actor: str  # the counsellor's name for replies and notes, else the author
+    ref: str = ""  # set on a line sent to the person: its outbound entry carries it too
+    delivery: Delivery | None = None  # for a line with a ref
+
+    @property
+    def outgoing(self) -> bool:
+        return bool(self.ref)
 
 
 @dataclass(frozen=True)
@@ -204,6 +243,16 @@ def _waiting_keys() -> list[str]:
     return [keys.waiting(priority) for priority in PRIORITIES]
 
 
+# Lua: a waiting case's score, from its hash (see LEVEL_LEAD); written out in full, since a
+# number Redis converts itself keeps only 14 digits.
+_WAITING_SCORE = f"""
+local function waiting_score(key)
+  local level = tonumber(redis.call('HGET', key, 'level_rank') or '0') or 0
+  return string.format('%.6f', tonumber(redis.call('HGET', key, 'opened_at')) - {LEVEL_LEAD} * level)
+end
+"""
+
+
 # Opens the conversation's case, or updates the one already open (never a twin), and copies in
 # the conversation so far.
 # KEYS: open, sequence, conversation's cases, case, messages, audit, changes, waiting sets.
@@ -211,6 +260,7 @@ def _waiting_keys() -> list[str]:
 # new case's fields, assessment update, actor, transcript lines, changes maxlen.
 _OPEN = (
     _waiting_table(8)
+    + _WAITING_SCORE
     + """
 local existing = redis.call('GET', KEYS[1])
 local id, now, priority, rank, actor = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[7]
@@ -223,10 +273,6 @@ if existing then
   local old_priority = redis.call('HGET', key, 'priority')
   if rank < tonumber(redis.call('HGET', key, 'rank')) then
     redis.call('HSET', key, 'priority', priority, 'rank', rank)
-    if redis.call('HGET', key, 'status') == 'waiting' then
-      redis.call('ZREM', waiting[old_priority], id)
-      redis.call('ZADD', waiting[priority], redis.call('HGET', key, 'opened_at'), id)
-    end
     detail['priority'] = priority
     detail['previous_priority'] = old_priority
   end
@@ -235,6 +281,11 @@ if existing then
     redis.call('HSET', key, 'risk_level', update['risk_level'], 'level_rank', update['level_rank'],
       'indicators', update['indicators'], 'summary', update['summary'], 'about_other', update['about_other'])
     detail['risk_level'] = update['risk_level']
+  end
+  -- A raised priority or level moves a waiting case to its new place, its age kept.
+  if redis.call('HGET', key, 'status') == 'waiting' then
+    redis.call('ZREM', waiting[old_priority], id)
+    redis.call('ZADD', waiting[redis.call('HGET', key, 'priority')], waiting_score(key), id)
   end
   local consent = redis.call('HGET', key, 'consent')
   if update['consent'] ~= '' and consent ~= 'given' and consent ~= update['consent'] then
@@ -258,7 +309,7 @@ else
   redis.call('HSET', key, unpack(flat))
   redis.call('SET', KEYS[1], id)
   redis.call('SADD', KEYS[3], id)
-  redis.call('ZADD', waiting[priority], now, id)
+  redis.call('ZADD', waiting[priority], waiting_score(key), id)
   redis.call('XADD', audit, '*', 'at', now, 'actor', actor, 'action', 'opened',
     'detail', cjson.encode({priority = priority, consent = fields['consent'], trigger = fields['trigger'],
       risk_level = fields['risk_level']}))
@@ -312,6 +363,7 @@ return {'ok'}
 # ARGV[5]: the holder the client read, whose set KEYS[5] is.
 _TRANSFER = (
     _waiting_table(7)
+    + _WAITING_SCORE
     + """
 local key, audit, changes = KEYS[1], KEYS[2], KEYS[3]
 local id, actor, target, now, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
@@ -325,7 +377,7 @@ local priority = redis.call('HGET', key, 'priority')
 if target == '' then
   redis.call('HSET', key, 'status', 'waiting', 'claimed_by', '', 'claimed_at', '', 'updated_at', now)
   redis.call('ZREM', KEYS[4], id)
-  redis.call('ZADD', waiting[priority], redis.call('HGET', key, 'opened_at'), id)
+  redis.call('ZADD', waiting[priority], waiting_score(key), id)
 else
   redis.call('HSET', key, 'status', 'claimed', 'claimed_by', target, 'claimed_at', now, 'updated_at', now)
   redis.call('ZREM', waiting[priority], id)
@@ -390,22 +442,64 @@ return {'ok', message}
 
 # A counsellor's message: into the transcript and onto the outbound stream together, because
 # the person only ever gets what is in the transcript, and vice versa. The outbound entry has
-# the fields of hotline.conversations.outbound_fields (tests/referral/test_queue.py holds them).
-# KEYS: case, messages, audit, changes, outbound. ARGV[5]: '1' when any holder may reply.
+# the fields of hotline.conversations.outbound_fields (tests/referral/test_queue.py holds them),
+# with the line's ref, so the sender can say how far it got. Refused when the person texted
+# STOP: it would never arrive, and must never look sent. A reply also brings a person who went
+# back to the bot while waiting (`with_bot`) back to the case.
+# KEYS: case, messages, audit, changes, outbound, conversation. ARGV[5]: '1' when any holder may
+# reply; ARGV[9]: the conversation the client read, whose hash KEYS[6] is.
 _REPLY = """
 local key, messages, audit, changes, outbound = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local conversation = KEYS[6]
 local id, counsellor, text, now, any_holder = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ref = ARGV[8]
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
 if redis.call('HGET', key, 'status') == 'closed' then return {'closed'} end
 local holder = redis.call('HGET', key, 'claimed_by') or ''
 if holder ~= counsellor and not (any_holder == '1' and holder ~= '') then return {'not_yours', holder} end
+local cid = redis.call('HGET', key, 'conversation_id') or ''
+if cid ~= ARGV[9] then return {'stale'} end
+if redis.call('HGET', conversation, 'opted_out') == '1' then return {'opted_out'} end
+redis.call('HDEL', conversation, 'with_bot')
 local message = redis.call('XADD', messages, '*', 'at', now, 'author', 'counsellor', 'kind', 'message',
-  'actor', counsellor, 'text', text)
-redis.call('XADD', outbound, 'MAXLEN', '~', ARGV[7], '*', 'conversation_id',
-  redis.call('HGET', key, 'conversation_id'), 'text', text, 'source', 'counsellor', 'case_id', id)
+  'actor', counsellor, 'text', text, 'ref', ref)
+redis.call('XADD', outbound, 'MAXLEN', '~', ARGV[7], '*', 'conversation_id', cid, 'text', text,
+  'source', 'counsellor', 'case_id', id, 'ref', ref)
 redis.call('HSET', key, 'updated_at', now)
 redis.call('XADD', audit, '*', 'at', now, 'actor', counsellor, 'action', 'replied', 'detail', '{}')
 redis.call('XADD', changes, 'MAXLEN', '~', ARGV[6], '*', 'case', id, 'action', 'replied',
+  'priority', redis.call('HGET', key, 'priority'))
+return {'ok', message}
+"""
+
+# The bot's or the hotline's own text to the person of an open case (the conversation router
+# calls it through record_outgoing, inside its transaction): into the transcript with its ref
+# and onto the outbound stream together, as a counsellor's reply is. A case closed or gone
+# meanwhile gets no line (an erased case must not be written again); the text is still sent
+# when the conversation is known, since the router decided the person gets it.
+# KEYS: case, messages, audit, changes, outbound.
+# ARGV: case id, author (bot|system), text, at, ref, conversation id or '', maxlens.
+_OUTGOING = """
+local key, messages, audit, changes, outbound = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, author, text, at, ref, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local open = redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'status') ~= 'closed'
+if open then
+  local own = redis.call('HGET', key, 'conversation_id') or ''
+  if cid == '' then cid = own elseif cid ~= own then open = false end
+end
+if cid == '' then return {'missing'} end
+if not open then
+  redis.call('XADD', outbound, 'MAXLEN', '~', ARGV[8], '*', 'conversation_id', cid, 'text', text,
+    'source', author)
+  return {'unrecorded'}
+end
+local message = redis.call('XADD', messages, '*', 'at', at, 'author', author, 'kind', 'message',
+  'actor', author, 'text', text, 'ref', ref)
+redis.call('XADD', outbound, 'MAXLEN', '~', ARGV[8], '*', 'conversation_id', cid, 'text', text,
+  'source', author, 'case_id', id, 'ref', ref)
+redis.call('HSET', key, 'updated_at', at)
+redis.call('XADD', audit, '*', 'at', at, 'actor', author, 'action', 'sent', 'detail', '{}')
+redis.call('XADD', changes, 'MAXLEN', '~', ARGV[7], '*', 'case', id, 'action', 'sent',
   'priority', redis.call('HGET', key, 'priority'))
 return {'ok', message}
 """
@@ -439,6 +533,105 @@ def _raise_for(result: list[Any], case_id: str) -> None:
         raise AlreadyClaimed(case_id, result[1])
     if status == "not_yours":
         raise NotYourCase(case_id, result[1] or None)
+    if status == "opted_out":
+        raise OptedOut(case_id)
+
+
+def new_ref() -> str:
+    """A transcript line's ref, made by the client so a transaction needs no read to know it."""
+    return uuid.uuid4().hex
+
+
+def record_outgoing(
+    pipe: conversations.Writer,
+    case_id: str,
+    text: str,
+    *,
+    author: str,
+    at: float,
+    conversation_id: str | None = None,
+) -> str:
+    """Put the bot's or the hotline's text to the person of an open case in its transcript
+    and on the outbound stream, as one step: the returned ref names the transcript line, and
+    the outbound entry carries it (with `case_id`) so the sender links the line to its
+    delivery records and the console shows how far it got.
+
+    `author` is "bot" or "system"; `at` is when it was said (the line's time in the
+    transcript). Made for a transaction pipeline (`db.pipeline(transaction=True)`, after any
+    WATCH): it only queues one script, whose answer comes with the others at EXEC: ["ok",
+    line id], ["unrecorded"] when the case was closed meanwhile (the text is still queued for
+    the person, without a line), or ["missing"] when the case is gone and no
+    `conversation_id` was given (nothing is sent). Give `conversation_id` when known, so the
+    text reaches the person whatever became of the case. Called with a plain client, the
+    script runs at once. Twin of `Referrals.reply` for counsellors.
+    """
+    if author not in ("bot", "system"):
+        raise ValueError("an outgoing text's author is bot or system")
+    ref = new_ref()
+    pipe.eval(
+        _OUTGOING,
+        5,
+        keys.case(case_id),
+        keys.case_messages(case_id),
+        keys.case_audit(case_id),
+        keys.CHANGES_STREAM,
+        keys.OUTBOUND_STREAM,
+        case_id,
+        author,
+        text,
+        f"{at:.6f}",
+        ref,
+        conversation_id or "",
+        CHANGES_MAXLEN,
+        conversations.OUTBOUND_MAXLEN,
+    )
+    return ref
+
+
+# ---------------------------------------------------------------- delivery, as the console reads it
+
+# channels.delivery's record statuses (Twilio's, and the sender's own rejected/not_sent), as
+# the counsellor reads them. Anything else (a status Twilio adds later) reads as queued.
+_READ_AS: dict[str, DeliveryStatus] = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "queued",
+    "sent": "sent",
+    "receiving": "sent",
+    "received": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+    "rejected": "failed",
+    "not_sent": "failed",
+}
+
+
+def _failure_reason(record: dict[str, str]) -> str:
+    if record.get("reason"):
+        return record["reason"]
+    code = record.get("error_code", "")
+    return f"twilio_{code}" if code.isdigit() else ""
+
+
+def delivery_of(records: list[dict[str, str]]) -> Delivery:
+    """One line's status from the records of the bodies that carried it.
+
+    Only the latest attempt counts (a dead letter replayed later is a new attempt); within it
+    the line failed if any of its bodies did, else it got as far as its slowest body.
+    """
+    if not records:
+        return Delivery("queued")
+    latest = max(records, key=lambda r: float(r.get("created_at") or 0))
+    attempt = latest.get("attempt", "")
+    current = [r for r in records if r.get("attempt", "") == attempt]
+    for record in current:
+        if _READ_AS.get(record.get("status", ""), "queued") == "failed":
+            return Delivery("failed", _failure_reason(record))
+    order = DELIVERY_STATUSES.index
+    return Delivery(min((_READ_AS.get(r.get("status", ""), "queued") for r in current), key=order))
 
 
 # ---------------------------------------------------------------- the queue
@@ -634,29 +827,38 @@ class Referrals:
     def reply(self, case_id: str, counsellor: str, text: str, *, any_holder: bool = False) -> str:
         """Send a counsellor's message to the person, on their channel, and keep it in the case.
 
-        `any_holder`: a supervisor may step into a case another counsellor holds (it must
+        Refused with OptedOut when the person texted STOP. `any_holder`: a supervisor may step into a case another counsellor holds (it must
         still be claimed by someone, so it never sits in the waiting queue while answered).
         """
         if not text.strip():
             raise ReferralError("a reply cannot be empty")
-        result = self._reply(
-            keys=[
-                keys.case(case_id),
-                keys.case_messages(case_id),
-                keys.case_audit(case_id),
-                keys.CHANGES_STREAM,
-                keys.OUTBOUND_STREAM,
-            ],
-            args=[
-                case_id,
-                counsellor,
-                text,
-                self._now(),
-                "1" if any_holder else "0",
-                CHANGES_MAXLEN,
-                conversations.OUTBOUND_MAXLEN,
-            ],
-        )
+        ref = new_ref()
+
+        def attempt() -> list[Any]:
+            conversation_id = self.db.hget(keys.case(case_id), "conversation_id") or ""
+            return self._reply(
+                keys=[
+                    keys.case(case_id),
+                    keys.case_messages(case_id),
+                    keys.case_audit(case_id),
+                    keys.CHANGES_STREAM,
+                    keys.OUTBOUND_STREAM,
+                    keys.conversation(conversation_id),
+                ],
+                args=[
+                    case_id,
+                    counsellor,
+                    text,
+                    self._now(),
+                    "1" if any_holder else "0",
+                    CHANGES_MAXLEN,
+                    conversations.OUTBOUND_MAXLEN,
+                    ref,
+                    conversation_id,
+                ],
+            )
+
+        result = self._until_fresh(attempt)
         _raise_for(result, case_id)
         return result[1]
 
@@ -721,7 +923,11 @@ class Referrals:
         return _case(raw, self.transcript(case_id) if transcript else None)
 
     def transcript(self, case_id: str) -> list[Message]:
+        """The case's lines in time order, each outgoing one with its delivery status."""
         entries = self.db.xrange(keys.case_messages(case_id))
+        statuses: dict[str, Delivery | None] = (
+            self.deliveries(case_id) if any(f.get("ref") for _, f in entries) else {}
+        )
         lines = [
             Message(
                 id=entry_id,
@@ -730,11 +936,33 @@ class Referrals:
                 kind=f.get("kind", "message"),
                 text=f.get("text", ""),
                 actor=f.get("actor", ""),
+                ref=f.get("ref", ""),
+                delivery=statuses.get(f["ref"], Delivery("queued")) if f.get("ref") else None,
             )
             for entry_id, f in entries
         ]
         # The bot part is copied in when the case opens, after messages it may postdate.
         return sorted(lines, key=lambda m: (m.at, m.id))
+
+    def deliveries(self, case_id: str) -> dict[str, Delivery | None]:
+        """How far each of the case's outgoing lines got, by ref (None once its records are
+        past their retention); a line not there is still queued for the sender. Two reads:
+        the links, then their records (no text in either)."""
+        links = self.db.hgetall(keys.case_delivery(case_id))
+        if not links:
+            return {}
+        record_ids = list(links)
+        with self.db.pipeline(transaction=False) as pipe:
+            for record_id in record_ids:
+                pipe.hgetall(keys.delivery(record_id))
+            records = dict(zip(record_ids, pipe.execute(), strict=True))
+        by_ref: dict[str, list[dict[str, str]]] = {}
+        for record_id, refs in links.items():
+            for ref in refs.split():
+                by_ref.setdefault(ref, [])
+                if records[record_id]:  # a record past its retention says nothing
+                    by_ref[ref].append(records[record_id])
+        return {ref: delivery_of(found) if found else None for ref, found in by_ref.items()}
 
     def audit(self, case_id: str) -> list[AuditEvent]:
         return [
@@ -767,7 +995,8 @@ class Referrals:
         return ids
 
     def list_waiting(self, limit: int | None = None) -> list[Case]:
-        """Waiting cases, emergency first, then high, then requests; oldest first within each."""
+        """Waiting cases, emergency first, then high, then requests; within each the riskier
+        first (an elevated request before a plain one), then the oldest."""
         return self._many(self._waiting_ids(limit))
 
     def list_claimed(self, limit: int | None = None) -> list[Case]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -12,14 +13,17 @@ import redis
 
 from hotline import keys
 from hotline.conversations import OUTBOUND_STREAM, outbound_fields
+from referral import queue
 from referral.queue import (
     OUTCOMES,
     AlreadyClaimed,
     CaseClosed,
     CaseNotFound,
     NotYourCase,
+    OptedOut,
     ReferralError,
     Referrals,
+    record_outgoing,
 )
 
 
@@ -236,10 +240,17 @@ def test_relay_reply_note_transfer_and_close_with_a_full_audit_trail(
     assert [(f["conversation_id"], f["text"], f["source"], f["case_id"]) for _, f in sent] == [
         ("c1", "Habari, mimi ni Ana. Uko salama sasa?", "counsellor", case_id)
     ]
-    # The reply script writes exactly what the channels queue for the sender.
+    # The reply script writes exactly what the channels queue for the sender, with the ref
+    # of the transcript line it is, so the console can show how far it got.
+    line = next(m for m in referrals.get(case_id).transcript if m.author == "counsellor")
+    assert line.ref and line.delivery is not None and line.delivery.status == "queued"
     assert [f for _, f in sent] == [
         outbound_fields(
-            "c1", "Habari, mimi ni Ana. Uko salama sasa?", source="counsellor", case_id=case_id
+            "c1",
+            "Habari, mimi ni Ana. Uko salama sasa?",
+            source="counsellor",
+            case_id=case_id,
+            ref=line.ref,
         )
     ]
 
@@ -367,3 +378,140 @@ def test_concurrent_transfers_leave_the_case_in_exactly_its_holders_list(db: red
     claimed = case_id in db.zrange(keys.CLAIMED_KEY, 0, -1)
     assert (waiting, claimed) == ((False, True) if case.claimed_by else (True, False))
     assert sum(e.action == "transferred" for e in referrals.audit(case_id)) == 100
+
+
+# ---------------------------------------------------------------- issue 11: the queue's side
+
+
+def test_within_a_priority_an_elevated_request_waits_ahead_of_a_plain_one(
+    referrals: Referrals,
+) -> None:
+    plain_old = open_case(referrals, "a", "request", risk_level="none").case_id
+    elevated = open_case(referrals, "b", "request", risk_level="elevated").case_id
+    plain_new = open_case(referrals, "c", "request", risk_level="none").case_id
+    high = open_case(referrals, "d", "high", risk_level="high").case_id
+    elevated_new = open_case(referrals, "e", "request", risk_level="elevated").case_id
+    emergency = open_case(referrals, "f", "emergency", risk_level="emergency").case_id
+    assert [c.id for c in referrals.list_waiting()] == [
+        emergency,
+        high,
+        elevated,
+        elevated_new,
+        plain_old,
+        plain_new,
+    ]
+    assert [c.id for c in referrals.list_waiting(limit=3)] == [emergency, high, elevated]
+    assert referrals.count("waiting") == 6
+
+    # A plain request whose conversation turns risky moves up among the requests, by age.
+    open_case(referrals, "c", "request", risk_level="elevated")
+    assert [c.id for c in referrals.list_waiting()][2:] == [
+        elevated,
+        plain_new,
+        elevated_new,
+        plain_old,
+    ]
+    # Taken and given back, an elevated request keeps its place ahead of the plain one.
+    referrals.claim(elevated, "ana")
+    referrals.transfer(elevated, "ana", None)
+    assert [c.id for c in referrals.list_waiting()][2:] == [
+        elevated,
+        plain_new,
+        elevated_new,
+        plain_old,
+    ]
+
+
+def _opted_out(db: redis.Redis, cid: str) -> None:
+    db.hset(keys.conversation(cid), "opted_out", "1")
+
+
+def test_a_reply_to_a_person_who_texted_stop_is_refused_and_never_queued(
+    db: redis.Redis, referrals: Referrals
+) -> None:
+    case_id = open_case(referrals, "c1").case_id
+    referrals.claim(case_id, "ana")
+    _opted_out(db, "c1")
+    with pytest.raises(OptedOut) as refused:
+        referrals.reply(case_id, "ana", "Ola, estou aqui")
+    assert "texted STOP" in str(refused.value) and "START" in str(refused.value)
+    assert refused.value.case_id == case_id
+    assert not [m for m in referrals.get(case_id).transcript if m.author == "counsellor"]
+    assert db.xlen(OUTBOUND_STREAM) == 0
+    assert "replied" not in [e.action for e in referrals.audit(case_id)]
+    # Once they write START again (the flag goes), the reply goes out.
+    db.hdel(keys.conversation("c1"), "opted_out")
+    referrals.reply(case_id, "ana", "Ola, estou aqui")
+    assert db.xlen(OUTBOUND_STREAM) == 1
+
+
+def test_a_counsellors_reply_brings_a_person_back_from_the_bot(
+    db: redis.Redis, referrals: Referrals
+) -> None:
+    case_id = open_case(referrals, "c1").case_id
+    referrals.claim(case_id, "ana")
+    db.hset(keys.conversation("c1"), mapping={"with_bot": "1", "language": "pt"})
+    referrals.reply(case_id, "ana", "Ola")
+    assert db.hgetall(keys.conversation("c1")) == {"language": "pt"}
+
+
+def test_the_bots_text_joins_the_transcript_and_the_outbound_stream_in_one_transaction(
+    db: redis.Redis, referrals: Referrals
+) -> None:
+    case_id = open_case(referrals, "c1", transcript=[(5.0, "person", "socorro")]).case_id
+    with db.pipeline(transaction=True) as pipe:
+        pipe.watch(keys.open_case("c1"))  # as the router does, to route on what it read
+        assert pipe.get(keys.open_case("c1")) == case_id
+        pipe.multi()
+        pipe.hset(keys.conversation("c1"), "language", "pt")  # the router's own writes
+        ref = record_outgoing(pipe, case_id, "Ligue 119 agora.", author="system", at=6.0)
+        other = record_outgoing(
+            pipe, case_id, "Uma pessoa tem a sua mensagem.", author="bot", at=7.0
+        )
+        assert db.xlen(OUTBOUND_STREAM) == 0  # nothing before EXEC
+        results = pipe.execute()
+    assert results[1][0] == "ok" and results[2][0] == "ok"
+    lines = [m for m in referrals.get(case_id).transcript if m.author != "person"]
+    assert [(m.author, m.kind, m.actor, m.text, m.at, m.ref) for m in lines] == [
+        ("system", "message", "system", "Ligue 119 agora.", 6.0, ref),
+        ("bot", "message", "bot", "Uma pessoa tem a sua mensagem.", 7.0, other),
+    ]
+    assert all(m.delivery is not None and m.delivery.status == "queued" for m in lines)
+    assert [f for _, f in db.xrange(OUTBOUND_STREAM)] == [
+        outbound_fields("c1", "Ligue 119 agora.", source="system", case_id=case_id, ref=ref),
+        outbound_fields(
+            "c1", "Uma pessoa tem a sua mensagem.", source="bot", case_id=case_id, ref=other
+        ),
+    ]
+    # Open consoles see the new lines live; the trail says who wrote to the person.
+    assert [f["action"] for _, f in db.xrange(keys.CHANGES_STREAM)][-2:] == ["sent", "sent"]
+    assert [(e.actor, e.action) for e in referrals.audit(case_id)][-2:] == [
+        ("system", "sent"),
+        ("bot", "sent"),
+    ]
+
+
+def test_an_outgoing_text_for_a_closed_case_is_sent_without_a_line(
+    db: redis.Redis, referrals: Referrals
+) -> None:
+    case_id = open_case(referrals, "c1").case_id
+    referrals.claim(case_id, "ana")
+    referrals.close(case_id, "ana", "information_given")
+    lines = len(referrals.transcript(case_id))
+    with db.pipeline(transaction=True) as pipe:
+        record_outgoing(pipe, case_id, "Ola de novo", author="bot", at=9.0, conversation_id="c1")
+        record_outgoing(pipe, "R999", "Nunca", author="bot", at=9.0)
+        assert pipe.execute() == [["unrecorded"], ["missing"]]
+    assert len(referrals.transcript(case_id)) == lines
+    assert [f for _, f in db.xrange(OUTBOUND_STREAM)] == [
+        outbound_fields("c1", "Ola de novo", source="bot")
+    ]
+    with pytest.raises(ValueError):
+        record_outgoing(db, case_id, "x", author="counsellor", at=1.0)
+
+
+def test_the_outgoing_script_gets_every_key_through_KEYS() -> None:
+    """As tests/referral/test_keys.py holds for the other scripts."""
+    assert not re.search(r"'[^']*:[^']*'", queue._OUTGOING)
+    assert not re.findall(r"(\S+)\s*\.\.\s*(\S+)", queue._OUTGOING)
+    assert all(family.prefix not in queue._OUTGOING for family in keys.FAMILIES.values())
