@@ -8,16 +8,25 @@ from rasa_sdk import Tracker
 
 from protection import risk
 
-# A hand-back (the console resumes the bot) starts a new risk window: what was disclosed
-# before is in the closed case, and the bot must not re-offer a counsellor for it.
+# Opening a case starts a new risk window: what was disclosed before is in the case, and the
+# next message the bot sees comes after the case was closed (or after the person stepped back
+# to the bot; channels/router.py), so the bot must not re-offer a counsellor for it. "resume"
+# is the hand-back event of trackers written before Rasa stopped being paused.
 WINDOW_START_EVENTS = {"resume", "restart"}
+WINDOW_START_ACTION = "action_open_case"
+
+
+def _starts_window(event: dict[str, Any]) -> bool:
+    if event.get("event") in WINDOW_START_EVENTS:
+        return True
+    return event.get("event") == "action" and event.get("name") == WINDOW_START_ACTION
 
 
 def window(tracker: Tracker) -> list[dict[str, Any]]:
-    """The events since the last hand-back or restart."""
+    """The events since the last case opened, or the last restart."""
     events = tracker.events or []
     for index in range(len(events) - 1, -1, -1):
-        if events[index].get("event") in WINDOW_START_EVENTS:
+        if _starts_window(events[index]):
             return events[index + 1 :]
     return list(events)
 

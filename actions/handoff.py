@@ -1,4 +1,9 @@
-"""The handoff actions: offer a counsellor, open a case and pause the bot, respect a refusal."""
+"""The handoff actions: offer a counsellor, open a case, respect a refusal.
+
+Opening a case is all it takes to hand the conversation to a counsellor: the conversation router
+(channels/router.py) sends nothing to Rasa while the queue holds an open case for it, so the
+bot is never paused and closing the case needs nothing from Rasa.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,18 @@ from typing import Any
 
 import redis
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conversation import latest_metadata, user_messages, window
 from actions.services import services_reply
-from actions.texts import text
 from hotline import conversations, store
 from hotline.settings import get_settings
 from protection import risk
-from referral import rota
+from referral import rota, waiting
+from referral.escalation import priority_for
 from referral.queue import Priority, Referrals
+from referral.texts import text
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +64,6 @@ def read_danger(tracker: Tracker) -> bool:
     """
     intent, _ = _latest_intent(tracker)
     return intent == "emergency"
-
-
-def case_priority(assessment: risk.Assessment) -> Priority:
-    """Emergency, high (disclosure, someone else at risk, a child alone) or a plain request.
-
-    The screen alone decides (protection/risk.py): the model's reading is one of its kinds of
-    evidence, so a misread "yes please" cannot push a real emergency down the queue.
-    """
-    if assessment.level == "emergency":
-        return "emergency"
-    if assessment.level == "high":
-        return "high"
-    return "request"
 
 
 def consent_for(tracker: Tracker, intent: str | None, priority: Priority) -> str:
@@ -156,7 +149,7 @@ class ActionOfferCounsellor(Action):
 
 
 class ActionOpenCase(Action):
-    """Opens (or updates) the conversation's case and pauses the bot; counsellors take over."""
+    """Opens (or updates) the conversation's case; counsellors take over from the next message."""
 
     def __init__(
         self, db: redis.Redis | None = None, clock: Callable[[], float] = time.time
@@ -173,7 +166,7 @@ class ActionOpenCase(Action):
         events = window(tracker)
         assessment = risk.assess(user_messages(events))
         intent, _ = _latest_intent(tracker)
-        priority = case_priority(assessment)
+        priority = priority_for(assessment)
         language = _language(tracker)
         child = intent == "child_alone"
         urgent = priority in ("emergency", "high")
@@ -199,6 +192,8 @@ class ActionOpenCase(Action):
                 trigger=intent or "",
                 transcript=bot_transcript(events),
             )
+            # Asking for a person again after stepping back to the bot: back to the case.
+            waiting.return_to_case(db, tracker.sender_id)
             staffed = rota.on_duty(db, now)
         except redis.RedisError as error:
             # No case could be opened: give the numbers and keep the bot talking.
@@ -211,6 +206,9 @@ class ActionOpenCase(Action):
         result: list[dict[str, Any]] = []
         if priority == "emergency":
             dispatcher.utter_message(text=text("utter_emergency", language))
+            if staffed:
+                # Off duty the person is told when someone will answer instead, below.
+                dispatcher.utter_message(text=text("utter_emergency_alerting", language))
         elif child:
             dispatcher.utter_message(text=text("utter_child_protection", language))
         else:
@@ -224,7 +222,6 @@ class ActionOpenCase(Action):
             name = "utter_nobody_on_duty_urgent" if needs_numbers else "utter_nobody_on_duty"
             dispatcher.utter_message(text=text(name, language, next_shift=shift))
             result.append(SlotSet("next_shift", shift))
-        result.append(ConversationPaused())
         return result
 
 
@@ -244,18 +241,4 @@ class ActionDeclineCounsellor(Action):
         listing = services_for(names, language)
         if listing:
             dispatcher.utter_message(text=text("utter_services_intro", language) + "\n" + listing)
-        return []
-
-
-class ActionCaseClosed(Action):
-    """The closing line when a counsellor hands the conversation back (referral/handback.py
-    runs it through Rasa's execute API, so the line comes from the conversation's own state)."""
-
-    def name(self) -> str:
-        return "action_case_closed"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        dispatcher.utter_message(text=text("utter_case_closed", _language(tracker)))
         return []

@@ -7,8 +7,8 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.texts import text
 from protection import directory
+from referral.texts import text
 
 
 def services_reply(question: str, language: str, types: tuple[str, ...] = ()) -> str | None:

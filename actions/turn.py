@@ -35,7 +35,9 @@ class ActionReadTurn(Action):
         action = risk.risk_action(
             assessment,
             offered_since_window=ran(events, "action_offer_counsellor"),
-            case_open=ran(events, "action_open_case"),
+            # The router says so when the person stepped back to the bot from an open case;
+            # it screens their messages for that case itself.
+            case_open=latest_metadata(tracker).get("case_open") is True,
         )
         return [
             SlotSet("language", turn_language(tracker)),

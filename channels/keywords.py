@@ -1,4 +1,5 @@
-"""Reserved words (STOP, START, HELP, language picks, DELETE) and the notes the channel sends itself.
+"""Reserved words (STOP, START, HELP, language picks, DELETE, BACK), a language asked for in words,
+and the notes the channel sends itself.
 
 Both come from data/keywords.yml, which content editors maintain in all four languages.
 """
@@ -14,8 +15,8 @@ from hotline import yamlfiles
 from hotline.language import LANGUAGES
 from hotline.text import fold
 
-Kind = Literal["stop", "start", "help", "language", "delete"]
-KINDS: tuple[Kind, ...] = ("stop", "start", "help", "language", "delete")
+Kind = Literal["stop", "start", "help", "language", "delete", "back"]
+KINDS: tuple[Kind, ...] = ("stop", "start", "help", "language", "delete", "back")
 NOTES = (
     "opted_out",
     "opted_in",
@@ -56,7 +57,10 @@ class Reserved:
 class Keywords:
     words: dict[str, dict[str, tuple[str, ...]]]  # kind -> normalised word -> languages
     yes: frozenset[str]
+    no: frozenset[str]
     texts: dict[str, dict[str, str]]
+    language_names: dict[str, str]  # normalised name -> the language it names
+    asking: frozenset[str]  # the words a request for a language may hold besides the name
 
     def match(self, text: str) -> Reserved | None:
         word = normalise(text)
@@ -72,6 +76,27 @@ class Keywords:
         """Whether a reply to the DELETE question says yes, in any of the four languages."""
         return normalise(text) in self.yes
 
+    def declines(self, text: str) -> bool:
+        """Whether a reply to the DELETE question is a plain no (nothing left for the bot)."""
+        return normalise(text) in self.no
+
+    def language_request(self, text: str) -> str | None:
+        """The language a message asks for in words, or None.
+
+        Only a message that is nothing but the request counts: one language named, every other
+        word one of the asking words. A longer message is about something else and must reach
+        the bot and the risk screen whole.
+        """
+        words = [w for w in re.split(r"[^\w']+|'", fold(text)) if w]
+        if not words or len(words) > 12:
+            return None
+        named = {self.language_names[w] for w in words if w in self.language_names}
+        if len(named) != 1:
+            return None
+        if any(w not in self.language_names and w not in self.asking for w in words):
+            return None
+        return named.pop()
+
     def note(self, name: str, language: str | None) -> str:
         variants = self.texts[name]
         return variants.get(language or "pt") or variants["pt"]
@@ -85,16 +110,34 @@ def parse(data: dict) -> Keywords:
             for word in (data.get("keywords", {}).get(kind) or {}).get(language) or []:
                 table.setdefault(normalise(str(word)), []).append(language)
         words[kind] = {word: tuple(dict.fromkeys(langs)) for word, langs in table.items()}
-    yes = frozenset(
-        normalise(str(word))
-        for language in LANGUAGES
-        for word in (data.get("keywords", {}).get("yes") or {}).get(language) or []
-    )
     texts = {name: dict(variants) for name, variants in (data.get("texts") or {}).items()}
     missing = [name for name in NOTES if name not in texts]
     if missing:
         raise ValueError(f"keywords.yml has no text for: {', '.join(missing)}")
-    return Keywords(words, yes, texts)
+    requests = data.get("language_requests") or {}
+    names = {
+        fold(str(name)): language
+        for language in LANGUAGES
+        for name in (requests.get("names") or {}).get(language) or []
+    }
+    return Keywords(
+        words,
+        _answers(data, "yes"),
+        _answers(data, "no"),
+        texts,
+        names,
+        frozenset(fold(str(word)) for word in _every_language(requests.get("asking"))),
+    )
+
+
+def _every_language(table: dict | None) -> list[str]:
+    return [str(word) for language in LANGUAGES for word in (table or {}).get(language) or []]
+
+
+def _answers(data: dict, kind: str) -> frozenset[str]:
+    return frozenset(
+        normalise(word) for word in _every_language(data.get("keywords", {}).get(kind))
+    )
 
 
 def load(path: Path) -> Keywords:

@@ -46,7 +46,8 @@ class Turn:
     replies: tuple[str, ...]
 
 
-# What each action of actions/handoff.py and actions/services.py can say in one turn, read
+# What each action of actions/handoff.py and actions/services.py (and the router and the
+# hand-back) can say in one turn, read
 # from their branches: whether the person spoke of someone else, whether the model read
 # danger now, whether anyone is on duty, whether a case could be opened at all.
 OFFER, OPEN, DECLINE, SERVICES_ACTION = (
@@ -63,6 +64,8 @@ _ACK, _THIRD, _TIP, _DANGER, _CONSENT = (
     "utter_ask_consent",
 )
 _NOBODY, _NOBODY_URGENT = "utter_nobody_on_duty", "utter_nobody_on_duty_urgent"
+# Not actions, but they say data/handoff.yml texts at run time like the actions do.
+HANDBACK, ROUTER = "referral/handback.py", "channels/router.py"
 TURNS: tuple[Turn, ...] = (
     Turn("the high-risk offer", OFFER, (_ACK, _TIP, _CONSENT)),
     Turn("the high-risk offer about someone else", OFFER, (_THIRD, _TIP, _CONSENT)),
@@ -72,7 +75,7 @@ TURNS: tuple[Turn, ...] = (
         OFFER,
         (_THIRD, _TIP, _DANGER, _CONSENT),
     ),
-    Turn("the emergency reply", OPEN, ("utter_emergency",)),
+    Turn("the emergency reply", OPEN, ("utter_emergency", "utter_emergency_alerting")),
     Turn("the emergency reply with nobody on duty", OPEN, ("utter_emergency", _NOBODY)),
     Turn("the child path", OPEN, ("utter_child_protection",)),
     Turn("the child path with nobody on duty", OPEN, ("utter_child_protection", _NOBODY_URGENT)),
@@ -93,7 +96,19 @@ TURNS: tuple[Turn, ...] = (
     Turn("the counsellor declined with no service to list", DECLINE, ("utter_consent_declined",)),
     Turn("the service list", SERVICES_ACTION, (SERVICE_LIST,)),
     Turn("no service to list", SERVICES_ACTION, ("utter_no_services",)),
-    Turn("the case handed back", "action_case_closed", ("utter_case_closed",)),
+    Turn("the case handed back", HANDBACK, ("utter_case_closed",)),
+    # A person writing into their open case (channels/router.py).
+    Turn("the waiting note", ROUTER, ("utter_waiting_ack",)),
+    Turn("the waiting note with nobody on duty", ROUTER, ("utter_waiting_ack_off_duty",)),
+    Turn(
+        "the waiting note at risk with nobody on duty",
+        ROUTER,
+        ("utter_waiting_ack_off_duty", _DANGER),
+    ),
+    Turn("danger now while waiting", ROUTER, ("utter_emergency", "utter_emergency_alerting")),
+    Turn("danger now while waiting with nobody on duty", ROUTER, ("utter_emergency", _NOBODY)),
+    Turn("a request withdrawn with the back word", ROUTER, ("utter_back_to_bot_cancelled",)),
+    Turn("back to the bot while the case stays open", ROUTER, ("utter_back_to_bot_kept",)),
 )
 
 # How each channel carries a message: SMS in segments, WhatsApp as one message whatever its
@@ -195,7 +210,7 @@ class Message:
 
 
 def _part(response: Response, language: str) -> Part:
-    """The text actions/texts.py would pick (the language's, else the Portuguese), unfilled."""
+    """The text referral/texts.py would pick (the language's, else the Portuguese), unfilled."""
     chosen = response.texts.get(language) or response.texts.get("pt")
     if chosen is None:
         return Part(response.name, response.path, response.line, "")

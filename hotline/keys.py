@@ -186,6 +186,16 @@ MEDIA_NOTE = _family(
     personal=False,
     erasure=Erasure.DELETE,
 )
+WAITING_ACK = _family(
+    "waiting_ack",
+    "hotline:waiting_ack:{conversation}",
+    "channels.router",
+    "string",
+    "'1' once a person waiting for a counsellor was told their message is with a person",
+    "the interval between two such notes (referral.waiting.ACK_INTERVAL)",
+    personal=False,
+    erasure=Erasure.DELETE,
+)
 DELIVERY = _family(
     "delivery",
     "hotline:msg:{record}",
@@ -692,3 +702,7 @@ def sandbox_message(sid: str) -> str:
 
 def sandbox_thread(address: str) -> str:
     return SANDBOX_THREAD.key(address=address)
+
+
+def waiting_ack(conversation_id: str) -> str:
+    return WAITING_ACK.key(conversation=conversation_id)

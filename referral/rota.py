@@ -188,12 +188,15 @@ def present(db: redis.Redis, now: float | None = None) -> list[str]:
 
 
 def on_duty(db: redis.Redis, now: float | datetime | None = None, rota: Rota | None = None) -> bool:
-    """Someone will answer soon: within the rota's hours and with a counsellor present.
+    """Someone will answer soon: a counsellor has the console open, or, when nobody is
+    signed in, the rota says it is working hours.
 
-    Both are needed: a console left open overnight does not make a counsellor, and the
-    rota's hours promise nothing if nobody has signed in.
+    Presence wins over the rota both ways the person would notice: two counsellors answering
+    at 22:00 are on duty (the bot must not say "nobody is on duty" while someone is), and in
+    working hours a quiet console (between sign-ins, a dropped connection) still means the
+    shift will answer.
     """
     rota = rota or load_rota()
     moment = time.time() if now is None else now
     epoch = moment.timestamp() if isinstance(moment, datetime) else moment
-    return in_hours(moment, rota) and bool(present(db, epoch))
+    return bool(present(db, epoch)) or in_hours(moment, rota)

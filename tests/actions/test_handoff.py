@@ -12,7 +12,6 @@ import redis
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff import (
-    ActionCaseClosed,
     ActionDeclineCounsellor,
     ActionOfferCounsellor,
     ActionOpenCase,
@@ -79,9 +78,11 @@ def test_an_emergency_hands_off_at_once_with_the_numbers_in_the_same_reply(db: r
     names, result, text = open_case(
         db, [user("help they are beating me now", "emergency", 0.97)], "en"
     )
-    assert names == ["utter_emergency"]  # no question asked
+    # No question asked; a counsellor is on duty, so the person is told one is alerted.
+    assert names == ["utter_emergency", "utter_emergency_alerting"]
     assert "119" in text[0]
-    assert {"event": "pause", "timestamp": None} in result
+    # The bot is not paused: the open case alone hands the conversation to the counsellor.
+    assert not [e for e in result if e.get("event") == "pause"]
     case = the_case(db)
     assert (
         case.priority == "emergency"
@@ -110,7 +111,6 @@ def test_consent_given_opens_a_high_case_with_the_evidence(db: redis.Redis) -> N
     ]
     names, result, _ = open_case(db, events)
     assert names == ["utter_case_opened"]
-    assert {"event": "pause", "timestamp": None} in result
     case = the_case(db)
     assert case.priority == "high" and case.consent == "given" and case.channel == "whatsapp"
     assert [i["name"] for i in case.indicators] == ["documents_confiscated", "not_free_to_leave"]
@@ -132,7 +132,7 @@ def test_nobody_on_duty_says_when_someone_will_answer_and_gives_numbers_at_high_
         action("action_offer_counsellor"),
         user("sim", "affirm"),
     ]
-    names, result, text = open_case(db, events, now=NIGHT)
+    names, result, text = open_case(db, events, now=NIGHT, present=False)
     assert names == ["utter_case_opened", "utter_nobody_on_duty_urgent"]
     assert "amanha às 06:00" in text[1] and "119" in text[1]
     assert {
@@ -144,16 +144,23 @@ def test_nobody_on_duty_says_when_someone_will_answer_and_gives_numbers_at_high_
     assert the_case(db).status == "waiting"  # it waits for the morning shift, first in line
 
 
-def test_nobody_present_in_the_day_is_also_nobody_on_duty(db: redis.Redis) -> None:
-    names, _, text = open_case(
+def test_nobody_present_in_the_day_is_on_duty_by_the_rota(db: redis.Redis) -> None:
+    names, _, _ = open_case(
         db, [user("quero falar com uma pessoa", "request_human")], present=False
     )
-    assert names == ["utter_case_opened", "utter_nobody_on_duty"]
-    assert "119" not in text[1]  # a plain request gets no emergency numbers
+    assert names == ["utter_case_opened"]
+
+
+def test_a_counsellor_present_at_night_is_on_duty(db: redis.Redis) -> None:
+    names, _, _ = open_case(db, [user("ils vont me tuer", "emergency")], "fr", now=NIGHT)
+    assert names == ["utter_emergency", "utter_emergency_alerting"]
 
 
 def test_an_emergency_at_night_gets_the_numbers_once_and_the_time(db: redis.Redis) -> None:
-    names, _, text = open_case(db, [user("ils vont me tuer", "emergency")], "fr", now=NIGHT)
+    names, _, text = open_case(
+        db, [user("ils vont me tuer", "emergency")], "fr", now=NIGHT, present=False
+    )
+    # Never "we are alerting a counsellor now" when nobody is there to alert.
     assert names == ["utter_emergency", "utter_nobody_on_duty"]
     assert "119" in text[0] and "demain à 06:00" in text[1]
 
@@ -241,13 +248,6 @@ def test_a_refusal_is_respected_and_the_matching_services_are_given(db: redis.Re
     assert "PESSOA" in said(messages[:1], "pt")[0]  # how to ask for a person later
     assert result == []
     assert Referrals(db).open_case_id(CID) is None
-
-
-@pytest.mark.parametrize("language", ["pt", "en", "fr", "sw"])
-def test_the_hand_back_closes_with_one_line_in_the_persons_language(language: str) -> None:
-    events = [user("ola", "greet"), action("action_open_case")]
-    names, result, _ = run(ActionCaseClosed(), events, {"language": language})
-    assert names == ["utter_case_closed"] and result == []
 
 
 def test_a_danger_reading_the_screen_does_not_confirm_still_gets_the_numbers(

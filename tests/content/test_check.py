@@ -177,6 +177,11 @@ HANDOFF_NAMES = (
     "utter_case_closed",
     "utter_services_intro",
     "utter_no_services",
+    "utter_emergency_alerting",
+    "utter_waiting_ack",
+    "utter_waiting_ack_off_duty",
+    "utter_back_to_bot_cancelled",
+    "utter_back_to_bot_kept",
 )
 
 
@@ -763,8 +768,14 @@ def test_the_real_content_has_no_errors() -> None:
 
 
 def test_the_turns_name_every_text_the_actions_say() -> None:
-    """content/sent.py models what actions/ say; a text added there must be modelled too."""
+    """content/sent.py models what actions/, the router and the hand-back say; a text added
+    there must be modelled too."""
     said: set[str] = set()
-    for path in (PROJECT_ROOT / "actions").glob("*.py"):
+    sources = [
+        *(PROJECT_ROOT / "actions").glob("*.py"),
+        PROJECT_ROOT / "channels" / "router.py",
+        *(PROJECT_ROOT / "referral").glob("*.py"),
+    ]
+    for path in sources:
         said |= set(re.findall(r'"(utter_\w+)"', path.read_text(encoding="utf-8")))
     assert said == set(sent.runtime_texts())

@@ -34,23 +34,25 @@ def test_the_project_rota_is_every_day_six_to_nine() -> None:
     assert project.timezone.key == "Africa/Maputo"
 
 
-def test_on_duty_needs_rota_hours_and_a_present_counsellor(db: redis.Redis) -> None:
+def test_a_present_counsellor_is_on_duty_and_the_rota_speaks_when_nobody_is(
+    db: redis.Redis,
+) -> None:
     monday_morning = at("Mon 2024-05-06 10:00")
-    assert not rota.on_duty(db, monday_morning, ROTA)  # nobody has the console open
-    rota.heartbeat(db, "ana", now=monday_morning - 30, rota=ROTA)
+    monday_night = at("Mon 2024-05-06 23:00")
+    # Nobody has the console open: the rota's hours decide.
     assert rota.on_duty(db, monday_morning, ROTA)
-    assert rota.present(db, monday_morning) == ["ana"]
+    assert not rota.on_duty(db, monday_night, ROTA)
+    # Two counsellors answering at night are on duty: the bot must not say nobody is.
+    rota.heartbeat(db, "ana", now=monday_night - 30, rota=ROTA)
+    assert rota.present(db, monday_night) == ["ana"]
+    assert rota.on_duty(db, monday_night, ROTA)
     # The heartbeat lapses when the console closes without signing out.
-    assert not rota.on_duty(db, monday_morning + 120, ROTA)
-    # A console left open at night does not make anyone on duty.
-    rota.heartbeat(db, "ana", now=at("Mon 2024-05-06 23:00"), rota=ROTA)
-    assert not rota.on_duty(db, at("Mon 2024-05-06 23:00"), ROTA)
-    rota.leave(db, "ana")
+    assert not rota.on_duty(db, monday_night + 120, ROTA)
     # Signing out ends presence at once.
-    rota.heartbeat(db, "ben", now=monday_morning, rota=ROTA)
-    assert rota.on_duty(db, monday_morning, ROTA)
+    rota.heartbeat(db, "ben", now=monday_night, rota=ROTA)
+    assert rota.on_duty(db, monday_night, ROTA)
     rota.leave(db, "ben")
-    assert not rota.on_duty(db, monday_morning, ROTA)
+    assert not rota.on_duty(db, monday_night, ROTA)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
-"""Texts the action server chooses at run time (data/handoff.yml), in the person's language.
+"""Texts the safety paths choose at run time (data/handoff.yml), in the person's language.
 
 They use the same layout as Rasa responses so editors see one format, but Rasa never
-predicts them on its own: only an action decides whether a case was opened, whether
-anyone is on duty, or which services match.
+predicts them on its own: the action server decides whether a case was opened, whether
+anyone is on duty, or which services match, and the conversation router (channels/router.py)
+what a person waiting for a counsellor is told. Both read them here.
 """
 
 from __future__ import annotations
