@@ -1,7 +1,15 @@
 """The record of every outgoing message and how far it got (`keys.delivery(MessageSid)`).
 
-The sender writes the record when Twilio accepts (or refuses) a message; Twilio's status
-callbacks move it forward. Records hold the conversation id, never the number or the text.
+The sender writes the record when Twilio accepts (or refuses) a message, or when it never
+sends it (opted out, no address, dead-lettered: `rejected-…`, `unsent-…` records, with a
+`reason` or Twilio's `error_code`); Twilio's status callbacks move it forward. Records hold
+the conversation id, never the number or the text. `attempt` names the outbound run that
+sent it, so a dead letter replayed later reads as a new attempt.
+
+A body that carries lines of a case's transcript is linked to them in
+`keys.case_delivery(case_id)` (record id -> the lines' refs), and every record or callback
+of a case is announced on the change stream (action `delivery`), so an open case page
+reloads its transcript with the new status; referral.queue.Referrals.deliveries reads it.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import redis
 import redis.asyncio
 
 from hotline import keys
+from referral.queue import CHANGES_MAXLEN
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,7 @@ RANK = {
 }
 FAILED = ("failed", "undelivered", "rejected")
 
+# KEYS: the record, the change stream. A record of a case tells its open consoles.
 _ADVANCE = """
 local ranks = cjson.decode(ARGV[5])
 local current = redis.call('HGET', KEYS[1], 'status')
@@ -43,6 +53,11 @@ if current and (ranks[current] or 0) >= (ranks[ARGV[1]] or 0) then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[3])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'error_code', ARGV[2]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
+local case = redis.call('HGET', KEYS[1], 'case_id')
+if case and case ~= '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'case', case, 'action', 'delivery',
+    'priority', '')
+end
 return 1
 """
 
@@ -58,10 +73,30 @@ def record(db: redis.Redis | redis.client.Pipeline, record_id: str, **fields: st
         "updated_at": now,
         **{k: v for k, v in fields.items() if v is not None},
     }
+    status = values.pop("status", None)
     db.hset(record_key(record_id), mapping=values)
+    if status is not None:
+        # Twilio's first callback can come before the sender writes the record; the status
+        # it brought is further than the one create() answered, and must stay.
+        db.hsetnx(record_key(record_id), "status", status)
     db.expire(record_key(record_id), RECORD_TTL)
-    if values.get("status") in FAILED:
+    if status in FAILED:
         db.zadd(UNDELIVERED, {record_id: time.time()})
+
+
+def link(
+    db: redis.Redis | redis.client.Pipeline, record_id: str, lines: dict[str, list[str]]
+) -> None:
+    """Link a record to the transcript lines its body carried (case id -> refs), and tell the
+    cases' open consoles. Written once per record, so a retry writes the same again."""
+    for case_id, refs in lines.items():
+        db.hset(keys.case_delivery(case_id), record_id, " ".join(refs))
+        db.xadd(
+            keys.CHANGES_STREAM,
+            {"case": case_id, "action": "delivery", "priority": ""},
+            maxlen=CHANGES_MAXLEN,
+            approximate=True,
+        )
 
 
 async def advance(
@@ -70,13 +105,15 @@ async def advance(
     """Apply a status callback; False when it is older news than what the record says."""
     moved = await db.eval(
         _ADVANCE,
-        1,
+        2,
         record_key(message_sid),
+        keys.CHANGES_STREAM,
         status,
         error_code,
         f"{time.time():.3f}",
         RECORD_TTL,
         json.dumps(RANK),
+        CHANGES_MAXLEN,
     )
     if moved and status in FAILED:
         await db.zadd(UNDELIVERED, {message_sid: time.time()})

@@ -4,6 +4,11 @@ A conversation's consecutive messages are joined into as few SMS as possible (ho
 Network errors, 429 and 5xx are retried with backoff for as long as it takes; 21610 (the
 person opted out at Twilio) marks the conversation opted out; invalid numbers are recorded
 and not retried. In dev mode the same `twilio` client talks to the sandbox instead.
+
+Every outcome is a delivery record (channels.delivery), and an entry that is a line of a
+case's transcript (it has `case_id` and `ref`) gets its records linked to that line, whatever
+happened: sent (one record per body, a long message has several), refused by Twilio, not sent
+(opted out, no address) or dead-lettered. The console reads the line's status from there.
 Run it with `python -m channels.sender`.
 """
 
@@ -56,6 +61,33 @@ def twilio_client(settings: Settings) -> Client:
 
 class Stopping(Exception):
     """The process is shutting down in the middle of a retry; the entries stay pending."""
+
+
+def _bodies_of(texts: list[str]) -> list[range]:
+    """Which of `sms.join_messages(texts)`'s bodies carry each text, by replaying the join
+    one text more at a time: a text starts in the body before it when it was joined onto
+    that one, and reaches the last body there is once it is in."""
+    carried: list[range] = []
+    before: list[str] = []
+    for count in range(1, len(texts) + 1):
+        bodies = sms.join_messages(texts[:count])
+        if not texts[count - 1].strip():
+            carried.append(range(0))  # nothing to send: join_messages leaves it out
+            continue
+        joined = bool(before) and bodies[len(before) - 1] != before[-1]
+        carried.append(range(len(before) - 1 if joined else len(before), len(bodies)))
+        before = bodies
+    return carried
+
+
+def _lines(entries: list[Entry]) -> dict[str, list[str]]:
+    """The case transcript lines these entries are: case id -> refs."""
+    lines: dict[str, list[str]] = {}
+    for entry in entries:
+        case_id, ref = entry.fields.get("case_id"), entry.fields.get("ref")
+        if case_id and ref:
+            lines.setdefault(case_id, []).append(ref)
+    return lines
 
 
 def _runs(entries: list[Entry]) -> list[list[Entry]]:
@@ -125,7 +157,7 @@ class Sender(StreamConsumer):
         try:
             address = unseal(sealed, self.settings.fernet_key.get_secret_value())
         except ValueError:
-            self._dead_letter(run, "sealed address cannot be opened")
+            self._dead_letter(run, "sealed address cannot be opened", cid, channel)
             return
         sender = (
             self.settings.twilio_whatsapp_from
@@ -134,7 +166,9 @@ class Sender(StreamConsumer):
         )
         if channel == "whatsapp" and not sender.startswith("whatsapp:"):
             sender = f"whatsapp:{sender}"
-        bodies = sms.join_messages([e.fields.get("text", "") for e in run])
+        texts = [e.fields.get("text", "") for e in run]
+        bodies = sms.join_messages(texts)
+        carried = _bodies_of(texts)
         source = ",".join(sorted({e.fields.get("source", "bot") for e in run}))
         case_id = next((e.fields["case_id"] for e in run if e.fields.get("case_id")), None)
         # How many bodies of this run went out before a crash, so a retry does not repeat them.
@@ -147,21 +181,28 @@ class Sender(StreamConsumer):
             try:
                 message = await self._create(to=address, from_=sender, body=body)
             except TwilioRestException as error:
-                self._refused(run, record_id, cid, channel, error)
+                # This body and the ones after it never go: every line they carry failed.
+                unsent = [e for e, at in zip(run, carried, strict=True) if at.stop > index]
+                self._refused(run, unsent, record_id, cid, channel, error)
                 return
-            delivery.record(
-                self.db,
-                message.sid,
-                conversation_id=cid,
-                channel=channel,
-                source=source,
-                status=message.status or "queued",
-                segments=str(sms.segment_count(body)),
-                encoding=sms.encoding(body),
-                entry=record_id,
-                case_id=case_id,
-            )
-            self.db.set(progress, index + 1, ex=PROGRESS_TTL)
+            with self.db.pipeline(transaction=True) as pipe:
+                delivery.record(
+                    pipe,
+                    message.sid,
+                    conversation_id=cid,
+                    channel=channel,
+                    source=source,
+                    status=message.status or "queued",
+                    segments=str(sms.segment_count(body)),
+                    encoding=sms.encoding(body),
+                    entry=record_id,
+                    attempt=run[0].id,
+                    case_id=case_id,
+                )
+                in_body = [e for e, at in zip(run, carried, strict=True) if index in at]
+                delivery.link(pipe, message.sid, _lines(in_body))
+                pipe.set(progress, index + 1, ex=PROGRESS_TTL)
+                pipe.execute()
             log.info(
                 "sent %s to %s (%d segment(s), %s)",
                 message.sid,
@@ -192,18 +233,30 @@ class Sender(StreamConsumer):
                 raise Stopping
 
     def _refused(
-        self, run: list[Entry], record_id: str, cid: str, channel: str, error: TwilioRestException
+        self,
+        run: list[Entry],
+        unsent: list[Entry],
+        record_id: str,
+        cid: str,
+        channel: str,
+        error: TwilioRestException,
     ) -> None:
         code = error.code or error.status
-        delivery.record(
-            self.db,
-            f"rejected-{record_id}",
-            conversation_id=cid,
-            channel=channel,
-            status="rejected",
-            error_code=str(code),
-            entry=record_id,
-        )
+        with self.db.pipeline(transaction=True) as pipe:
+            delivery.record(
+                pipe,
+                f"rejected-{record_id}",
+                conversation_id=cid,
+                channel=channel,
+                source=",".join(sorted({e.fields.get("source", "bot") for e in run})),
+                status="rejected",
+                error_code=str(code),
+                entry=record_id,
+                attempt=run[0].id,
+                case_id=next((e.fields["case_id"] for e in run if e.fields.get("case_id")), None),
+            )
+            delivery.link(pipe, f"rejected-{record_id}", _lines(unsent))
+            pipe.execute()
         if code == OPTED_OUT:
             self.db.hset(keys.conversation(cid), "opted_out", "1")
             log.info("conversation %s opted out at Twilio (21610); marked, not retried", cid)
@@ -214,23 +267,38 @@ class Sender(StreamConsumer):
                 code,
             )
         else:
-            self._dead_letter(run, f"Twilio {code}")
+            # Already recorded as refused with its code: the dead letter is for an operator.
+            self._dead_letter(run, f"Twilio {code}", cid, channel, record=False)
 
-    def _record_unsent(self, entry: Entry, cid: str, channel: str, reason: str) -> None:
+    def _record_unsent(self, entry: Entry, cid: str, channel: str, reason: str, pipe=None) -> None:
+        """A record that the entry was never sent, and why, linked to its transcript line."""
+        own = pipe is None
+        writer = self.db.pipeline(transaction=True) if own else pipe
+        record_id = f"unsent-{entry.id}"
         delivery.record(
-            self.db,
-            f"unsent-{entry.id}",
+            writer,
+            record_id,
             conversation_id=cid,
             channel=channel,
             source=entry.fields.get("source", ""),
             status="not_sent",
             reason=reason,
             entry=entry.id,
+            attempt=entry.id,
+            case_id=entry.fields.get("case_id"),
         )
+        delivery.link(writer, record_id, _lines([entry]))
+        if own:
+            writer.execute()
         log.info("a reply to %s was not sent: %s", cid, reason)
 
-    def _dead_letter(self, run: list[Entry], error: str) -> None:
+    def _dead_letter(
+        self, run: list[Entry], error: str, cid: str, channel: str, *, record: bool = True
+    ) -> None:
         with self.db.pipeline(transaction=True) as pipe:
+            if record:
+                for entry in run:
+                    self._record_unsent(entry, cid, channel, "dead_letter", pipe)
             for entry in run:
                 pipe.xadd(
                     DEAD_LETTER_STREAM,
