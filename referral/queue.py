@@ -472,23 +472,25 @@ redis.call('XADD', changes, 'MAXLEN', '~', ARGV[6], '*', 'case', id, 'action', '
 return {'ok', message}
 """
 
-# The bot's or the hotline's own text to the person of an open case (the conversation router
-# calls it through record_outgoing, inside its transaction): into the transcript with its ref
-# and onto the outbound stream together, as a counsellor's reply is. A case closed or gone
-# meanwhile gets no line (an erased case must not be written again); the text is still sent
-# when the conversation is known, since the router decided the person gets it.
+# The bot's or the hotline's own text to the person of a case (the conversation router and the
+# hand-back call it through record_outgoing, inside their transactions): into the transcript
+# with its ref and onto the outbound stream together, as a counsellor's reply is. A closed case
+# still takes it (the closing line, or a text that raced the close: the person got it in the
+# case's name); an erased or missing one gets no line, as an erased transcript must not be
+# written again, and the text is still sent when the conversation is known, since the router
+# decided the person gets it.
 # KEYS: case, messages, audit, changes, outbound.
 # ARGV: case id, author (bot|system), text, at, ref, conversation id or '', maxlens.
 _OUTGOING = """
 local key, messages, audit, changes, outbound = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, author, text, at, ref, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local open = redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'status') ~= 'closed'
-if open then
+local recorded = redis.call('EXISTS', key) == 1 and (redis.call('HGET', key, 'erased_at') or '') == ''
+if recorded then
   local own = redis.call('HGET', key, 'conversation_id') or ''
-  if cid == '' then cid = own elseif cid ~= own then open = false end
+  if cid == '' then cid = own elseif cid ~= own then recorded = false end
 end
 if cid == '' then return {'missing'} end
-if not open then
+if not recorded then
   redis.call('XADD', outbound, 'MAXLEN', '~', ARGV[8], '*', 'conversation_id', cid, 'text', text,
     'source', author)
   return {'unrecorded'}
@@ -559,7 +561,8 @@ def record_outgoing(
     `author` is "bot" or "system"; `at` is when it was said (the line's time in the
     transcript). Made for a transaction pipeline (`db.pipeline(transaction=True)`, after any
     WATCH): it only queues one script, whose answer comes with the others at EXEC: ["ok",
-    line id], ["unrecorded"] when the case was closed meanwhile (the text is still queued for
+    line id] (a closed case takes the line too: the closing line, or a text that raced the
+    close), ["unrecorded"] when the case was erased or is gone (the text is still queued for
     the person, without a line), or ["missing"] when the case is gone and no
     `conversation_id` was given (nothing is sent). Give `conversation_id` when known, so the
     text reaches the person whatever became of the case. Called with a plain client, the

@@ -491,20 +491,26 @@ def test_the_bots_text_joins_the_transcript_and_the_outbound_stream_in_one_trans
     ]
 
 
-def test_an_outgoing_text_for_a_closed_case_is_sent_without_a_line(
+def test_a_closed_case_takes_its_closing_line_and_an_erased_one_takes_nothing(
     db: redis.Redis, referrals: Referrals
 ) -> None:
     case_id = open_case(referrals, "c1").case_id
     referrals.claim(case_id, "ana")
     referrals.close(case_id, "ana", "information_given")
+    closing = record_outgoing(db, case_id, "Obrigado, ate logo.", author="system", at=9.0)
+    assert referrals.transcript(case_id)[-1].ref == closing
+
+    # An erased case is never written again; the text still reaches the person.
+    db.hset(keys.case(case_id), "erased_at", "10.0")
     lines = len(referrals.transcript(case_id))
     with db.pipeline(transaction=True) as pipe:
-        record_outgoing(pipe, case_id, "Ola de novo", author="bot", at=9.0, conversation_id="c1")
-        record_outgoing(pipe, "R999", "Nunca", author="bot", at=9.0)
+        record_outgoing(pipe, case_id, "Ola de novo", author="bot", at=11.0, conversation_id="c1")
+        record_outgoing(pipe, "R999", "Nunca", author="bot", at=11.0)
         assert pipe.execute() == [["unrecorded"], ["missing"]]
     assert len(referrals.transcript(case_id)) == lines
     assert [f for _, f in db.xrange(OUTBOUND_STREAM)] == [
-        outbound_fields("c1", "Ola de novo", source="bot")
+        outbound_fields("c1", "Obrigado, ate logo.", source="system", case_id=case_id, ref=closing),
+        outbound_fields("c1", "Ola de novo", source="bot"),
     ]
     with pytest.raises(ValueError):
         record_outgoing(db, case_id, "x", author="counsellor", at=1.0)
