@@ -30,7 +30,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,8 @@ SCREEN_WINDOW = 6
 # Parse results of recent texts, in memory only, so screening a case's window does not ask the
 # model again for messages it read a moment ago.
 _READINGS_KEPT = 512
+# Field of the conversation hash: the MessageSid last copied into the open case.
+RELAYED = "relayed"
 
 
 class RasaWaiting(Exception):
@@ -152,7 +154,7 @@ class Router:
             log.info("%s has no text (%d media)", label, message.media_count)
             return outcome
 
-        case = self._relay(cid, text)
+        case = self._relay(cid, text, message.message_sid, state.get(RELAYED))
         outcome.case_id = case.id if case else None
         if case:
             # Screened even for a person who opted out (the case rises for the counsellor);
@@ -215,15 +217,28 @@ class Router:
 
     # ------------------------------------------------------------ an open case
 
-    def _relay(self, cid: str, text: str) -> Case | None:
+    def _relay(self, cid: str, text: str, sid: str, relayed: str | None) -> Case | None:
         """Copy the message into the conversation's open case; the case as it was before, or
-        None when there is none (or it closed a moment ago: the bot answers again)."""
+        None when there is none (or it closed a moment ago: the bot answers again).
+
+        A message tried again (Rasa away while the person talks to the bot, Redis restarting)
+        is copied once: the conversation remembers the last MessageSid it relayed.
+        """
         case_id = self.referrals.open_case_id(cid)
         if not case_id:
             return None
         try:
             case = self.referrals.get(case_id)
+            if sid and sid == relayed:
+                # Read as it was before this message, so the screen counts it once.
+                lines = case.transcript
+                mine = [i for i, line in enumerate(lines) if line.author == "person"]
+                if mine and lines[mine[-1]].text == text:
+                    case = replace(case, transcript=lines[: mine[-1]] + lines[mine[-1] + 1 :])
+                return case
             self.referrals.append_message(case_id, author="person", text=text, actor="person")
+            if sid:
+                self.db.hset(keys.conversation(cid), RELAYED, sid)
         except (CaseClosed, CaseNotFound):
             return None
         return case

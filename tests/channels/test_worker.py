@@ -113,3 +113,39 @@ def test_a_message_that_keeps_failing_is_dead_lettered_then_replayed(
     run_worker(servers.settings, FakeRasa())
     run_sender(servers.settings)
     assert phone.received() == [BOT_REPLY["en"]]
+
+
+def test_a_message_tried_again_reaches_the_open_case_once(
+    servers: Servers, db: redis.Redis
+) -> None:
+    """A person who stepped back to the bot writes while Rasa is away: the message waits and is
+    answered when Rasa is back, and the counsellor's transcript holds it once."""
+    from referral import waiting
+    from referral.queue import Referrals
+
+    settings = servers.settings
+    phone = Phone(servers, "+258840000499")
+    cid = conversation_id(phone.address, SECRET)
+    referrals = Referrals(db)
+    case_id = referrals.open_case(cid, priority="high", channel="sms", language="pt").case_id
+    with db.pipeline(transaction=True) as pipe:
+        waiting.step_back(pipe, cid, case_id)
+        pipe.execute()
+
+    class FlakyRasa(FakeRasa):
+        """Down for the first two turns, then answering."""
+
+        def handler(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/webhooks/rest/webhook" and self.failures < 2:
+                self.failures += 1
+                raise httpx.ConnectError("Rasa is restarting", request=request)
+            return super().handler(request)
+
+    rasa = FlakyRasa()
+    rasa.failures = 0
+    assert phone.send("onde fica o escritorio da OIM?").status_code == 200
+    run_worker(settings, rasa, timeout=60)
+
+    assert rasa.failures == 2 and rasa.texts == ["onde fica o escritorio da OIM?"]
+    person_lines = [m.text for m in referrals.get(case_id).transcript if m.author == "person"]
+    assert person_lines == ["onde fica o escritorio da OIM?"]
