@@ -1,9 +1,15 @@
-"""Erasure: a person's texts and number leave the tracker, the streams and the cases.
+"""Erasure: a person's texts and number leave the tracker, the streams, the cases and the disk.
 
 On request (DELETE, APAGAR, SUPPRIMER, FUTA, confirmed) and, for closed cases, after the
 retention period (`hotline purge --older-than 90d`). What stays is an anonymous case record
 (channel, language, priority, risk level, indicator names, outcome, times, audit trail) for
 statistics: no conversation id, no message text, no number.
+
+Deleting keys is not enough while Redis keeps its append-only file: every write since the last
+rewrite is in it, and XDEL only flags a stream entry inside its listpack, whose bytes then go
+into the next RDB snapshot and the AOF's RDB preamble. So after an erasure, and after a purge
+that removed something, the shared streams are rebuilt from their live entries and the AOF is
+rewritten (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -39,6 +45,55 @@ _CASE_INDEXES = (keys.OPEN_CASE, keys.CONVERSATION_CASES)
 # Rasa's trackers, to say whether one was deleted.
 _TRACKERS = (keys.TRACKER, keys.TRACKER_UNPREFIXED)
 _BATCH = 500
+# How long an erasure waits for Redis to have rewritten its files before it says so in the log
+# (the erasure itself is done by then; only the disk lags).
+DISK_TIMEOUT_SECONDS = 60.0
+
+# Rebuilds a stream from its live entries, so the bytes of deleted ones are gone from memory
+# and from whatever Redis writes next (RDB snapshot, AOF preamble). What readers rely on stays
+# as it was: entry ids, the id counters, every consumer group with its last-delivered id, its
+# consumers and their pending entries (delivery time and count). Pending entries whose stream
+# entry was deleted leave the pending lists, as XAUTOCLAIM would drop them. One script, so no
+# write lands in between.
+_COMPACT_STREAM = """
+local key = KEYS[1]
+if redis.call('TYPE', key)['ok'] ~= 'stream' then return -1 end
+local function map(flat)
+  local m = {}
+  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
+  return m
+end
+local stream = map(redis.call('XINFO', 'STREAM', key, 'FULL', 'COUNT', 0))
+if stream['entries-added'] == 0 then return 0 end
+local groups = {}
+for i, group in ipairs(stream['groups']) do groups[i] = map(group) end
+redis.call('DEL', key)
+for _, entry in ipairs(stream['entries']) do
+  redis.call('XADD', key, entry[1], unpack(entry[2]))
+end
+if #stream['entries'] == 0 then
+  -- An empty stream keeps its counters: made with one placeholder entry, trimmed at once.
+  redis.call('XADD', key, 'MAXLEN', '0', stream['last-generated-id'], 'compacted', '1')
+end
+redis.call('XSETID', key, stream['last-generated-id'],
+  'ENTRIESADDED', stream['entries-added'], 'MAXDELETEDID', stream['max-deleted-entry-id'])
+for _, group in ipairs(groups) do
+  if group['entries-read'] then
+    redis.call('XGROUP', 'CREATE', key, group['name'], group['last-delivered-id'],
+      'ENTRIESREAD', group['entries-read'])
+  else
+    redis.call('XGROUP', 'CREATE', key, group['name'], group['last-delivered-id'])
+  end
+  for _, consumer in ipairs(group['consumers']) do
+    redis.call('XGROUP', 'CREATECONSUMER', key, group['name'], map(consumer)['name'])
+  end
+  for _, pending in ipairs(group['pending']) do
+    redis.call('XCLAIM', key, group['name'], pending[2], 0, pending[1],
+      'TIME', pending[3], 'RETRYCOUNT', pending[4], 'FORCE', 'JUSTID')
+  end
+end
+return #stream['entries']
+"""
 
 
 class ErasureIncomplete(Exception):
@@ -50,6 +105,7 @@ class Erasure:
     cases: int
     stream_entries: int
     tracker_deleted: bool
+    on_disk: bool = False  # Redis's files were rewritten without the erased data
 
 
 def _address(db: redis.Redis, conversation_id: str, fernet_key: str | None) -> str | None:
@@ -169,6 +225,105 @@ def erase_from_streams(db: redis.Redis, conversation_ids: set[str], addresses: s
     return deleted
 
 
+def compact_streams(db: redis.Redis) -> None:
+    """Rebuild every shared stream that can carry a person's words, without its deleted entries.
+
+    All of them, whether or not this erasure deleted from them: the person's earlier messages
+    were deleted (flagged) when the worker and the sender were done with them, and their bytes
+    are still in the stream's listpacks.
+    """
+    compact = db.register_script(_COMPACT_STREAM)
+    for stream in streams():
+        compact(keys=[stream])
+
+
+def _persistence(db: redis.Redis) -> dict:
+    return db.info("persistence")
+
+
+@dataclass(frozen=True)
+class _Writing:
+    """One kind of file Redis writes in a child process, as INFO persistence reports it."""
+
+    started: str  # counts them as they start
+    running: str
+    scheduled: str | None
+    status: str
+
+
+_AOF = _Writing(
+    "aof_rewrites", "aof_rewrite_in_progress", "aof_rewrite_scheduled", "aof_last_bgrewrite_status"
+)
+_RDB = _Writing("rdb_saves", "rdb_bgsave_in_progress", None, "rdb_last_bgsave_status")
+
+
+def _written_afresh(db: redis.Redis, kind: _Writing, start, deadline: float) -> bool:
+    """Wait for a file written by a child that started after this call; start one if need be.
+
+    One already running began before, from data that may hold what was just erased, so it does
+    not count; one another erasure started meanwhile does (they coalesce).
+    """
+    started_before = int(_persistence(db).get(kind.started, 0))
+    while time.monotonic() < deadline:
+        info = _persistence(db)
+        ours = int(info.get(kind.started, 0)) > started_before
+        if ours and not info.get(kind.running):
+            if info.get(kind.status) == "ok":
+                return True
+            # That one failed (a full disk, a fork refused): ask for another.
+            started_before = int(info.get(kind.started, 0))
+            ours = False
+        waiting = info.get(kind.running) or (kind.scheduled and info.get(kind.scheduled))
+        if not ours and not waiting:
+            try:
+                # Started now, or scheduled to start when another child is done.
+                start()
+            except redis.ResponseError as error:
+                if "already in progress" not in str(error):
+                    raise
+        time.sleep(0.05)
+    return False
+
+
+def rewrite_files(db: redis.Redis, timeout: float = DISK_TIMEOUT_SECONDS) -> bool:
+    """Have Redis's files hold only what is in memory now; True once they do.
+
+    The append-only file is rewritten (Redis then deletes the former files); a server that also
+    takes RDB snapshots (`save` points; ours has none) writes a fresh dump.rdb as well.
+    """
+    deadline = time.monotonic() + timeout
+    if _persistence(db).get("aof_enabled") and not _written_afresh(
+        db, _AOF, db.bgrewriteaof, deadline
+    ):
+        log.warning("Redis did not rewrite its append-only file within %.0f s", timeout)
+        return False
+    try:
+        takes_snapshots = bool(db.config_get("save").get("save"))
+    except redis.ResponseError:
+        # Not allowed to read the server's settings: its snapshots are the operator's care.
+        takes_snapshots = False
+    if takes_snapshots and not _written_afresh(
+        db, _RDB, lambda: db.bgsave(schedule=True), deadline
+    ):
+        log.warning("Redis did not write a fresh snapshot within %.0f s", timeout)
+        return False
+    return True
+
+
+def erase_from_disk(db: redis.Redis, timeout: float = DISK_TIMEOUT_SECONDS) -> bool:
+    """After keys and entries are deleted: rebuild the streams, then rewrite Redis's files."""
+    compact_streams(db)
+    try:
+        return rewrite_files(db, timeout)
+    except redis.exceptions.NoPermissionError:
+        # The erasure in memory stands; the files keep the bytes until Redis rewrites them.
+        log.error(
+            "this Redis user may not rewrite the files (needs BGREWRITEAOF, BGSAVE, INFO, "
+            "CONFIG GET): erased data stays on disk until the next rewrite"
+        )
+        return False
+
+
 def erase_records(db: redis.Redis, conversation_ids: set[str]) -> int:
     """Delete the records that name these conversations in their conversation_id field.
 
@@ -253,8 +408,15 @@ async def erase_conversation(
     await asyncio.to_thread(erase_records, db, {conversation_id})
     _forget_conversation(db, conversation_id)
     await _confirm_tracker_gone(rasa, conversation_id)
-    log.info("conversation erased: %d case(s), %d stream entries", len(case_ids), entries)
-    return Erasure(len(case_ids), entries, tracker_deleted)
+    # Blocking (a fork, a rewrite): off the event loop too.
+    on_disk = await asyncio.to_thread(erase_from_disk, db)
+    log.info(
+        "conversation erased: %d case(s), %d stream entries, files rewritten: %s",
+        len(case_ids),
+        entries,
+        "yes" if on_disk else "not yet",
+    )
+    return Erasure(len(case_ids), entries, tracker_deleted, on_disk)
 
 
 def purge(
@@ -293,5 +455,7 @@ def purge(
     if quiet:
         erase_from_streams(db, quiet, addresses)
         erase_records(db, quiet)
+    if case_ids or quiet:
+        erase_from_disk(db)
     log.info("purged %d closed case(s), %d quiet conversation(s)", len(case_ids), len(quiet))
     return len(case_ids)
