@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import httpx
 import redis
 
-from hotline import conversations, keys
+from hotline import keys
 from hotline.ids import unseal
 from hotline.keys import KeyFamily
 from hotline.rasa import RasaClient, RasaUnavailable
@@ -419,6 +419,26 @@ async def erase_conversation(
     return Erasure(len(case_ids), entries, tracker_deleted, on_disk)
 
 
+def _conversations(db: redis.Redis):
+    """Every conversation that has its state hash (where `last_inbound` lives)."""
+    prefix = keys.CONVERSATION.prefix
+    for key in db.scan_iter(match=keys.CONVERSATION.glob(), count=1000):
+        yield key[len(prefix) :]
+
+
+def _quiet_since(db: redis.Redis, conversation_id: str) -> float | None:
+    """When the person last wrote; None while an erasure's grace runs (it ends on its own)."""
+    key = keys.conversation(conversation_id)
+    with db.pipeline(transaction=False) as pipe:
+        pipe.hget(key, "last_inbound")
+        pipe.ttl(key)
+        last_inbound, ttl = pipe.execute()
+    if ttl is not None and ttl > 0:
+        return None
+    # No state at all, or state from before last_inbound was kept: quiet since ever.
+    return float(last_inbound or 0)
+
+
 def purge(
     db: redis.Redis,
     older_than_seconds: float,
@@ -426,29 +446,38 @@ def purge(
     now: float | None = None,
     fernet_key: str | None = None,
 ) -> int:
-    """Anonymise cases closed longer ago than the retention period; returns how many.
+    """Retention: anonymise cases closed before the cut-off, forget conversations quiet since.
 
-    A conversation quiet since before the cut-off loses its tracker, stream entries and number
-    too; one the person still uses keeps them (only the old case is emptied).
+    Returns how many closed cases were anonymised. Every conversation whose person has not
+    written since the cut-off (`last_inbound`), whether or not it ever became a case, loses
+    its tracker, sealed number, stream entries, dead letters and delivery records: each
+    family the registry (hotline.keys) marks as erased, in the way it says. A conversation
+    with an open case (waiting or claimed) is never purged: a counsellor closes it first.
+    A case closed inside retention keeps its transcript until its own time comes.
     """
     now = time.time() if now is None else now
     cutoff = now - older_than_seconds
     referrals = Referrals(db)
-    quiet: set[str] = set()
-    addresses: set[str] = set()
     case_ids = db.zrangebyscore(keys.CLOSED_KEY, "-inf", cutoff)
+    candidates: set[str] = set(_conversations(db))
     for case_id in case_ids:
         conversation_id = db.hget(keys.case(case_id), "conversation_id")
-        if conversation_id and conversation_id not in quiet:
-            last_seen = float(conversations.state(db, conversation_id).get("last_inbound") or 0)
-            if last_seen < cutoff and not referrals.open_case_id(conversation_id):
-                quiet.add(conversation_id)
-                address = _address(db, conversation_id, fernet_key)
-                if address:
-                    addresses.add(address)
+        if conversation_id:
+            candidates.add(conversation_id)
         anonymise_case(db, case_id, now)
         if conversation_id:
             db.srem(keys.conversation_cases(conversation_id), case_id)
+    quiet: set[str] = set()
+    held_open = 0
+    for conversation_id in candidates:
+        last_seen = _quiet_since(db, conversation_id)
+        if last_seen is None or last_seen >= cutoff:
+            continue
+        if referrals.open_case_id(conversation_id):
+            held_open += 1
+            continue
+        quiet.add(conversation_id)
+    addresses = {a for a in (_address(db, cid, fernet_key) for cid in quiet) if a}
     for conversation_id in quiet:
         _delete_conversation_keys(db, conversation_id, skip=_CASE_INDEXES)
         _forget_conversation(db, conversation_id, grace=False)
@@ -457,5 +486,11 @@ def purge(
         erase_records(db, quiet)
     if case_ids or quiet:
         erase_from_disk(db)
+    if held_open:
+        log.warning(
+            "%d conversation(s) quiet past retention are kept for their open case: "
+            "close the case in the console",
+            held_open,
+        )
     log.info("purged %d closed case(s), %d quiet conversation(s)", len(case_ids), len(quiet))
     return len(case_ids)

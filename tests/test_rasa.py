@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from hotline import keys
 from hotline.rasa import RasaClient, ordinary_text
 from ops import triage
 
@@ -108,3 +109,18 @@ def test_triage_reads_a_slash_intent_as_production_does(rasa_stack) -> None:
         plain = triage.parse(client, "child_alone@1")
     assert turn.intents == plain.intents
     assert turn.intents.get("child_alone", 0.0) < 1.0
+
+
+def test_rasa_keeps_a_tracker_no_longer_than_the_retention_period(rasa_stack, db) -> None:
+    retention = rasa_stack["settings"].retention_days * 86400
+    rasa = RasaClient(rasa_stack["settings"])
+    sender = f"c{uuid.uuid4().hex[:31]}"
+
+    async def talk() -> None:
+        try:
+            await rasa.send(sender, "ola", {"language": "pt", "channel": "sms"})
+        finally:
+            await rasa.aclose()
+
+    asyncio.run(talk())
+    assert retention - 60 < db.ttl(keys.tracker(sender)) <= retention

@@ -418,3 +418,76 @@ def test_purge_reaches_a_key_of_every_personal_family_of_a_quiet_conversation(
     left = everything(db)
     assert SECRET_TEXT not in left and words_of("quiet") not in left and NUMBER not in left
     assert referrals.get(case_id).outcome == "referred_avrr"
+
+
+# ---------------------------------------------------------------- retention for everyone
+
+_CASE_ONLY = tuple(
+    f for f in keys.FAMILIES.values() if f.scope == "case" or f is keys.CONVERSATION_CASES
+)
+
+
+def test_purge_forgets_a_quiet_conversation_that_never_became_a_case(db: redis.Redis) -> None:
+    """Most conversations never reach a counsellor; retention reaches them all the same."""
+    now = 1_700_000_000.0
+    written = {}
+    for cid, number, last in (
+        ("quiet", NUMBER, now - 91 * DAY),
+        ("recent", OTHER_NUMBER, now - 89 * DAY),
+    ):
+        seed(db, cid, number, words_of(cid))
+        db.hset(keys.conversation(cid), "last_inbound", str(last))
+        # A key of every family erasure reaches (tracker, dead letter, delivery record, ...),
+        # but no case: an open one would hold the conversation back, and there is none.
+        written[cid] = _seed_every_reached_family(
+            db, cid, "no-case", skip=(*_CASE_ONLY, keys.OPEN_CASE)
+        )
+    assert {f for f, _ in written["quiet"]} >= {
+        f for f in keys.personal_families() if f not in _CASE_ONLY and f is not keys.OPEN_CASE
+    }
+
+    assert privacy.purge(db, 90 * DAY, now=now, fernet_key=FERNET_KEY) == 0
+
+    assert _left_of(db, "quiet", written["quiet"], grace=False) == []
+    left = everything(db)
+    assert words_of("quiet") not in left and NUMBER not in left
+    assert not [key for key in db.scan_iter() if "quiet" in key]
+    # Inside retention: every key is still there.
+    assert _left_of(db, "recent", written["recent"], grace=False) == [
+        family.name for family, _ in written["recent"]
+    ]
+    assert db.hget(keys.conversation("recent"), "address")
+
+
+def test_purge_never_touches_a_conversation_with_an_open_case(db: redis.Redis) -> None:
+    now = 1_700_000_000.0
+    referrals = Referrals(db, clock=lambda: now - 200 * DAY)
+    for cid, number in (("waiting", NUMBER), ("claimed", OTHER_NUMBER)):
+        seed(db, cid, number, words_of(cid))
+        db.hset(keys.conversation(cid), "last_inbound", str(now - 200 * DAY))
+        case_id = referrals.open_case(
+            cid,
+            priority="high",
+            channel="sms",
+            language="pt",
+            transcript=[(1.0, "person", words_of(cid))],
+        ).case_id
+        if cid == "claimed":
+            referrals.claim(case_id, "ana")
+
+    assert privacy.purge(db, 90 * DAY, now=now, fernet_key=FERNET_KEY) == 0
+
+    for cid in ("waiting", "claimed"):
+        assert db.exists(keys.tracker(cid)) and db.hget(keys.conversation(cid), "address")
+        case = referrals.get(referrals.open_case_id(cid) or "")
+        assert case.is_open and [m.text for m in case.transcript] == [words_of(cid)]
+
+
+def test_purge_leaves_an_erasure_in_its_grace_alone(db: redis.Redis, settings) -> None:
+    """The sealed number kept to confirm an erasure expires by itself; the purge lets it be."""
+    seed(db, "c1", NUMBER, SECRET_TEXT)
+    asyncio.run(
+        privacy.erase_conversation(db, rasa_reading(db, settings), "c1", fernet_key=FERNET_KEY)
+    )
+    privacy.purge(db, 90 * DAY, fernet_key=FERNET_KEY)
+    assert set(db.hgetall(keys.conversation("c1"))) == {"channel", "address"}
