@@ -2,7 +2,8 @@
 
 Send the session cookie, and for every POST the `X-CSRF-Token` header (GET /api/me gives it).
 Refusals are JSON: 401 not signed in, 403 not your case, 404 unknown case, 409 claimed
-by someone else or closed, 422 a request that cannot be met as written.
+by someone else or closed, or (error `opted_out`) a reply to a person who texted STOP,
+422 a request that cannot be met as written.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from referral.console.deps import (
     ClockDep,
     CounsellorDep,
     DbDep,
-    RasaDep,
     RotaDep,
     SettingsDep,
 )
-from referral.console.i18n import translator
+from referral.console.i18n import Translator, translator
 from referral.console.library import ServiceHit
 from referral.console.pages import render
-from referral.queue import OUTCOMES, Case
+from referral.queue import OUTCOMES, Case, Delivery
 
 router = APIRouter(prefix="/api", tags=["console"])
 
@@ -51,7 +51,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "supervisors), or a wrong CSRF token",
     },
     404: {"model": Problem, "description": "No such case"},
-    409: {"model": Problem, "description": "Claimed by someone else, or closed"},
+    409: {
+        "model": Problem,
+        "description": "Claimed by someone else, or closed; for a reply, error `opted_out`: "
+        "the person texted STOP and nothing can be sent until they write START",
+    },
 }
 
 
@@ -88,15 +92,27 @@ class Evidence(BaseModel):
     evidence: str | None = Field(None, description="The indicator these words carry, if any")
 
 
+class DeliveryOut(BaseModel):
+    status: str = Field(description="queued, sent, delivered, read (WhatsApp) or failed")
+    reason: str = Field(
+        description="Why it failed: opted_out, no_address, dead_letter, twilio_<error code>, "
+        "or empty"
+    )
+    words: str = Field(description="The status (and reason) in your language")
+
+
 class TranscriptLine(BaseModel):
     id: str
     at: float
-    author: str = Field(description="person, bot or counsellor")
+    author: str = Field(description="person, bot, system (the hotline's own texts) or counsellor")
     kind: str = Field(description="message (the person sees it or wrote it) or note (internal)")
     actor: str
     text: str
     spans: list[Evidence]
     evidence: list[str]
+    delivery: DeliveryOut | None = Field(
+        None, description="For a message sent to the person: how far it got"
+    )
 
 
 class CaseDetail(CaseSummary):
@@ -105,6 +121,9 @@ class CaseDetail(CaseSummary):
     trigger: str
     closed_by: str | None
     outside_whatsapp_window: bool
+    opted_out: bool = Field(
+        description="The person texted STOP: replies are refused until they write START"
+    )
     allowed_actions: list[str]
     transcript: list[TranscriptLine]
 
@@ -137,7 +156,9 @@ class CloseIn(BaseModel):
 
 class ClosedOut(BaseModel):
     case: CaseSummary
-    bot_resumed: bool = Field(description="False when Rasa did not answer: the resume is retried")
+    bot_resumed: bool = Field(
+        True, description="Always true: closing hands the conversation back, Rasa up or not"
+    )
 
 
 class Canned(BaseModel):
@@ -170,6 +191,16 @@ def _summary(case: Case, now: float, language: str) -> CaseSummary:
         claimed_at=case.claimed_at,
         closed_at=case.closed_at,
         outcome=case.outcome,
+    )
+
+
+def _delivery(delivery: Delivery | None, t: Translator) -> DeliveryOut | None:
+    if delivery is None:
+        return None
+    return DeliveryOut(
+        status=delivery.status,
+        reason=delivery.reason,
+        words=casework.delivery_words(delivery, t),
     )
 
 
@@ -223,6 +254,7 @@ def case_detail(
     """A case with its whole transcript, the risk evidence marked in the messages that carry it."""
     now = clock()
     case = trail.read_case(work, case_id, now)
+    t = translator(me.language)
     lines = [
         TranscriptLine(
             id=line.message.id,
@@ -233,6 +265,7 @@ def case_detail(
             text=line.message.text,
             spans=[Evidence(text=s.text, evidence=s.evidence) for s in line.spans],
             evidence=line.evidence,
+            delivery=_delivery(line.message.delivery, t),
         )
         for line in casework.transcript_lines(case)
     ]
@@ -245,6 +278,7 @@ def case_detail(
         trigger=case.trigger,
         closed_by=case.closed_by,
         outside_whatsapp_window=casework.outside_whatsapp_window(case, now),
+        opted_out=casework.opted_out(db, case.conversation_id),
         allowed_actions=sorted(permissions.actions_for(me, case)),
         transcript=lines,
     )
@@ -258,7 +292,9 @@ def claim(case_id: str, work: CaseworkDep, clock: ClockDep) -> CaseSummary:
 
 @router.post("/cases/{case_id}/reply", response_model=Sent, responses=ERRORS)
 def reply(case_id: str, body: TextIn, work: CaseworkDep) -> Sent:
-    """Send a message to the person on their channel (only in a case you hold)."""
+    """Send a message to the person on their channel (only in a case you hold). Refused
+    (409, error `opted_out`) when the person texted STOP. Its status is then in the case's
+    transcript, on the line `message_id`."""
     message_id = work.reply(case_id, body.text)
     case = work.case(case_id, transcript=False)
     return Sent(
@@ -282,11 +318,9 @@ def transfer(case_id: str, body: TransferIn, work: CaseworkDep, clock: ClockDep)
 
 
 @router.post("/cases/{case_id}/close", response_model=ClosedOut, responses=ERRORS)
-async def close(
-    case_id: str, body: CloseIn, work: CaseworkDep, rasa: RasaDep, clock: ClockDep
-) -> ClosedOut:
-    """Close with an outcome; the bot takes the conversation back (retried if Rasa is down)."""
-    closed = await work.close(case_id, body.outcome, body.note, rasa)
+def close(case_id: str, body: CloseIn, work: CaseworkDep, clock: ClockDep) -> ClosedOut:
+    """Close with an outcome; the person gets the closing line and the bot has them again."""
+    closed = work.close(case_id, body.outcome, body.note)
     return ClosedOut(
         case=_summary(closed.case, clock(), work.me.language), bot_resumed=closed.bot_resumed
     )

@@ -23,7 +23,6 @@ from referral.console.deps import (
     ClockDep,
     CounsellorDep,
     DbDep,
-    RasaDep,
     RotaDep,
     SettingsDep,
     ZoneDep,
@@ -101,9 +100,11 @@ def heartbeat(me: CounsellorDep, db: DbDep, hours: RotaDep) -> Response:
 
 def _transcript_context(work: Casework, case_id: str, zone: ZoneInfo, now: float) -> dict[str, Any]:
     case = trail.read_case(work, case_id, now)
+    t = translator(work.me.language)
     return {
         "case": case,
         "lines": casework.transcript_lines(case),
+        "delivery": lambda message: casework.delivery_words(message.delivery, t),
         "now": now,
         "clock": formatting.clock(zone, now),
         "iso": lambda at: formatting.iso(at, zone),
@@ -139,6 +140,7 @@ def case_page(
             db, case.conversation_id, settings.fernet_key.get_secret_value()
         ),
         outside_window=casework.outside_whatsapp_window(case, now),
+        opted_out=casework.opted_out(db, case.conversation_id),
         waited=formatting.waited(now - case.opened_at),
         canned=library.canned_replies(settings.data_dir, language, me.language),
         provinces=library.PROVINCES,
@@ -221,14 +223,13 @@ def transfer_form(
 
 
 @router.post("/cases/{case_id}/close")
-async def close_form(
+def close_form(
     request: Request,
     case_id: str,
     work: CaseworkDep,
     db: DbDep,
-    rasa: RasaDep,
     outcome: str = Form(""),
     note: str = Form(""),
 ) -> Response:
-    closed = await work.close(case_id, outcome, note, rasa)
-    return _back(request, db, case_id, "closed_ok" if closed.bot_resumed else "closed_pending")
+    work.close(case_id, outcome, note)
+    return _back(request, db, case_id, "closed_ok")

@@ -16,7 +16,6 @@ import redis
 
 from hotline import conversations
 from hotline.ids import mask, unseal
-from hotline.rasa import RasaClient
 from hotline.text import fold_aligned
 from referral import accounts, handback
 from referral.accounts import Counsellor
@@ -26,6 +25,7 @@ from referral.queue import (
     OUTCOMES,
     RISK_LEVELS,
     Case,
+    Delivery,
     Message,
     ReferralError,
     Referrals,
@@ -155,6 +155,55 @@ def transcript_lines(case: Case) -> list[Line]:
     return [Line(m, _merge(m.text, marks.get(m.id, []))) for m in case.transcript]
 
 
+# Twilio error codes a counsellor may meet, which the words name plainly
+# (delivery_reason_twilio_<code>); any other reads as "refused (Twilio error N)".
+NAMED_TWILIO_ERRORS = (
+    21211,
+    21214,
+    21408,
+    21610,
+    21612,
+    21614,
+    30002,
+    30003,
+    30004,
+    30005,
+    30006,
+    30007,
+    30008,
+    63003,
+    63016,
+    63024,
+)
+
+
+def delivery_words(delivery: Delivery | None, t: Translator) -> str:
+    """How far an outgoing line got, in the counsellor's words: "delivered", "not delivered:
+    the phone is off or out of reach". Empty for a line that was never sent."""
+    if delivery is None:
+        return ""
+    status = t(f"delivery_{delivery.status}")
+    if delivery.status != "failed":
+        return status
+    return t("delivery_failed_because", status=status, reason=reason_words(delivery.reason, t))
+
+
+def reason_words(reason: str, t: Translator) -> str:
+    words = t.words.get(f"delivery_reason_{reason}")
+    if words is not None:
+        return words
+    if reason.startswith("twilio_"):
+        return t("delivery_reason_twilio", code=reason.removeprefix("twilio_"))
+    return t("delivery_reason_unknown")
+
+
+def opted_out(db: redis.Redis, conversation_id: str) -> bool:
+    """The person texted STOP (or Twilio says so): nothing can be sent until they write START."""
+    if not conversation_id:
+        return False
+    return conversations.state(db, conversation_id).get("opted_out") == "1"
+
+
 def last_person_message_at(case: Case) -> float | None:
     times = [m.at for m in case.transcript if m.author == "person" and m.kind == "message"]
     return max(times) if times else None
@@ -188,8 +237,9 @@ def masked_address(db: redis.Redis, conversation_id: str, fernet_key: str) -> st
 @dataclass(frozen=True)
 class Closed:
     case: Case
-    # False when Rasa did not answer: the close stands and `resume_pending` finishes it.
-    bot_resumed: bool
+    # Always true since the hand-back is the close itself (referral.handback asks no Rasa);
+    # kept for the API's clients.
+    bot_resumed: bool = True
 
 
 class Casework:
@@ -249,18 +299,16 @@ class Casework:
         log.info("case %s transferred by %s to %s", case_id, self.me.name, target or "the queue")
         return case
 
-    async def close(self, case_id: str, outcome: str, note: str | None, rasa: RasaClient) -> Closed:
+    def close(self, case_id: str, outcome: str, note: str | None) -> Closed:
+        """Close with an outcome: the person gets the closing line, the bot has them again."""
         if outcome not in OUTCOMES:
             raise InvalidRequest(f"outcome must be one of: {', '.join(OUTCOMES)}")
         note = (note or "").strip() or None
         if note is not None:
             note = _text(note, MAX_NOTE_CHARS, "a note")
         permissions.check(self.me, "close", self.case(case_id, transcript=False))
-        case = await handback.close_and_resume(
-            self.referrals, rasa, case_id, self.me.name, outcome, note
-        )
-        resumed = not self.db.sismember(handback.RESUME_PENDING, case_id)
-        return Closed(case, resumed)
+        case = handback.close_and_hand_back(self.referrals, case_id, self.me.name, outcome, note)
+        return Closed(case)
 
     def transfer_targets(self) -> list[Counsellor]:
         return [c for c in accounts.all_counsellors(self.db) if c.active]

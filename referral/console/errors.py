@@ -17,7 +17,14 @@ from starlette.exceptions import HTTPException
 from referral.console import sessions
 from referral.console.i18n import translator
 from referral.console.pages import render
-from referral.queue import AlreadyClaimed, CaseClosed, CaseNotFound, NotYourCase, ReferralError
+from referral.queue import (
+    AlreadyClaimed,
+    CaseClosed,
+    CaseNotFound,
+    NotYourCase,
+    OptedOut,
+    ReferralError,
+)
 
 
 class Refused(Exception):
@@ -44,6 +51,8 @@ def describe(error: ReferralError) -> tuple[int, dict[str, Any]]:
         }
     if isinstance(error, CaseClosed):
         return status.HTTP_409_CONFLICT, {**body, "error": "closed"}
+    if isinstance(error, OptedOut):
+        return status.HTTP_409_CONFLICT, {**body, "error": "opted_out"}
     if isinstance(error, NotYourCase):
         return status.HTTP_403_FORBIDDEN, {
             **body,
@@ -61,6 +70,8 @@ def words_for(error: ReferralError) -> tuple[str, dict[str, str]]:
         return "already_claimed", {"who": error.claimed_by}
     if isinstance(error, CaseClosed):
         return "case_is_closed", {}
+    if isinstance(error, OptedOut):
+        return "opted_out_refused", {}
     if isinstance(error, NotYourCase):
         return (
             ("not_your_case", {"who": error.claimed_by})

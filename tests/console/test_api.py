@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from hotline.conversations import OUTBOUND_STREAM
-from referral import handback, rota
+from referral import rota
 from referral.queue import Referrals
 from tests.console.conftest import DISCLOSURE, NUMBER
 
@@ -202,7 +202,7 @@ def test_transfer_to_a_colleague_and_back_to_the_queue(sign_in, open_case) -> No
     assert [c["id"] for c in ana.get("/api/queue").json()] == [case_id]
 
 
-def test_close_is_recorded_and_the_resume_left_pending_when_rasa_is_down(
+def test_close_is_recorded_and_hands_back_while_rasa_is_down(
     sign_in, open_case, db: redis.Redis
 ) -> None:
     case_id = open_case()
@@ -217,12 +217,21 @@ def test_close_is_recorded_and_the_resume_left_pending_when_rasa_is_down(
     assert response.status_code == 200
     assert response.json()["case"]["status"] == "closed"
     assert response.json()["case"]["outcome"] == "referred_shelter"
-    assert response.json()["bot_resumed"] is False
-    assert db.smembers(handback.RESUME_PENDING) == {case_id}
+    # Rasa is down in these tests: the hand-back is the close, and needs none of it.
+    assert response.json()["bot_resumed"] is True
+    assert Referrals(db).open_case_id(Referrals(db).get(case_id).conversation_id) is None
     case = Referrals(db).get(case_id)
     assert case.closed_by == "ana"
-    assert case.transcript[-1].kind == "note"
-    assert [e.action for e in Referrals(db).audit(case_id)][-1] == "closed"
+    # The closing note, then the closing line the person is sent, with its status.
+    assert [(m.kind, m.author) for m in case.transcript[-2:]] == [
+        ("note", "counsellor"),
+        ("message", "system"),
+    ]
+    assert case.transcript[-1].delivery is not None
+    assert [(e.actor, e.action) for e in Referrals(db).audit(case_id)][-2:] == [
+        ("ana", "closed"),
+        ("system", "sent"),
+    ]
     # Closed means closed: a second close, or a claim, is a conflict.
     again = ana.post(f"/api/cases/{case_id}/close", json={"outcome": "declined"})
     assert again.status_code == 409

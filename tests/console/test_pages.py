@@ -8,7 +8,7 @@ import time
 import redis
 
 from hotline.conversations import OUTBOUND_STREAM
-from referral import handback, rota
+from referral import rota
 from referral.queue import Referrals
 from tests.console.conftest import NUMBER
 
@@ -138,7 +138,7 @@ def test_claim_reply_note_and_close_through_the_forms(sign_in, open_case, db: re
         assert f'data-testid="{testid}"' in claimed.text, testid
 
     sent = ana.form(f"/cases/{case_id}/reply", {"text": "We can help you."})
-    assert _flash(sent.text) == "Reply sent."
+    assert _flash(sent.text) == "Reply on its way: how far it got shows next to it."
     assert db.xrange(OUTBOUND_STREAM)[-1][1]["text"] == "We can help you."
     assert "We can help you." in sent.text
 
@@ -147,12 +147,9 @@ def test_claim_reply_note_and_close_through_the_forms(sign_in, open_case, db: re
     assert 'class="note"' in noted.text
 
     closed = ana.form(f"/cases/{case_id}/close", {"outcome": "referred_shelter", "note": ""})
-    assert _flash(closed.text) == (
-        "Case closed. The assistant will take the conversation back as soon as it is reachable."
-    )
+    assert _flash(closed.text) == "Case closed. The assistant has taken the conversation back."
     assert 'data-testid="case-closed"' in closed.text
     assert Referrals(db).get(case_id, transcript=False).outcome == "referred_shelter"
-    assert db.sismember(handback.RESUME_PENDING, case_id)
 
 
 def test_a_second_claimer_is_told_who_was_faster(sign_in, open_case) -> None:

@@ -145,6 +145,8 @@
         .catch(() => {});
     }, 150);
     follow({ since: queue.dataset.since }, (change) => {
+      // A delivery report changes no row: only the case page shows it.
+      if (change.action === "delivery") return;
       if (isEmergency(change)) alertEmergency(queue.dataset.emergency, change.case);
       refresh();
     });
@@ -172,7 +174,8 @@
         .then((html) => { transcript.innerHTML = html; scrollDown(); })
         .catch(() => {});
     }, 100);
-    const messageActions = new Set(["message_received", "replied", "noted"]);
+    // New lines, and how far the sent ones got (the sender and Twilio's reports: "delivery").
+    const messageActions = new Set(["message_received", "replied", "noted", "sent", "delivery"]);
     follow({ case: casePage.dataset.caseId, since: casePage.dataset.since }, (change) => {
       if (messageActions.has(change.action)) {
         reloadTranscript();
@@ -225,6 +228,19 @@
     reply.value = current ? current + "\n" + text : text;
     reply.focus();
     updateCounter();
+  }
+
+  // A refused reply (the person texted STOP, the case changed hands…) comes back as the page
+  // with the reason on top: the words written are put back in the box, never lost. They stay
+  // in this tab's session storage only, and go as soon as the reply is through.
+  const replyForm = document.getElementById("reply-form");
+  if (reply && replyForm && casePage) {
+    const draftKey = "hotline-draft:" + casePage.dataset.caseId;
+    const refused = document.querySelector('[data-testid="flash"].error');
+    const draft = window.sessionStorage.getItem(draftKey);
+    if (refused && draft && !reply.value) reply.value = draft;
+    window.sessionStorage.removeItem(draftKey);
+    replyForm.addEventListener("submit", () => window.sessionStorage.setItem(draftKey, reply.value));
   }
 
   if (reply) {
