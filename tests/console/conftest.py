@@ -32,7 +32,8 @@ def app(db: redis.Redis, settings: Settings):
     app = create_app()
     app.dependency_overrides[settings_dep] = lambda: settings
 
-    # Rasa is not running here: a close must be recorded and its resume left pending.
+    # Rasa is not running here: nothing the console does may need it (closing hands back
+    # without it).
     async def rasa_down():
         client = RasaClient(
             settings, client=httpx.AsyncClient(transport=httpx.MockTransport(_unreachable))
