@@ -11,6 +11,7 @@ from channels import dlq
 from channels.sender import _bodies_of
 from hotline import conversations, ids, keys, sms
 from hotline.conversations import DEAD_LETTER_STREAM
+from referral import privacy
 from referral.queue import Delivery, Message, OptedOut, Referrals, record_outgoing
 from tests.channels.conftest import Phone, Servers, run_sender, wait_for
 from tests.conftest import FERNET_KEY
@@ -213,3 +214,18 @@ def test_each_text_is_linked_to_the_bodies_that_carry_it(texts: list[str]) -> No
         )
     # Every body carries at least one text.
     assert set().union(*(set(at) for at in carried)) == set(range(len(bodies)))
+
+
+def test_erasing_the_case_takes_its_delivery_links_with_it(
+    servers: Servers, db: redis.Redis
+) -> None:
+    """The links are a key of the case (keys.CASE_DELIVERY): erasure and retention reach them."""
+    phone = Phone(servers, "+258840000708")
+    referrals, case_id = _case(db, phone)
+    referrals.reply(case_id, "ana", "Ola")
+    run_sender(servers.settings)
+    assert db.exists(keys.case_delivery(case_id))
+    referrals.close(case_id, "ana", "information_given")
+    privacy.anonymise_case(db, case_id)
+    assert not db.exists(keys.case_delivery(case_id))
+    assert not db.exists(keys.case_messages(case_id))
