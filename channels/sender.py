@@ -270,10 +270,16 @@ class Sender(StreamConsumer):
             # Already recorded as refused with its code: the dead letter is for an operator.
             self._dead_letter(run, f"Twilio {code}", cid, channel, record=False)
 
-    def _record_unsent(self, entry: Entry, cid: str, channel: str, reason: str, pipe=None) -> None:
+    def _record_unsent(
+        self,
+        entry: Entry,
+        cid: str,
+        channel: str,
+        reason: str,
+        pipe: redis.client.Pipeline | None = None,
+    ) -> None:
         """A record that the entry was never sent, and why, linked to its transcript line."""
-        own = pipe is None
-        writer = self.db.pipeline(transaction=True) if own else pipe
+        writer = self.db.pipeline(transaction=True) if pipe is None else pipe
         record_id = f"unsent-{entry.id}"
         delivery.record(
             writer,
@@ -288,7 +294,7 @@ class Sender(StreamConsumer):
             case_id=entry.fields.get("case_id"),
         )
         delivery.link(writer, record_id, _lines([entry]))
-        if own:
+        if pipe is None:
             writer.execute()
         log.info("a reply to %s was not sent: %s", cid, reason)
 
