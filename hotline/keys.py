@@ -233,7 +233,7 @@ TRACKER = _family(
     "Rasa (endpoints.yml tracker_store)",
     "string",
     "the conversation's tracker: every message and event",
-    "none (Rasa's store has no expiry); deleted by erasure and by the purge",
+    "90 days after its last write (endpoints.yml record_exp); deleted by erasure and the purge",
     personal=True,
     erasure=Erasure.DELETE,
 )
@@ -381,15 +381,6 @@ CHANGES = _family(
     "stream",
     "one entry per change of any case (case id, action, priority), followed live by consoles",
     "MAXLEN ~10,000 (referral.queue.CHANGES_MAXLEN)",
-    personal=False,
-)
-RESUME_PENDING = _family(
-    "resume_pending",
-    "referral:resume_pending",
-    "referral.handback",
-    "set",
-    "closed case ids whose bot Rasa has not resumed yet",
-    "a member leaves once resumed",
     personal=False,
 )
 PRESENCE = _family(
@@ -587,7 +578,6 @@ CLAIMED_KEY = CLAIMED.pattern
 CLOSED_KEY = CLOSED.pattern
 ANONYMOUS_KEY = ANONYMOUS.pattern
 CHANGES_STREAM = CHANGES.pattern
-RESUME_PENDING_KEY = RESUME_PENDING.pattern
 PRESENCE_KEY = PRESENCE.pattern
 COUNSELLORS_KEY = COUNSELLORS.pattern
 SUPERVISION_KEY = SUPERVISION.pattern

@@ -23,7 +23,9 @@ from channels.sender import twilio_client
 from hotline import conversations, keys
 from hotline.conversations import INBOUND_STREAM
 from hotline.ids import conversation_id
+from referral import rota
 from referral.queue import Referrals
+from referral.texts import text as handoff_text
 from tests.channels.conftest import (
     BOT_REPLY,
     FakeRasa,
@@ -174,6 +176,7 @@ def _case_id(ctx: Context) -> str:
 
 def _open_case(ctx: Context) -> None:
     Referrals(ctx.db).open_case(ctx.cid, priority="request", channel="sms", language="pt")
+    rota.heartbeat(ctx.db, "ana")  # a counsellor has the console open
 
 
 def _retried_twice(ctx: Context) -> None:
@@ -330,11 +333,11 @@ ROWS = [
         rasa_down_for=1.5,
     ),
     Row(
-        "open case: the counsellor gets it, the bot is silent",
+        "open case: the counsellor gets it, the bot is silent, the person is told",
         (Post(ACCENTS),),
         (200,),
         (),
-        (),
+        (handoff_text("utter_waiting_ack", "pt"),),
         before=_open_case,
         after=_relayed_to_case,
     ),

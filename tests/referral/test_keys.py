@@ -72,6 +72,7 @@ SCRIPTS = {
     "queue._APPEND": queue._APPEND,
     "queue._REPLY": queue._REPLY,
     "queue._NOTE": queue._NOTE,
+    "queue._OUTGOING": queue._OUTGOING,
     "inbound._ENQUEUE": inbound._ENQUEUE,
     "inbound._APPEND": inbound._APPEND,
     "delivery._ADVANCE": delivery._ADVANCE,
