@@ -36,6 +36,7 @@ def _eval(args: argparse.Namespace) -> int:
     from ops.evaluation import main
 
     argv = ["--calibrate"] if args.calibrate else []
+    argv += ["--tuning-only"] if args.tuning_only else []
     return main(argv + (["--folds", str(args.folds)] if args.folds else []))
 
 
@@ -135,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="with --calibrate: also read every training example out of fold (k models)",
+    )
+    evaluate.add_argument(
+        "--tuning-only",
+        action="store_true",
+        help="only the tuning sets, for whoever is tuning: the blind sets are not read at all",
     )
     evaluate.set_defaults(func=_eval)
     dlq = commands.add_parser("dlq", help="dead-letter messages: list or replay")
