@@ -1,10 +1,12 @@
 """`make eval`: the risk screen and the NLU measured through the production path.
 
-Blind figures come first: tests/blind/ was written by people who never saw the training data,
-the lexicon or the other sets, and frozen before any tuning. The tuning sets (tests/eval/,
-tests/nlu/) are what the thresholds were chosen on; their figures are printed last, marked
-as such, and are not results. `--calibrate` chooses the screen's thresholds on the tuning
-sets (never the blind one) and writes data/risk/screen.yml.
+Blind figures come first: tests/blind2/ and tests/blind/ were written by people who never saw
+the training data, the lexicon or the other sets, and frozen before any tuning. tests/blind2/
+is the fresh one, reported first; tests/blind/'s aggregates were read while tuning earlier,
+so it is reported second. The tuning sets (tests/dev/, tests/eval/, tests/nlu/) are what the
+thresholds were chosen on; their figures are printed last, marked as such, and are not
+results. `--calibrate` chooses the screen's thresholds on the tuning sets (never a blind one)
+and writes data/risk/screen.yml; `--tuning-only` reads no blind set at all.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from ops.triage import RasaRefused, rasa_parser, read_conversation, triage_turns
 from protection import risk
 
 BLIND = PROJECT_ROOT / "tests" / "blind"
+# Written later by another writer from the same brief, and committed before anything was tuned
+# while it existed: the figures that count first. tests/blind/ was read (as aggregates) while
+# tuning in earlier sessions, so it is reported second and no longer taken as unseen.
+FRESH_BLIND = PROJECT_ROOT / "tests" / "blind2"
 EVAL = PROJECT_ROOT / "tests" / "eval"
 DEV = PROJECT_ROOT / "tests" / "dev"
 NLU_TESTS = PROJECT_ROOT / "tests" / "nlu"
@@ -118,11 +124,11 @@ def held_out(language: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def blind_set() -> list[Item]:
-    files = sorted(BLIND.glob("*.jsonl"))
+def blind_set(folder: Path = BLIND) -> list[Item]:
+    files = sorted(folder.glob("*.jsonl"))
     if not files:
-        raise SystemExit("no blind set in tests/blind/: the figures would mean nothing")
-    return [item for file in files for item in read_jsonl(file, f"blind/{file.stem}")]
+        raise SystemExit(f"no blind set in {folder}: the figures would mean nothing")
+    return [item for file in files for item in read_jsonl(file, f"{folder.name}/{file.stem}")]
 
 
 def tuning_set() -> list[Item]:
@@ -360,11 +366,13 @@ def main(argv: list[str] | None = None, model: Path | None = None) -> int:
     argv = argv or []
     # Whoever tunes the screen must never see a blind figure, not even in passing.
     tuning_only = "--tuning-only" in argv
+    fresh = [] if tuning_only or not FRESH_BLIND.exists() else blind_set(FRESH_BLIND)
     blind, tuning = ([] if tuning_only else blind_set()), tuning_set()
     try:
         with rasa_parser(Settings(), model=model) as client:
-            parsed_blind, parsed_tuning = parse_all(client, blind), parse_all(client, tuning)
-            latency = parse_latency(client, (m for i in blind for m in i.messages))
+            parsed_fresh, parsed_blind = parse_all(client, fresh), parse_all(client, blind)
+            parsed_tuning = parse_all(client, tuning)
+            latency = parse_latency(client, (m for i in fresh + blind for m in i.messages))
     except RasaRefused as error:
         print(f"hotline eval: {error}", file=sys.stderr)
         return 1
@@ -378,13 +386,25 @@ def main(argv: list[str] | None = None, model: Path | None = None) -> int:
     if tuning_only:
         print("\n".join(report(tuning, parsed_tuning, TUNING_TITLE.format(len(tuning)))))
         return 0
-    conversations = sum(len(i.messages) > 1 for i in blind)
-    out = report(
+    out: list[str] = []
+    if fresh:
+        out += report(
+            fresh,
+            parsed_fresh,
+            f"Fresh blind set (tests/blind2/, {len(fresh)} items, "
+            f"{sum(len(i.messages) > 1 for i in fresh)} conversations; never tuned on, never "
+            "looked at while tuning):",
+        )
+        out += ablation(fresh, parsed_fresh)
+    out += report(
         blind,
         parsed_blind,
-        f"Blind set (tests/blind/, {len(blind)} items, {conversations} conversations; never tuned on):",
+        f"Earlier blind set (tests/blind/, {len(blind)} items, "
+        f"{sum(len(i.messages) > 1 for i in blind)} conversations; never tuned on, but its "
+        "aggregates were read while tuning in earlier sessions):",
     )
-    out += ablation(blind, parsed_blind)
+    if not fresh:
+        out += ablation(blind, parsed_blind)
     if latency:
         out.append(
             f"/model/parse over {latency['n']} calls: p50 {latency['p50']:.1f} ms, "
