@@ -109,7 +109,7 @@ def test_consent_given_opens_a_high_case_with_the_evidence(db: redis.Redis) -> N
             "timestamp": 104.0,
         },
     ]
-    names, result, _ = open_case(db, events)
+    names, _, _ = open_case(db, events)
     assert names == ["utter_case_opened"]
     case = the_case(db)
     assert case.priority == "high" and case.consent == "given" and case.channel == "whatsapp"
