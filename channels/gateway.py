@@ -20,11 +20,11 @@ from fastapi.responses import JSONResponse
 
 from channels import delivery, twilio_adapter
 from channels.inbound import InboundEntry, InboundQueue
-from hotline import keys
+from hotline import keys, metrics
 from hotline.ids import conversation_id, seal
 from hotline.rasa import RasaClient
 from hotline.settings import Settings, get_settings
-from hotline.store import connect_async
+from hotline.store import connect, connect_async
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="hotline gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
+
+    # Metrics: GET /metrics (answered by the middleware, which counts every other request) with
+    # the pipeline's state read from Redis per scrape and Rasa's answer to a probe. Reached on
+    # loopback only: HAProxy passes nothing but the Twilio paths and /healthz to the gateway.
+    async def exposition() -> bytes:
+        gateway: Gateway = app.state.gateway
+        if getattr(app.state, "metrics_db", None) is None:
+            app.state.metrics_db = connect(gateway.settings)  # blocking, read in a thread
+        rasa = await metrics.probe_rasa(gateway.rasa.healthy)
+        return await metrics.render_in_thread(rasa, metrics.PipelineState(app.state.metrics_db))
+
+    app.add_middleware(metrics.MetricsMiddleware, service="gateway", exposition=exposition)
 
     @app.post("/twilio/messages")
     async def incoming_message(request: Request, gateway: GatewayDep) -> Response:
