@@ -18,7 +18,9 @@ import socket
 import time
 import traceback
 import zlib
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -35,6 +37,9 @@ class Entry:
     fields: dict[str, str]
     attempts: int = 0  # failed tries in this process
     defers: int = 0  # times put back because an earlier entry of its conversation was not done
+    # Taken over from another consumer (crashed, stopped or silent), which may have been
+    # half-way through it: whatever it did before dying may have happened.
+    redelivered: bool = False
 
     @property
     def label(self) -> str:
@@ -108,6 +113,10 @@ class StreamConsumer:
     def done(self, entry: Entry) -> None:
         self._held.discard(entry.id)
 
+    def side_tasks(self) -> list[Coroutine[Any, Any, None]]:
+        """Loops a subclass runs beside reading and reclaiming, until the consumer stops."""
+        return []
+
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
@@ -134,11 +143,13 @@ class StreamConsumer:
     def _shard(self, entry: Entry) -> int:
         return zlib.crc32(self.shard_key(entry).encode()) % self.concurrency
 
-    def _dispatch(self, entry_id: str, fields: dict[str, str] | None) -> None:
+    def _dispatch(
+        self, entry_id: str, fields: dict[str, str] | None, *, redelivered: bool = False
+    ) -> None:
         if fields is None or entry_id in self._held:
             return
         self._held.add(entry_id)
-        entry = Entry(entry_id, fields)
+        entry = Entry(entry_id, fields, redelivered=redelivered)
         self._queues[self._shard(entry)].put_nowait(entry)
 
     def _adb(self) -> redis.asyncio.Redis:
@@ -204,7 +215,7 @@ class StreamConsumer:
                     for entry_id, fields in await self._adb().xclaim(
                         self.stream, self.group, self.consumer, 0, ids[start : start + 100]
                     ):
-                        self._dispatch(entry_id, fields)
+                        self._dispatch(entry_id, fields, redelivered=True)
                         claimed += 1
             await self._adb().xgroup_delconsumer(self.stream, self.group, name)
         # Anyone else's entries that nobody has touched for claim_idle seconds.
@@ -221,7 +232,7 @@ class StreamConsumer:
             cursor, entries = result[0], result[1]
             for entry_id, fields in entries:
                 if entry_id not in self._held:
-                    self._dispatch(entry_id, fields)
+                    self._dispatch(entry_id, fields, redelivered=True)
                     claimed += 1
             if cursor in ("0-0", b"0-0"):
                 break
@@ -302,6 +313,7 @@ class StreamConsumer:
             asyncio.create_task(self._read()),
             asyncio.create_task(self._reclaim()),
             asyncio.create_task(self._heartbeat()),
+            *(asyncio.create_task(task) for task in self.side_tasks()),
         ]
         log.info(
             "%s: consumer %s started with %d shards", self.group, self.consumer, self.concurrency
@@ -366,3 +378,68 @@ def run_forever(consumer: StreamConsumer) -> None:
             consumer.close()
 
     asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in a stream for its consumer group, as an operator reads it."""
+
+    waiting: int  # entries not yet finished (read or not)
+    in_hand: int  # of those, read by a consumer and not finished
+    unread: int | None  # not read by any consumer yet (None: Redis cannot say, after a trim)
+    oldest_age: float  # seconds the oldest waiting entry has waited; 0 when none waits
+
+    @classmethod
+    def of(
+        cls,
+        length: int,
+        oldest: list[tuple[str, dict[str, str]]],
+        groups: list[dict[str, Any]],
+        group: str,
+        now: float,
+    ) -> Backlog:
+        """From XLEN, XRANGE - + COUNT 1 and XINFO GROUPS of a stream whose consumers delete
+        what they finish (the inbound stream): its length is what waits."""
+        info = next((g for g in groups if g.get("name") == group), None)
+        age = 0.0
+        if oldest:
+            entry_id, fields = oldest[0]
+            # The gateway's receipt time; else the time Redis put in the entry id.
+            since = float(fields.get("received_at") or int(entry_id.split("-")[0]) / 1000)
+            age = max(0.0, now - since)
+        return cls(
+            waiting=length,
+            in_hand=int(info["pending"]) if info else 0,
+            unread=(info.get("lag") if info else length),
+            oldest_age=age,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "waiting": self.waiting,
+            "in_hand": self.in_hand,
+            "unread": self.unread,
+            "oldest_wait_seconds": round(self.oldest_age, 1),
+        }
+
+
+def backlog(db: redis.Redis, stream: str, group: str) -> Backlog:
+    with db.pipeline(transaction=False) as pipe:
+        pipe.xlen(stream)
+        pipe.xrange(stream, count=1)
+        length, oldest = pipe.execute()
+    try:
+        groups = db.xinfo_groups(stream)
+    except redis.ResponseError:  # no stream yet
+        groups = []
+    return Backlog.of(length, oldest, groups, group, time.time())
+
+
+async def backlog_async(db: redis.asyncio.Redis, stream: str, group: str) -> Backlog:
+    length = await db.xlen(stream)
+    oldest = await db.xrange(stream, count=1)
+    try:
+        groups = await db.xinfo_groups(stream)
+    except redis.ResponseError:
+        groups = []
+    return Backlog.of(length, oldest, groups, group, time.time())

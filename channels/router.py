@@ -26,6 +26,7 @@ case and raising it (referral/queue.py scripts), withdrawing a request, and an e
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -41,7 +42,7 @@ from channels.inbound import InboundEntry
 from hotline import conversations, keys
 from hotline.conversations import Channel, Source
 from hotline.language import choose_language
-from hotline.rasa import RasaClient, RasaUnavailable
+from hotline.rasa import MESSAGE_ID, RasaClient, RasaTimeout, RasaUnavailable
 from protection import risk
 from referral import escalation, rota, waiting
 from referral.queue import Case, CaseClosed, CaseNotFound, Referrals, record_outgoing
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 DELETE_PENDING_TTL = 600  # a DELETE waits this long for its YES
 WAITING_NOTE_TTL = 900  # one "we received your message" per conversation per outage
+# A message that waited this long in the inbound stream (a backlog) gets that note too.
+BACKLOG_NOTE_AFTER = 8.0
 MEDIA_NOTE_TTL = 600  # ten photos in a row get one "please write" note, not ten
 # The person's last messages in the case that the screen reads together: a disclosure spread
 # over a few short messages adds up, as it does in the bot's own window.
@@ -64,6 +67,12 @@ RELAYED = "relayed"
 
 class RasaWaiting(Exception):
     """Rasa is down or too slow: the message waits in the stream."""
+
+
+class RasaTimedOut(Exception):
+    """Rasa took the message and did not answer in time: the message waits in the stream,
+    and this counts toward its failure limit (a message Rasa never finishes is dead-lettered
+    rather than sent to Rasa for ever)."""
 
 
 @dataclass
@@ -122,6 +131,7 @@ class Router:
         eraser: Eraser,
         *,
         slow_after: float = 10.0,
+        note_after: float = BACKLOG_NOTE_AFTER,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -129,6 +139,7 @@ class Router:
         self.keywords_file = keywords_file
         self.eraser = eraser
         self.slow_after = slow_after
+        self.note_after = note_after
         self.clock = clock
         self.referrals = Referrals(db, clock=clock)
         self._readings: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -138,7 +149,11 @@ class Router:
         """Re-read when an editor changes data/keywords.yml: live at the next message."""
         return kw.load(self.keywords_file)
 
-    async def route(self, message: InboundEntry, label: str = "") -> Outcome:
+    async def route(
+        self, message: InboundEntry, label: str = "", *, tried: bool = False
+    ) -> Outcome:
+        """`tried`: the message may have reached Rasa before (a worker died or timed out on
+        it), so Rasa's tracker is read before it is sent again."""
         cid = message.conversation_id
         state = conversations.state(self.db, cid)
         previous = state.get("language")
@@ -208,7 +223,7 @@ class Router:
                 self._acknowledge(case, language, outcome)
                 return outcome
         for reply in await self._ask_rasa(
-            cid, text, language, message.channel, outcome, case_open=case is not None
+            cid, text, language, message, outcome, case_open=case is not None, tried=tried
         ):
             outcome.say(reply, "bot")
         # A case this turn opened gets the bot's hand-off texts in its transcript.
@@ -362,22 +377,51 @@ class Router:
         cid: str,
         text: str,
         language: str,
-        channel: str,
+        message: InboundEntry,
         outcome: Outcome,
         *,
         case_open: bool,
+        tried: bool,
     ) -> list[str]:
-        metadata: dict[str, Any] = {"language": language, "channel": channel}
+        """The bot's answer to this turn; each user turn reaches Rasa once.
+
+        The message's id rides in the metadata, which Rasa keeps on the turn's user event. A
+        message that may have reached Rasa before (`tried`) is looked up in the tracker first,
+        and the bot's answer recorded there is taken instead of asking again.
+        """
+        # Wall time, as the gateway stamped received_at (self.clock may be a test's hour).
+        if time.time() - message.received_at > self.note_after:
+            self._note_waiting(cid, language, outcome)  # a backlog: the person waited already
+        metadata: dict[str, Any] = {"language": language, "channel": message.channel}
+        if message.message_sid:
+            metadata[MESSAGE_ID] = message.message_sid
         if case_open:
             # The person stepped back to the bot from an open case: the router screens their
             # messages for the case, and the bot must not offer a counsellor again.
             metadata["case_open"] = True
+        try:
+            if tried and message.message_sid:
+                earlier = await self._answered_before(cid, message.message_sid)
+                if earlier is not None:
+                    log.info(
+                        "%s was answered by Rasa before; its answer is taken from the tracker",
+                        message.message_sid,
+                    )
+                    return earlier
+        except RasaUnavailable as error:
+            self._note_waiting(cid, language, outcome)
+            log.warning("Rasa's tracker unreadable (%s); conversation %s waits", error, cid)
+            raise RasaWaiting from error
         call = asyncio.ensure_future(self.rasa.send(cid, text, metadata))
         try:
             done, _ = await asyncio.wait({call}, timeout=self.slow_after)
             if not done:
                 self._note_waiting(cid, language, outcome)
             messages = await call
+        except RasaTimeout as error:
+            self._note_waiting(cid, language, outcome)
+            log.warning("Rasa gave conversation %s no answer in time (%s)", cid, error)
+            raise RasaTimedOut(str(error)) from error
         except RasaUnavailable as error:
             self._note_waiting(cid, language, outcome)
             log.warning("Rasa unavailable (%s); conversation %s waits", error, cid)
@@ -387,18 +431,71 @@ class Router:
                 call.cancel()
         return [m["text"] for m in messages if m.get("text")]
 
-    def _note_waiting(self, cid: str, language: str, outcome: Outcome) -> None:
-        """At most one "we received your message" per conversation while Rasa is away.
+    async def _answered_before(self, cid: str, message_sid: str) -> list[str] | None:
+        """The bot's answer to the message if Rasa has it, None if it never got it; waits
+        (RasaWaiting) while Rasa may still be on an earlier attempt."""
+        if self._rasa_holds(cid):
+            # An earlier attempt is still in Rasa's hands (the worker that sent it is gone,
+            # but Rasa finishes or drops the turn first): its events are not saved yet.
+            log.info("conversation %s: Rasa is still on an earlier attempt; waiting", cid)
+            raise RasaWaiting
+        return await self.rasa.answered(cid, message_sid)
+
+    def _rasa_holds(self, cid: str) -> bool:
+        """Rasa holds the conversation's ticket lock (its lock store, endpoints.yml) while it
+        handles a message, from the request until the turn's events are saved; an expired
+        ticket is one a dead Rasa left behind."""
+        lock = self.db.get(keys.rasa_lock(cid))
+        if not lock:
+            return False
+        try:
+            tickets = [json.loads(t) for t in json.loads(lock).get("tickets", [])]
+            return any(float(t["expires"]) > time.time() for t in tickets)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return False  # not a lock this code understands: Rasa's own expiry applies
+
+    def acknowledge_backlog(self, message: InboundEntry) -> bool:
+        """Tell a person whose message waits in a backlog that it arrived, once per outage
+        (the same note and key as a slow or absent Rasa); True when the note was queued.
+
+        Not for a person who opted out, nor for the STOP that opts them out (they are only
+        told they are out), nor for an empty message (it gets the "please write" note)."""
+        cid = message.conversation_id
+        if not message.body.strip() or self.db.exists(keys.waiting_note(cid)):
+            return False
+        state = conversations.state(self.db, cid)
+        if state.get("opted_out") == "1":
+            return False
+        reserved = self.keywords.match(message.body)
+        if reserved and reserved.kind == "stop":
+            return False
+        language = choose_language(message.body, state.get("language"))
+        return self._note_waiting(
+            cid, language, Outcome(remember=(message.channel, message.sealed_address))
+        )
+
+    def _note_waiting(self, cid: str, language: str, outcome: Outcome) -> bool:
+        """At most one "we received your message" per conversation while Rasa is away or a
+        backlog holds the message; True when this call queued it.
 
         Written at once, while the message itself stays pending; with how to reach the
-        person, so the note reaches someone writing for the first time.
+        person, so the note reaches someone writing for the first time. Watched, because the
+        backlog watch of any worker and the worker answering may note the same conversation.
         """
         key = keys.waiting_note(cid)
-        note = Outcome(remember=outcome.remember)
-        # Set again when it exists: the outage goes on, so its one note still counts.
-        note.set_keys[key] = ("1", WAITING_NOTE_TTL)
-        if not self.db.exists(key):
-            note.say(self.keywords.note("received_will_answer", language))
         with self.db.pipeline(transaction=True) as pipe:
-            note.apply(pipe, cid)
-            pipe.execute()
+            while True:
+                try:
+                    pipe.watch(key)
+                    first = not pipe.exists(key)
+                    note = Outcome(remember=outcome.remember)
+                    # Set again when it exists: the outage goes on, so its one note still counts.
+                    note.set_keys[key] = ("1", WAITING_NOTE_TTL)
+                    if first:
+                        note.say(self.keywords.note("received_will_answer", language))
+                    pipe.multi()
+                    note.apply(pipe, cid)
+                    pipe.execute()
+                    return first
+                except redis.WatchError:
+                    continue

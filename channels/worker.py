@@ -5,7 +5,10 @@ It takes people's messages off the inbound stream, in conversation order, asks t
 transaction that acknowledges the message, so a message is answered once and a failure
 half-way writes nothing. Its own jobs are only transport: ordering (one message of a
 conversation at a time, the others put back without holding up their shard), retries while Rasa
-or Redis is away, and dead letters for a message that keeps failing.
+or Redis is away, and dead letters for a message that keeps failing (Rasa taking a message and
+never answering it counts; Rasa being down does not, it only waits). Beside that, it watches
+the stream for a backlog: a person whose message has waited `note_after` seconds is told, once,
+that it arrived (`_watch_backlog`).
 Run it with `python -m channels.worker`.
 """
 
@@ -17,9 +20,9 @@ import time
 
 import redis
 
-from channels.consumer import Entry, StreamConsumer, run_forever, where
+from channels.consumer import Backlog, Entry, StreamConsumer, backlog, run_forever, where
 from channels.inbound import InboundEntry
-from channels.router import Eraser, Outcome, RasaWaiting, Router
+from channels.router import BACKLOG_NOTE_AFTER, Eraser, Outcome, RasaTimedOut, RasaWaiting, Router
 from hotline import keys
 from hotline.keys import DEAD_LETTER_STREAM, INBOUND_STREAM
 from hotline.logs import setup_logging
@@ -31,6 +34,12 @@ log = logging.getLogger("channels.worker")  # also when run as __main__
 GROUP = "workers"
 MAX_FAILURES = 5  # a message failing this often (not counting Rasa being down) is dead-lettered
 FAILURES = keys.INBOUND_FAILURES_KEY
+BACKLOG_SCAN_EVERY = 1.0  # seconds between two looks at the stream for messages waiting long
+# Set on a dead letter (and kept when it is replayed): it may have reached Rasa before.
+TRIED = "tried"
+# Tests only (HOTLINE_ENV=test): the process exits hard once Rasa has answered a message and
+# before that answer is committed, the one moment a crash could make Rasa hear a turn twice.
+CRASH_AFTER_RASA = "HOTLINE_TEST_CRASH_AFTER_RASA"
 
 
 def _default_eraser(settings: Settings) -> Eraser:
@@ -55,11 +64,13 @@ class Worker(StreamConsumer):
         rasa: RasaClient | None = None,
         eraser: Eraser | None = None,
         slow_after: float = 10.0,
+        note_after: float = BACKLOG_NOTE_AFTER,
         max_failures: int = MAX_FAILURES,
         **options,
     ) -> None:
         super().__init__(settings, **options)
         self.max_failures = max_failures
+        self.note_after = note_after
         self.rasa = rasa or RasaClient(settings)
         self.router = Router(
             self.db,
@@ -67,7 +78,9 @@ class Worker(StreamConsumer):
             settings.data_dir / "keywords.yml",
             eraser or _default_eraser(settings),
             slow_after=slow_after,
+            note_after=note_after,
         )
+        self._crash_after_rasa = settings.env == "test" and os.environ.get(CRASH_AFTER_RASA) == "1"
 
     async def handle(self, entries: list[Entry]) -> None:
         for entry in entries:
@@ -92,11 +105,21 @@ class Worker(StreamConsumer):
             if turn == "skip":
                 self._ack_only(entry)
             else:
-                self.commit(entry, await self.process(entry))
+                outcome = await self.process(entry)
+                if self._crash_after_rasa and any(src == "bot" for _, src in outcome.replies):
+                    log.warning("%s: exiting hard before the commit (test hook)", entry.label)
+                    os._exit(70)
+                self.commit(entry, outcome)
             self.done(entry)
         except RasaWaiting:
             entry.attempts += 1
             self.put_back(entry, self.backoff(entry.attempts))
+        except RasaTimedOut as error:
+            reason = f"Rasa took the message and gave {error}"
+            if self._failed(entry, error, reason):
+                self.done(entry)
+            else:
+                self.put_back(entry, self.backoff(entry.attempts))
         except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
             entry.attempts += 1
             log.warning("%s waits: Redis %s", entry.label, type(error).__name__)
@@ -132,7 +155,67 @@ class Worker(StreamConsumer):
     # ---------------------------------------------------------------- one message
 
     async def process(self, entry: Entry) -> Outcome:
-        return await self.router.route(InboundEntry.from_fields(entry.fields), entry.label)
+        # Tried before, here or by a consumer that died holding it, or a replayed dead letter:
+        # Rasa may have this turn already, and must not get it twice.
+        tried = entry.redelivered or entry.attempts > 0 or entry.fields.get(TRIED) == "1"
+        return await self.router.route(
+            InboundEntry.from_fields(entry.fields), entry.label, tried=tried
+        )
+
+    # ---------------------------------------------------------------- a backlog
+
+    def side_tasks(self) -> list:
+        return [self._watch_backlog()]
+
+    async def _watch_backlog(self) -> None:
+        """Every second, note the messages that have waited `note_after` seconds.
+
+        The stream holds only messages not yet answered (an answer deletes its entry), in
+        arrival order, so each look reads on from where the last one stopped and ends at the
+        first message that has not waited long enough. Every worker looks; the note itself is
+        once per conversation (Router.acknowledge_backlog).
+        """
+        after = "-"
+        while await self.pause(BACKLOG_SCAN_EVERY):
+            try:
+                after = self._note_backlog(after)
+            except (redis.RedisError, OSError) as error:
+                log.warning("backlog watch skipped (%s)", type(error).__name__)
+
+    def _note_backlog(self, after: str) -> str:
+        """Note the messages past `after` that waited long; the last entry id looked at."""
+        now = time.time()
+        noted = 0
+        while True:
+            entries = self.db.xrange(
+                INBOUND_STREAM, min=f"({after}" if after != "-" else "-", count=100
+            )
+            for entry_id, fields in entries:
+                received = float(fields.get("received_at") or int(entry_id.split("-")[0]) / 1000)
+                if now - received < self.note_after:
+                    return self._log_noted(after, noted)
+                if fields.get("conversation_id") and self.router.acknowledge_backlog(
+                    InboundEntry.from_fields(fields)
+                ):
+                    noted += 1
+                after = entry_id
+            if len(entries) < 100:
+                return self._log_noted(after, noted)
+
+    def _log_noted(self, after: str, noted: int) -> str:
+        if noted:
+            figures = self.backlog()
+            log.warning(
+                "backlog: %d message(s) waiting, the oldest for %.0f s; %d person(s) told their "
+                "message arrived",
+                figures.waiting,
+                figures.oldest_age,
+                noted,
+            )
+        return after
+
+    def backlog(self) -> Backlog:
+        return backlog_now(self.db)
 
     # ---------------------------------------------------------------- finishing
 
@@ -180,8 +263,10 @@ class Worker(StreamConsumer):
             self._ack(pipe, entry)
             pipe.execute()
 
-    def _failed(self, entry: Entry, error: Exception) -> bool:
-        """Count a failure; after MAX_FAILURES the entry goes to the dead letters. True when it did."""
+    def _failed(self, entry: Entry, error: Exception, reason: str = "") -> bool:
+        """Count a failure; after MAX_FAILURES the entry goes to the dead letters, with the
+        failure's kind and `reason` (never an exception's own text, which may quote a
+        person's words). True when it went."""
         entry.attempts += 1
         failures = self.db.hincrby(FAILURES, entry.id, 1)
         log.error(
@@ -197,9 +282,10 @@ class Worker(StreamConsumer):
                     **entry.fields,
                     "origin": INBOUND_STREAM,
                     "original_id": entry.id,
-                    "error": type(error).__name__,
+                    "error": type(error).__name__ + (f": {reason}" if reason else ""),
                     "failed_at": f"{time.time():.3f}",
                     "failures": str(failures),
+                    TRIED: "1",
                 },
             )
             pipe.lrem(keys.order(cid), 1, entry.id)
@@ -207,6 +293,11 @@ class Worker(StreamConsumer):
             pipe.execute()
         log.error("%s moved to the dead letters (`hotline dlq list`)", entry.label)
         return True
+
+
+def backlog_now(db: redis.Redis) -> Backlog:
+    """The people's messages waiting for an answer (`hotline backlog`, the gateway's /healthz)."""
+    return backlog(db, INBOUND_STREAM, GROUP)
 
 
 def main() -> None:
@@ -218,6 +309,7 @@ def main() -> None:
         # one another in front of Rasa.
         concurrency=int(os.environ.get("HOTLINE_WORKER_CONCURRENCY", "64")),
         claim_idle=float(os.environ.get("HOTLINE_CLAIM_IDLE", "30")),
+        note_after=float(os.environ.get("HOTLINE_BACKLOG_NOTE_AFTER", str(BACKLOG_NOTE_AFTER))),
     )
     run_forever(worker)
 

@@ -21,6 +21,8 @@ from hotline.settings import Settings
 _SLASHES = "/\uff0f\u2044\u2215\u29f8"
 _COMMAND_START = re.compile(rf"\s*[{_SLASHES}][\s{_SLASHES}]*")
 _FULL_WIDTH_SOLIDUS = "\uff0f"
+# The metadata field that carries the inbound message's id (Twilio's MessageSid) to Rasa.
+MESSAGE_ID = "message_sid"
 
 
 def ordinary_text(text: str) -> str:
@@ -41,6 +43,18 @@ class RasaUnavailable(Exception):
     """Rasa did not answer (down, restarting or overloaded); the caller retries later."""
 
 
+class RasaTimeout(RasaUnavailable):
+    """Rasa took the request and gave no answer in time: unlike a Rasa that is down, it may
+    have handled the message (the tracker says), and a message that keeps doing this is the
+    problem, not Rasa. A RasaUnavailable still, for callers that only need "no answer now"."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"no answer within {seconds:g} s" if seconds is not None else "no answer in time"
+        )
+
+
 class RasaClient:
     """Async client; one per process, sharing a connection pool."""
 
@@ -48,6 +62,7 @@ class RasaClient:
         self._base = settings.rasa_url.rstrip("/")
         self._token = settings.rasa_token.get_secret_value()
         self._http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=3.0))
+        self._read_timeout = self._http.timeout.read
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -58,6 +73,9 @@ class RasaClient:
             params["token"] = self._token
         try:
             response = await self._http.request(method, self._base + path, params=params, **kwargs)
+        except httpx.ReadTimeout as error:
+            # The request was sent: Rasa is working on it, or hung on it.
+            raise RasaTimeout(self._read_timeout) from error
         except httpx.HTTPError as error:
             raise RasaUnavailable(type(error).__name__) from error
         if response.status_code >= 500 or response.status_code == 409:
@@ -77,6 +95,30 @@ class RasaClient:
 
     async def tracker(self, sender: str) -> dict[str, Any]:
         return await self._call("GET", f"/conversations/{sender}/tracker")
+
+    async def answered(self, sender: str, message_id: str) -> list[str] | None:
+        """What the bot said to the user message sent with `metadata.message_id`, read from
+        the tracker; None when the tracker holds no such message (it never reached Rasa, or
+        Rasa dropped it unfinished: Rasa 3.6 saves a turn's events together, at its end).
+
+        Rasa keeps a REST message's metadata on its user event, so the id sent with a message
+        finds it again after the caller lost the answer (a crash, a timeout).
+        """
+        events = (await self.tracker(sender) or {}).get("events") or []
+        for index in range(len(events) - 1, -1, -1):
+            event = events[index]
+            if (
+                event.get("event") == "user"
+                and (event.get("metadata") or {}).get(MESSAGE_ID) == message_id
+            ):
+                texts: list[str] = []
+                for later in events[index + 1 :]:
+                    if later.get("event") == "user":
+                        break
+                    if later.get("event") == "bot" and later.get("text"):
+                        texts.append(later["text"])
+                return texts
+        return None
 
     async def append_events(self, sender: str, events: list[dict[str, Any]]) -> dict[str, Any]:
         return await self._call("POST", f"/conversations/{sender}/tracker/events", json=events)
