@@ -70,3 +70,17 @@ def test_help_says_how_to_reach_a_person(language: str) -> None:
         "1458" in text
         and {"pt": "PESSOA", "en": "PERSON", "fr": "PERSONNE", "sw": "MTU"}[language] in text
     )
+
+
+def test_the_waiting_texts_name_a_back_word_of_their_language() -> None:
+    """A person told "write MENU to go back to the assistant" must be able to: the word the
+    text names is a back keyword in that language."""
+    from referral.texts import text
+
+    found = keywords.load(PROJECT_ROOT / "data" / "keywords.yml")
+    for name in ("utter_waiting_ack", "utter_waiting_ack_off_duty"):
+        for language in ("pt", "en", "fr", "sw"):
+            said = text(name, language, next_shift="06:00")
+            words = [w.strip(".,;:!?") for w in said.split() if w.isupper() and len(w) > 2]
+            backs = [w for w in words if (r := found.match(w)) and r.kind == "back"]
+            assert backs and language in found.match(backs[0]).languages, (name, language, said)
