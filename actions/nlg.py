@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 
-from hotline import yamlfiles
+from hotline import metrics, yamlfiles
 from hotline.language import LANGUAGES
 from hotline.settings import PROJECT_ROOT
 
@@ -76,6 +76,8 @@ def render(
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Hotline NLG", docs_url=None, redoc_url=None, openapi_url=None)
+    # Rasa asks for every response here, so its request times are the NLG's share of a turn.
+    app.add_middleware(metrics.MetricsMiddleware, service="nlg")
 
     @app.post("/nlg")
     async def nlg(request: Request) -> dict[str, Any]:

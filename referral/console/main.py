@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hotline import metrics
 from hotline.logs import setup_logging
 from hotline.settings import get_settings
 from referral.console import api, auth, cases, errors, events, supervisor
@@ -85,6 +86,15 @@ def create_app() -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
+
+    # GET /metrics is answered by the middleware ahead of the routes and the login (Prometheus
+    # signs in nowhere): the referral queue's state as counts and ages by risk level, and the
+    # request counts per route template; never a case id, a name or anything a person wrote.
+    async def exposition() -> bytes:
+        settings = app.dependency_overrides.get(settings_dep, settings_dep)()
+        return await metrics.render_in_thread(metrics.ReferralState(db_dep(settings)))
+
+    app.add_middleware(metrics.MetricsMiddleware, service="console", exposition=exposition)
     app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", include_in_schema=False)
