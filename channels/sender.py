@@ -5,6 +5,15 @@ Network errors, 429 and 5xx are retried with backoff for as long as it takes; 21
 person opted out at Twilio) marks the conversation opted out; invalid numbers are recorded
 and not retried. In dev mode the same `twilio` client talks to the sandbox instead.
 
+No body is sent twice. Twilio's Messages.create takes no idempotency key, so before each body
+the sender writes its intent (`keys.sending(run)`: "<bodies out> <when the next was handed
+over>"). A body whose outcome is unknown (the sender died with the request out, or the
+request timed out or got a 5xx) is first looked for in Twilio's Messages list: a message to
+the same address, from the same number, with the same body, created since the intent, that no
+delivery record of ours claims yet, is that body; it is recorded and not sent again.
+A Twilio outage (429, 5xx, no answer) is one WARNING when it starts, one ERROR with the count
+once it has lasted `outage_after` seconds, and one line when Twilio takes messages again.
+
 Every outcome is a delivery record (channels.delivery), and an entry that is a line of a
 case's transcript (it has `case_id` and `ref`) gets its records linked to that line, whatever
 happened: sent (one record per body, a long message has several), refused by Twilio, not sent
@@ -17,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -40,11 +50,21 @@ GROUP = "senders"
 OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
 INVALID_NUMBER = {21211, 21214, 21612, 21614, 63024}  # not a number we can ever reach this way
 PROGRESS_TTL = 24 * 3600
+# A request the dead sender had already written out may still be in Twilio's hands for a
+# moment; the replacement looks for it in the Messages list only after this long.
+SETTLE_SECONDS = 2.0
+# Twilio's clock and ours differ, and date_created has whole seconds: a message created up
+# to this long before our intent may still be ours. Bodies our records claim never match.
+CLOCK_SKEW_SECONDS = 120.0
+RECONCILE_PAGE = 20  # messages to the person, newest first, read before giving up
 
 # The twilio library logs each request's URL and query at INFO; a list call's query can carry
 # a number, so its logger only speaks up for problems.
 _twilio_http_log = logging.getLogger("channels.sender.twilio_http")
 _twilio_http_log.setLevel(logging.WARNING)
+# urllib3 writes every request line at DEBUG, and the Messages list the sender reads after a
+# crash has the person's number in its query string.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 
 def twilio_client(settings: Settings) -> Client:
@@ -61,6 +81,61 @@ def twilio_client(settings: Settings) -> Client:
 
 class Stopping(Exception):
     """The process is shutting down in the middle of a retry; the entries stay pending."""
+
+
+def _progress(raw: str | None) -> tuple[int, float | None]:
+    """A run's progress: how many bodies went out, and when the next one was handed to Twilio
+    (None when no request is out, so its outcome is known)."""
+    if not raw:
+        return 0, None
+    sent, _, since = raw.partition(" ")
+    return int(sent), float(since) if since else None
+
+
+class Outage:
+    """Twilio failing (429, 5xx, no answer) across every shard of this sender: one WARNING when
+    it starts, one ERROR with the count once it lasts `report_after` seconds, one line when it
+    ends. Each retry on its own is only a DEBUG line."""
+
+    def __init__(self, report_after: float, clock=time.monotonic) -> None:
+        self.report_after, self.clock = report_after, clock
+        self.started: float | None = None
+        self.failures: dict[str, int] = {}
+        self.reported = False
+
+    @property
+    def count(self) -> int:
+        return sum(self.failures.values())
+
+    def _reasons(self) -> str:
+        return ", ".join(f"{reason} x{n}" for reason, n in sorted(self.failures.items()))
+
+    def failed(self, reason: str) -> None:
+        now = self.clock()
+        if self.started is None:
+            self.started, self.failures, self.reported = now, {}, False
+            log.warning("Twilio did not take a request (%s); retrying with backoff", reason)
+        self.failures[reason] = self.failures.get(reason, 0) + 1
+        if not self.reported and now - self.started >= self.report_after:
+            self.reported = True
+            log.error(
+                "Twilio has failed %d requests over %.0fs (%s); replies wait and are retried",
+                self.count,
+                now - self.started,
+                self._reasons(),
+            )
+
+    def ended(self) -> None:
+        if self.started is None:
+            return
+        report = log.error if self.reported else log.info
+        report(
+            "Twilio takes requests again after %d failed over %.0fs (%s)",
+            self.count,
+            self.clock() - self.started,
+            self._reasons(),
+        )
+        self.started = None
 
 
 def _bodies_of(texts: list[str]) -> list[range]:
@@ -108,15 +183,33 @@ class Sender(StreamConsumer):
     group = GROUP
     batch_size = 20
 
-    def __init__(self, settings: Settings, *, client: Client | None = None, **options) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: Client | None = None,
+        outage_after: float = 60.0,
+        retry_first: float = 0.5,
+        retry_cap: float = 30.0,
+        settle: float = SETTLE_SECONDS,
+        **options,
+    ) -> None:
         super().__init__(settings, **options)
         self.twilio = client or twilio_client(settings)
+        self.outage = Outage(outage_after)
+        self.retry_first, self.retry_cap, self.settle = retry_first, retry_cap, settle
         self.status_callback = settings.public_url.rstrip("/") + "/twilio/status"
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="twilio")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         super().close()
+
+    async def ensure_group(self) -> None:
+        await super().ensure_group()
+        # A crashed sender's replies are taken before anything new is read, so a person's
+        # later reply never overtakes an earlier one the crash interrupted.
+        await self._reclaim_once()
 
     async def handle(self, entries: list[Entry]) -> None:
         runs = _runs(entries)
@@ -171,20 +264,29 @@ class Sender(StreamConsumer):
         carried = _bodies_of(texts)
         source = ",".join(sorted({e.fields.get("source", "bot") for e in run}))
         case_id = next((e.fields["case_id"] for e in run if e.fields.get("case_id")), None)
-        # How many bodies of this run went out before a crash, so a retry does not repeat them.
+        # How far this run got before a crash, so a retry neither repeats nor loses a body.
         progress = keys.sending(run[0].id)
-        already = int(self.db.get(progress) or 0)
+        already, handed_over = _progress(self.db.get(progress))
         for index, body in enumerate(bodies):
             if index < already:
                 continue
             record_id = f"{run[0].id}-{index}"
+            fields = {"to": address, "from_": sender, "body": body}
+            message = None
+            if handed_over is not None:
+                # The previous attempt died with this body's request out: did Twilio take it?
+                message = await self._find_sent(handed_over, fields)
             try:
-                message = await self._create(to=address, from_=sender, body=body)
+                if message is None:
+                    handed_over = time.time()
+                    self.db.set(progress, f"{index} {handed_over:.3f}", ex=PROGRESS_TTL)
+                    message = await self._create(handed_over, fields)
             except TwilioRestException as error:
                 # This body and the ones after it never go: every line they carry failed.
                 unsent = [e for e, at in zip(run, carried, strict=True) if at.stop > index]
                 self._refused(run, unsent, record_id, cid, channel, error)
                 return
+            handed_over = None
             with self.db.pipeline(transaction=True) as pipe:
                 delivery.record(
                     pipe,
@@ -211,26 +313,100 @@ class Sender(StreamConsumer):
                 channel,
             )
 
-    async def _create(self, **fields: str):
-        """messages.create, retried on network errors, 429 and 5xx until it goes through."""
+    async def _call(self, call):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    async def _retry(self, reason: str, attempt: int) -> None:
+        """Wait before trying Twilio again; the outage, not each retry, is what is logged."""
+        self.outage.failed(reason)
+        delay = self.backoff(attempt, first=self.retry_first, cap=self.retry_cap)
+        log.debug("Twilio retry %d in %.1fs (%s)", attempt, delay, reason)
+        if not await self.pause(delay):
+            raise Stopping
+
+    async def _create(self, handed_over: float, fields: dict[str, str]):
+        """messages.create, retried on network errors, 429 and 5xx until it goes through. After
+        an answer that leaves the outcome open (no answer, a 5xx) the Messages list is read
+        before the body is sent again."""
         attempt = 0
         call = partial(self.twilio.messages.create, status_callback=self.status_callback, **fields)
+        unknown = False
         while True:
+            if unknown:
+                found = await self._find_sent(handed_over, fields, settle=False)
+                if found is not None:
+                    return found
             try:
-                return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+                message = await self._call(call)
+                self.outage.ended()
+                return message
             except TwilioRestException as error:
                 if error.status != 429 and error.status < 500:
+                    self.outage.ended()  # Twilio answered: it is up, it refused this one
                     raise
+                reason = f"HTTP {error.status}"
+                unknown = error.status >= 500
+            except (requests.RequestException, TwilioException) as error:
+                reason = type(error).__name__
+                unknown = True
+            attempt += 1
+            await self._retry(reason, attempt)
+
+    async def _find_sent(self, handed_over: float, fields: dict[str, str], *, settle: bool = True):
+        """The message Twilio made of this body since `handed_over`, or None when it has none.
+
+        Read from Twilio's Messages list (to and from this address pair, newest first): the same
+        body, created since the intent (less the clock skew), and not a message any delivery
+        record of ours already claims (the sender's records have `entry`; a status callback
+        alone may have made the record first). Retried while Twilio is away: nothing is sent
+        while the outcome is open. A refusal to list (4xx) sends again, and says so."""
+        if settle:
+            wait = handed_over + self.settle - time.time()
+            if wait > 0 and not await self.pause(wait):
+                raise Stopping
+        since = handed_over - CLOCK_SKEW_SECONDS
+        listing = partial(
+            self.twilio.messages.list,
+            to=fields["to"],
+            from_=fields["from_"],
+            limit=RECONCILE_PAGE,
+            page_size=RECONCILE_PAGE,
+        )
+        attempt = 0
+        while True:
+            try:
+                messages = await self._call(listing)
+                self.outage.ended()
+                break
+            except TwilioRestException as error:
+                if error.status != 429 and error.status < 500:
+                    log.error(
+                        "Twilio refused the Messages list (HTTP %s, error %s): a body whose "
+                        "outcome is unknown is sent again and may arrive twice",
+                        error.status,
+                        error.code,
+                    )
+                    return None
                 reason = f"HTTP {error.status}"
             except (requests.RequestException, TwilioException) as error:
                 reason = type(error).__name__
             attempt += 1
-            delay = self.backoff(attempt, first=0.5, cap=30.0)
-            log.warning(
-                "Twilio did not take the message (%s); retry %d in %.1fs", reason, attempt, delay
+            await self._retry(reason, attempt)
+        for message in messages:
+            created = message.date_created
+            if created is not None and created.timestamp() < since:
+                break  # newest first: everything further down is older still
+            if message.body != fields["body"]:
+                continue
+            if self.db.hexists(keys.delivery(message.sid), "entry"):
+                continue  # an earlier body of ours with the same words
+            log.info(
+                "%s had reached Twilio before the sender lost track of it: recorded, not sent "
+                "again",
+                message.sid,
             )
-            if not await self.pause(delay):
-                raise Stopping
+            return message
+        return None
 
     def _refused(
         self,

@@ -20,6 +20,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,9 +43,9 @@ API = "/2010-04-01/Accounts/{account_sid}"
 MESSAGES = keys.SANDBOX_MESSAGES_KEY  # every message's sid, newest first
 EVENTS = keys.SANDBOX_EVENTS_CHANNEL  # pub/sub: one JSON line per message sent to a phone
 OPTED_OUT = keys.SANDBOX_OPTED_OUT_KEY  # numbers Twilio would refuse with 21610
-FAULTS = (
-    keys.SANDBOX_FAULTS_KEY
-)  # hash: status, remaining — the next N creates fail like Twilio would
+# hash: status, remaining (the next N creates fail like Twilio would); slow, slow_remaining,
+# slow_skip (after `slow_skip` creates, the next N are taken, then answered after `slow` s)
+FAULTS = keys.SANDBOX_FAULTS_KEY
 UNREACHABLE = keys.SANDBOX_UNREACHABLE_KEY  # numbers whose messages end "undelivered" (30003)
 ATTEMPTS = keys.SANDBOX_ATTEMPTS_KEY  # how many creates were asked for, failed ones included
 KEEP = 5000
@@ -196,15 +198,56 @@ class Sandbox:
 
     async def fault(self) -> JSONResponse | None:
         """A failure the tests asked for (429 or 5xx), as Twilio would answer it."""
-        if not await self.db.exists(FAULTS):
+        if not await self.db.hexists(FAULTS, "remaining"):
             return None
         if int(await self.db.hincrby(FAULTS, "remaining", -1)) < 0:
-            await self.db.delete(FAULTS)
+            await self.db.hdel(FAULTS, "remaining", "status")
             return None
         status = int(await self.db.hget(FAULTS, "status") or 503)
         return _error(
             status, 20429 if status == 429 else 20500, "Service unavailable (sandbox fault)"
         )
+
+    async def slowness(self) -> float:
+        """How long to hold the answer to a create already taken (a slow line to Twilio, the
+        moment a sender that dies loses track of a message Twilio has)."""
+        if not await self.db.hexists(FAULTS, "slow_remaining"):
+            return 0.0
+        if int(await self.db.hincrby(FAULTS, "slow_skip", -1)) >= 0:
+            return 0.0  # one of the creates answered at once before the slow ones
+        if int(await self.db.hincrby(FAULTS, "slow_remaining", -1)) < 0:
+            await self.db.hdel(FAULTS, "slow_remaining", "slow", "slow_skip")
+            return 0.0
+        return float(await self.db.hget(FAULTS, "slow") or 0)
+
+
+def _sent_filters(query: Any) -> list[tuple[str, datetime]]:
+    """Twilio's DateSent filters (`DateSent`, `DateSent<`, `DateSent>`): a day (YYYY-MM-DD)
+    or, as the twilio client writes them, a moment (YYYY-MM-DDTHH:MM:SSZ)."""
+    found = []
+    for name, op in (("DateSent", "="), ("DateSent<", "<"), ("DateSent>", ">")):
+        value = query.get(name)
+        if not value:
+            continue
+        form = "%Y-%m-%dT%H:%M:%SZ" if "T" in value else "%Y-%m-%d"
+        found.append((op, datetime.strptime(value, form).replace(tzinfo=UTC)))
+    return found
+
+
+def _sent_matches(message: dict[str, Any], filters: list[tuple[str, datetime]]) -> bool:
+    if not filters:
+        return True
+    if not message.get("date_sent"):
+        return False  # as at Twilio: a message not sent yet has no sent date to match
+    sent = parsedate_to_datetime(message["date_sent"])
+    for op, when in filters:
+        if op == "=" and sent.date() != when.date():
+            return False
+        if op == "<" and sent > when:
+            return False
+        if op == ">" and sent < when:
+            return False
+    return True
 
 
 class PhoneMessage(BaseModel):
@@ -227,6 +270,12 @@ class NumberFlag(BaseModel):
 class Faults(BaseModel):
     status: int = 503
     count: int = 1
+
+
+class Slow(BaseModel):
+    seconds: float = 1.0
+    count: int = 1
+    skip: int = 0  # creates answered at once before the slow ones
 
 
 def _address(channel: str, number: str) -> str:
@@ -320,6 +369,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             EVENTS, json.dumps({"sid": message["sid"], "to": to, "at": message["at"]})
         )
         box.later(box.report_delivery(sid, callback))
+        delay = await box.slowness()
+        if delay:
+            await asyncio.sleep(delay)  # taken and stored: only the answer is late
         return JSONResponse(box.resource(message), status_code=201)
 
     @app.get(API + "/Messages.json")
@@ -329,14 +381,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(401, 20003, "Authenticate")
         query = request.query_params
         size = min(int(query.get("PageSize", 50)), 1000)
+        sent_filters = _sent_filters(query)
+        sids = await box.db.lrange(MESSAGES, 0, KEEP - 1)  # newest first, as Twilio lists
+        stored = await box.db.mget([message_key(sid) for sid in sids]) if sids else []
         found = []
-        for sid in await box.db.lrange(MESSAGES, 0, KEEP - 1):
-            message = await box.load(sid)
-            if not message:
+        for raw in stored:
+            if not raw:
                 continue
+            message = json.loads(raw)
             if query.get("To") and message["to"] != query["To"]:
                 continue
             if query.get("From") and message["from"] != query["From"]:
+                continue
+            if not _sent_matches(message, sent_filters):
                 continue
             found.append(box.resource(message))
             if len(found) >= size:
@@ -487,6 +544,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Make the next `count` creates fail with `status` (429 or 5xx)."""
         box = sandbox(request)
         await box.db.hset(FAULTS, mapping={"status": change.status, "remaining": change.count})
+        return JSONResponse({"ok": True})
+
+    @app.post("/sandbox/slow")
+    async def slow(change: Slow, request: Request) -> JSONResponse:
+        """After `skip` creates, take the next `count` at once but answer each only after
+        `seconds`."""
+        box = sandbox(request)
+        await box.db.hset(
+            FAULTS,
+            mapping={
+                "slow": change.seconds,
+                "slow_remaining": change.count,
+                "slow_skip": change.skip,
+            },
+        )
         return JSONResponse({"ok": True})
 
     @app.get("/healthz")
