@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from channels import delivery, twilio_adapter
+from channels.consumer import backlog_async
 from channels.inbound import InboundEntry, InboundQueue
 from hotline import keys, metrics
 from hotline.ids import conversation_id, seal
@@ -175,11 +176,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz")
     async def healthz(gateway: GatewayDep) -> JSONResponse:
         states: dict[str, str] = {}
+        inbound: dict[str, object] | None = None
         try:
             redis_ok = bool(await gateway.db.ping())
             # What the supervisor of `make run` last saw of each process (absent under systemd,
             # where `systemctl --failed` says it).
             states = await gateway.db.hgetall(keys.SUPERVISION_KEY)
+            # People's messages not answered yet: how many, and how long the oldest has waited.
+            # ("workers": the workers' consumer group, channels.worker.GROUP.)
+            inbound = (await backlog_async(gateway.db, keys.INBOUND_STREAM, "workers")).as_dict()
         except redis.RedisError:
             redis_ok = False
         rasa_ok = await gateway.rasa.healthy()
@@ -196,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "rasa": rasa_ok,
             "down": sorted(down),
             "unstable": sorted(name for name, state in states.items() if state == "FLAPPING"),
+            "inbound": inbound,
         }
         return JSONResponse(body, status_code=200 if redis_ok else 503)
 

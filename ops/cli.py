@@ -54,6 +54,21 @@ def _dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backlog(args: argparse.Namespace) -> int:
+    from channels.worker import backlog_now
+    from hotline.settings import get_settings
+    from hotline.store import connect
+
+    figures = backlog_now(connect(get_settings()))
+    unread = "?" if figures.unread is None else str(figures.unread)
+    print(
+        f"inbound: {figures.waiting} message(s) waiting for an answer "
+        f"({figures.in_hand} in a worker's hands, {unread} not read yet), "
+        f"the oldest for {figures.oldest_age:.0f} s"
+    )
+    return 0
+
+
 def _purge(args: argparse.Namespace) -> int:
     from hotline.settings import get_settings
     from hotline.store import connect
@@ -147,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("entry", nargs="?", help="replay only this entry id")
     dlq.set_defaults(func=_dlq)
+    commands.add_parser(
+        "backlog", help="people's messages waiting for an answer: how many, the oldest's wait"
+    ).set_defaults(func=_backlog)
     purge = commands.add_parser("purge", help="erase closed cases past retention")
     purge.add_argument("--older-than", default="90d", help="e.g. 90d or 12h")
     purge.set_defaults(func=_purge)
