@@ -39,18 +39,22 @@ _WEEKDAYS = {
 }
 _TODAY = {"pt": "hoje", "en": "today", "fr": "aujourd'hui", "sw": "leo"}
 _TOMORROW = {"pt": "amanha", "en": "tomorrow", "fr": "demain", "sw": "kesho"}
+# {next_shift} is the whole "from when", preposition included: the preposition's form depends
+# on what follows it (pt "a partir de" cannot stand before "o proximo turno", which needs "do";
+# fr "à partir de" before "aujourd'hui" needs "d'"), so the texts say "pode responder
+# {next_shift}" and the phrase is right here for every value.
 _AT = {
-    "pt": "{day} às {time}",
-    "en": "{day} at {time}",
-    "fr": "{day} à {time}",
-    "sw": "{day} saa {time}",
+    "pt": "a partir de {day} às {time}",
+    "en": "from {day} at {time}",
+    "fr": "dès {day} à {time}",
+    "sw": "kuanzia {day} saa {time}",
 }
 # With no shift in the rota at all there is no time to promise.
 _NO_SHIFT = {
-    "pt": "o proximo turno",
-    "en": "the next shift",
-    "fr": "la prochaine permanence",
-    "sw": "zamu ijayo",
+    "pt": "no proximo turno",
+    "en": "from the next shift",
+    "fr": "dès la prochaine permanence",
+    "sw": "kuanzia zamu ijayo",
 }
 
 
@@ -129,7 +133,8 @@ def next_shift_start(
 
 
 def next_shift(now: float | datetime | None, language: str, rota: Rota | None = None) -> str:
-    """When someone will answer, for utter_nobody_on_duty: "amanha às 06:00", "Monday at 06:00"."""
+    """When someone will answer, for utter_nobody_on_duty, with its preposition:
+    "a partir de amanha às 06:00", "from Monday at 06:00", "no proximo turno"."""
     rota = rota or load_rota()
     language = language if language in _WEEKDAYS else "pt"
     begins = next_shift_start(now, rota)

@@ -25,7 +25,8 @@ def test_every_response_has_all_four_languages(name: str) -> None:
 def test_every_reply_fits_three_sms_segments(name: str) -> None:
     for language, text in responses()[name].items():
         sample = text.replace(
-            "{next_shift}", "segunda-feira às 06:00" if language == "pt" else "Monday at 06:00"
+            "{next_shift}",
+            "a partir de segunda-feira às 06:00" if language == "pt" else "from Monday at 06:00",
         )
         assert segment_count(sample) <= 3, (
             f"{name} [{language}] needs {segment_count(sample)} segments"

@@ -134,12 +134,12 @@ def test_nobody_on_duty_says_when_someone_will_answer_and_gives_numbers_at_high_
     ]
     names, result, text = open_case(db, events, now=NIGHT, present=False)
     assert names == ["utter_case_opened", "utter_nobody_on_duty_urgent"]
-    assert "amanha às 06:00" in text[1] and "119" in text[1]
+    assert "pode responder a partir de amanha às 06:00." in text[1] and "119" in text[1]
     assert {
         "event": "slot",
         "timestamp": None,
         "name": "next_shift",
-        "value": "amanha às 06:00",
+        "value": "a partir de amanha às 06:00",
     } in result
     assert the_case(db).status == "waiting"  # it waits for the morning shift, first in line
 
@@ -162,7 +162,7 @@ def test_an_emergency_at_night_gets_the_numbers_once_and_the_time(db: redis.Redi
     )
     # Never "we are alerting a counsellor now" when nobody is there to alert.
     assert names == ["utter_emergency", "utter_nobody_on_duty"]
-    assert "119" in text[0] and "demain à 06:00" in text[1]
+    assert "119" in text[0] and "pourra vous répondre dès demain à 06:00." in text[1]
 
 
 def test_a_child_alone_gets_child_protection_wording_and_a_high_case(db: redis.Redis) -> None:

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from referral import rota
+from referral.texts import text
 
 MAPUTO = ZoneInfo("Africa/Maputo")
 ROTA = rota.parse_rota(
@@ -58,18 +59,18 @@ def test_a_present_counsellor_is_on_duty_and_the_rota_speaks_when_nobody_is(
 @pytest.mark.parametrize(
     ("now", "language", "expected"),
     [
-        ("Mon 2024-05-06 03:00", "pt", "hoje às 06:00"),
-        ("Mon 2024-05-06 22:00", "pt", "amanha às 06:00"),
-        ("Mon 2024-05-06 22:00", "en", "tomorrow at 06:00"),
-        ("Mon 2024-05-06 22:00", "fr", "demain à 06:00"),
-        ("Mon 2024-05-06 22:00", "sw", "kesho saa 12 asubuhi (06:00)"),
+        ("Mon 2024-05-06 03:00", "pt", "a partir de hoje às 06:00"),
+        ("Mon 2024-05-06 22:00", "pt", "a partir de amanha às 06:00"),
+        ("Mon 2024-05-06 22:00", "en", "from tomorrow at 06:00"),
+        ("Mon 2024-05-06 22:00", "fr", "dès demain à 06:00"),
+        ("Mon 2024-05-06 22:00", "sw", "kuanzia kesho saa 12 asubuhi (06:00)"),
         # Sunday is off in this rota: from Saturday night the next shift is Monday.
-        ("Sat 2024-05-11 22:00", "pt", "segunda-feira às 06:00"),
-        ("Sat 2024-05-11 22:00", "en", "Monday at 06:00"),
-        ("Sat 2024-05-11 22:00", "fr", "lundi à 06:00"),
-        ("Sat 2024-05-11 22:00", "sw", "Jumatatu saa 12 asubuhi (06:00)"),
+        ("Sat 2024-05-11 22:00", "pt", "a partir de segunda-feira às 06:00"),
+        ("Sat 2024-05-11 22:00", "en", "from Monday at 06:00"),
+        ("Sat 2024-05-11 22:00", "fr", "dès lundi à 06:00"),
+        ("Sat 2024-05-11 22:00", "sw", "kuanzia Jumatatu saa 12 asubuhi (06:00)"),
         # During a shift with nobody present, the promise is the next start, never sooner.
-        ("Mon 2024-05-06 12:00", "en", "tomorrow at 06:00"),
+        ("Mon 2024-05-06 12:00", "en", "from tomorrow at 06:00"),
     ],
 )
 def test_next_shift_says_plainly_when_someone_will_answer(
@@ -80,8 +81,34 @@ def test_next_shift_says_plainly_when_someone_will_answer(
 
 def test_an_empty_rota_promises_no_time() -> None:
     empty = rota.parse_rota({"shifts": {}})
-    assert rota.next_shift(at("Mon 2024-05-06 12:00"), "en", empty) == "the next shift"
+    assert rota.next_shift(at("Mon 2024-05-06 12:00"), "en", empty) == "from the next shift"
     assert not rota.in_hours(at("Mon 2024-05-06 12:00"), empty)
+
+
+# What the person reads: each text says "pode responder {next_shift}", so every value the rota
+# can give must read right there, with its preposition in the form its words need.
+@pytest.mark.parametrize(
+    ("now", "language", "rota_data", "reads"),
+    [
+        # Portuguese contracts "de o" to "do": the empty rota says "no proximo turno" instead.
+        ("Mon 2024-05-06 12:00", "pt", {}, "pode responder no proximo turno."),
+        ("Mon 2024-05-06 03:00", "pt", None, "pode responder a partir de hoje às 06:00."),
+        # French elides "de aujourd'hui"; "dès" needs neither.
+        ("Mon 2024-05-06 03:00", "fr", None, "pourra vous répondre dès aujourd'hui à 06:00."),
+        ("Mon 2024-05-06 12:00", "fr", {}, "pourra vous répondre dès la prochaine permanence."),
+        ("Mon 2024-05-06 12:00", "en", {}, "can answer from the next shift."),
+        ("Mon 2024-05-06 12:00", "sw", {}, "anaweza kukujibu kuanzia zamu ijayo."),
+    ],
+)
+def test_every_shift_value_reads_right_in_the_sentence(
+    now: str, language: str, rota_data: dict | None, reads: str
+) -> None:
+    chosen = ROTA if rota_data is None else rota.parse_rota({"shifts": rota_data})
+    said = text(
+        "utter_nobody_on_duty", language, next_shift=rota.next_shift(at(now), language, chosen)
+    )
+    assert reads in said, said
+    assert "de o " not in said and "de aujourd" not in said
 
 
 def test_a_night_shift_is_two_ranges() -> None:

@@ -40,7 +40,9 @@ def test_at_night_the_person_is_told_when_someone_answers_and_at_risk_gets_night
     db: redis.Redis,
 ) -> None:
     plain = waiting.acknowledgement(db, waiting_case(db), "pt", NIGHT)
-    assert plain == [text("utter_waiting_ack_off_duty", "pt", next_shift="amanha às 06:00")]
+    assert plain == [
+        text("utter_waiting_ack_off_duty", "pt", next_shift="a partir de amanha às 06:00")
+    ]
 
     db.flushdb()
     at_risk = waiting.acknowledgement(db, waiting_case(db, "high", "high"), "pt", NIGHT)
