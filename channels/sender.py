@@ -375,8 +375,8 @@ class Sender(StreamConsumer):
         attempt = 0
         while True:
             try:
+                # Not the end of an outage: Twilio listing is not Twilio taking messages.
                 messages = await self._call(listing)
-                self.outage.ended()
                 break
             except TwilioRestException as error:
                 if error.status != 429 and error.status < 500:

@@ -125,9 +125,70 @@ def _counsellor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _undelivered(args: argparse.Namespace) -> int:
+    """Undelivered replies and dead letters, with the reason; never a number or a text."""
+    import re
+
+    from hotline.settings import get_settings
+    from hotline.store import connect
+    from referral import failures
+    from referral.console.casework import reason_words
+    from referral.console.i18n import translator
+
+    db, words = connect(get_settings()), translator("en")
+    try:
+        if args.action == "list":
+            replies = failures.list_undelivered(db)
+            print(f"undelivered replies: {len(replies)} (newest first)")
+            for r in replies:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.at))
+                why = reason_words(r.reason, words)
+                then = f"not replayable: {r.not_replayable}" if r.not_replayable else "replayable"
+                print(
+                    f"  {r.id}  {when}  conversation {r.conversation_id}  case {r.case_id or '-'}"
+                    f"  {r.source} {r.channel}  {r.reason}: {why}  [{then}]"
+                )
+            dead = failures.list_dead(db)
+            print(f"dead letters: {len(dead)} (oldest first, all replayable)")
+            for d in dead:
+                print(
+                    f"  {d.id}  {d.origin}  conversation {d.conversation_id}  case "
+                    f"{d.case_id or '-'}  {d.source or '-'}  error: {d.error}"
+                )
+            return 0
+        if not args.id:
+            print("error: give the ID shown by `hotline undelivered`", file=sys.stderr)
+            return 2
+        if re.fullmatch(r"\d+-\d+", args.id):  # a stream id: a dead letter
+            if args.action == "dismiss":
+                print("error: a dead letter is replayed, not dismissed", file=sys.stderr)
+                return 2
+            print(f"replayed {failures.replay_dead(db, args.id)} dead letter(s)")
+        elif args.action == "replay":
+            print(f"queued {failures.replay_undelivered(db, args.id, 'cli')} line(s) again")
+        else:
+            failures.dismiss_undelivered(db, args.id, "cli")
+            print(f"dismissed {args.id}")
+    except failures.NotFound:
+        print(f"error: nothing undelivered or dead-lettered is called {args.id}", file=sys.stderr)
+        return 1
+    except failures.NotReplayable as refusal:
+        print(f"error: {args.id} cannot be sent again: {refusal.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    undelivered = commands.add_parser(
+        "undelivered", help="undelivered replies and dead letters: list, replay ID, dismiss ID"
+    )
+    undelivered.add_argument(
+        "action", nargs="?", default="list", choices=["list", "replay", "dismiss"]
+    )
+    undelivered.add_argument("id", nargs="?", help="a reply's record id or a dead letter's id")
+    undelivered.set_defaults(func=_undelivered)
     commands.add_parser("run", help="start every service (what `make run` calls)").set_defaults(
         func=_run
     )

@@ -19,9 +19,10 @@ from fastapi import APIRouter, Depends, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from referral import accounts, rota, stats
+from referral import accounts, failures, rota, stats
 from referral.accounts import AccountError, Counsellor
 from referral.console import formatting, sessions, trail
+from referral.console.casework import reason_words
 from referral.console.deps import ClockDep, DbDep, ReferralsDep, RotaDep, SupervisorDep, supervisor
 from referral.console.errors import Refused
 from referral.console.i18n import Translator, translator
@@ -33,6 +34,10 @@ router = APIRouter(dependencies=[Depends(supervisor)])
 # The dashboard lists this many open cases; the figures above it count all of them.
 OPEN_CASES_SHOWN = 100
 _CASE_ID = re.compile(r"^R\d{1,12}$")
+# A delivery record id (a MessageSid, rejected-<entry>-<n>) and a stream id, as the pages name
+# them: anything else is refused before Redis is asked.
+_RECORD_ID = re.compile(r"^[\w-]{1,80}$")
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 # ---------------------------------------------------------------- what the pages and the API share
@@ -500,3 +505,151 @@ def account_trail_api(
 ) -> dict[str, Any]:
     found = trail.account_events(db, limit, account.strip().lower() if account else None)
     return {"events": [_event(trail.as_audit_event(event)) for event in found]}
+
+
+# ---------------------------------------------------------------- undelivered replies and dead letters
+
+
+def _failure_rows(db: redis.Redis, t: Translator) -> dict[str, list[dict[str, Any]]]:
+    """Both lists with their reasons in words: ids and codes only, never a number or a text."""
+    return {
+        "undelivered": [
+            {
+                **asdict(reply),
+                "reason": reply.reason,
+                "why": reason_words(reply.reason, t),
+                "why_not": t(
+                    "sv_not_replayable", why=t.code("sv_not_replayable_", reply.not_replayable)
+                )
+                if reply.not_replayable
+                else "",
+            }
+            for reply in failures.list_undelivered(db)
+        ],
+        "dead_letters": [
+            {**asdict(dead), "from": t.code("sv_origin_", dead.origin)}
+            for dead in failures.list_dead(db)
+        ],
+    }
+
+
+def _replay_reply(db: redis.Redis, me: Counsellor, record_id: str) -> int:
+    if not _RECORD_ID.match(record_id):
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_failure_not_found", id=record_id)
+    try:
+        return failures.replay_undelivered(db, record_id, me.name)
+    except failures.NotFound as error:
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_failure_not_found", id=record_id) from error
+    except failures.NotReplayable as error:
+        # sv_cannot_replay_opted_out, _cannot_receive, _text_not_kept
+        raise Refused(status.HTTP_409_CONFLICT, f"sv_cannot_replay_{error.reason}") from error
+
+
+def _dismiss_reply(db: redis.Redis, me: Counsellor, record_id: str) -> None:
+    if not _RECORD_ID.match(record_id):
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_failure_not_found", id=record_id)
+    try:
+        failures.dismiss_undelivered(db, record_id, me.name)
+    except failures.NotFound as error:
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_failure_not_found", id=record_id) from error
+
+
+def _replay_dead(db: redis.Redis, me: Counsellor, entry_id: str) -> int:
+    if not _STREAM_ID.match(entry_id):
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_failure_not_found", id=entry_id)
+    try:
+        replayed = failures.replay_dead(db, entry_id, me.name)
+    except failures.NotFound as error:
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_failure_not_found", id=entry_id) from error
+    if not replayed:  # replayed by someone else a moment ago
+        raise Refused(status.HTTP_404_NOT_FOUND, "sv_failure_not_found", id=entry_id)
+    return replayed
+
+
+@router.get(
+    "/supervisor/undelivered",
+    response_class=HTMLResponse,
+    summary="Undelivered replies and dead letters",
+)
+def failures_page(
+    request: Request,
+    me: SupervisorDep,
+    db: DbDep,
+    hours: RotaDep,
+    clock: ClockDep,
+    done: str | None = None,
+    which: str | None = None,
+) -> Response:
+    t = translator(me.language)
+    notice = (
+        t(f"sv_done_{done}", id=which)
+        if done in ("replayed", "dismissed", "dead_replayed") and which
+        else None
+    )
+    return render(
+        request,
+        "supervisor_undelivered.html",
+        me=me,
+        rows=_failure_rows(db, t),
+        notice=notice,
+        when=formatting.clock(hours.timezone, clock()),
+    )
+
+
+@router.post("/supervisor/undelivered/{record_id}/replay", include_in_schema=False)
+def replay_reply_form(record_id: str, me: SupervisorDep, db: DbDep) -> Response:
+    _replay_reply(db, me, record_id)
+    return RedirectResponse(
+        f"/supervisor/undelivered?done=replayed&which={record_id}", status_code=303
+    )
+
+
+@router.post("/supervisor/undelivered/{record_id}/dismiss", include_in_schema=False)
+def dismiss_reply_form(record_id: str, me: SupervisorDep, db: DbDep) -> Response:
+    _dismiss_reply(db, me, record_id)
+    return RedirectResponse(
+        f"/supervisor/undelivered?done=dismissed&which={record_id}", status_code=303
+    )
+
+
+@router.post("/supervisor/dead-letters/{entry_id}/replay", include_in_schema=False)
+def replay_dead_form(entry_id: str, me: SupervisorDep, db: DbDep) -> Response:
+    _replay_dead(db, me, entry_id)
+    return RedirectResponse(
+        f"/supervisor/undelivered?done=dead_replayed&which={entry_id}", status_code=303
+    )
+
+
+@router.get(
+    "/api/supervisor/undelivered",
+    summary="Undelivered replies (newest first) and dead letters (oldest first), with the "
+    "reason; ids and codes only, never a phone number or a text",
+)
+def failures_api(me: SupervisorDep, db: DbDep) -> dict[str, Any]:
+    return _failure_rows(db, translator(me.language))
+
+
+@router.post(
+    "/api/supervisor/undelivered/{record_id}/replay",
+    summary="Send an undelivered line of a case again (refused with 409 and the reason when "
+    "it cannot be: opted out, a number that cannot receive, a text not kept)",
+)
+def replay_reply_api(record_id: str, me: SupervisorDep, db: DbDep) -> dict[str, Any]:
+    return {"id": record_id, "lines_queued": _replay_reply(db, me, record_id)}
+
+
+@router.post(
+    "/api/supervisor/undelivered/{record_id}/dismiss",
+    summary="Take an undelivered reply off the list without sending it again",
+)
+def dismiss_reply_api(record_id: str, me: SupervisorDep, db: DbDep) -> dict[str, Any]:
+    _dismiss_reply(db, me, record_id)
+    return {"id": record_id, "dismissed": True}
+
+
+@router.post(
+    "/api/supervisor/dead-letters/{entry_id}/replay",
+    summary="Put a dead letter back on the stream it came from",
+)
+def replay_dead_api(entry_id: str, me: SupervisorDep, db: DbDep) -> dict[str, Any]:
+    return {"id": entry_id, "replayed": _replay_dead(db, me, entry_id)}

@@ -19,7 +19,7 @@ import redis
 from channels.sender import GROUP
 from hotline import conversations, ids, keys, sms
 from tests.channels.conftest import ChannelProcess, Phone, Servers, service_env, wait_for
-from tests.conftest import FERNET_KEY
+from tests.conftest import FERNET_KEY, SECRET
 
 RECONCILED = "recorded, not sent again"
 
@@ -34,7 +34,7 @@ def _slow(servers: Servers, seconds: float, count: int, skip: int = 0) -> None:
 
 def _person(db: redis.Redis, phone: Phone) -> str:
     """A conversation the hotline can reply to, as the worker leaves it."""
-    cid = "c" + phone.number.lstrip("+").rjust(31, "0")
+    cid = ids.conversation_id(phone.address, SECRET)
     conversations.remember(
         db,
         cid,
