@@ -27,7 +27,9 @@ from referral.queue import CHANGES_MAXLEN
 log = logging.getLogger(__name__)
 
 RECORD_TTL = 90 * 24 * 3600  # the same retention as closed cases
-UNDELIVERED = keys.UNDELIVERED_KEY  # sorted set of record ids an operator should look at
+# Sorted set of record ids an operator should look at: `hotline undelivered` and the
+# supervisor's /supervisor/undelivered list them and act on them (referral.failures).
+UNDELIVERED = keys.UNDELIVERED_KEY
 
 # Twilio's callbacks can arrive out of order ("sent" after "delivered"); a status only moves
 # forward. failed/undelivered sit above sent: a carrier can fail a message it had accepted.
@@ -117,8 +119,9 @@ async def advance(
     )
     if moved and status in FAILED:
         await db.zadd(UNDELIVERED, {message_sid: time.time()})
-        # An operator sees it in keys.UNDELIVERED_KEY and in the log; the text is not kept,
-        # so the message is not re-sent blindly (a failed SMS is often a phone that is off).
+        # An operator sees it in `hotline undelivered` and the supervisor's page; the text is
+        # not kept, so nothing is re-sent blindly (a failed SMS is often a phone that is off):
+        # a case's line is sent again only on an operator's word (referral.failures).
         log.warning(
             "message %s was not delivered: %s (Twilio error %s)",
             message_sid,
