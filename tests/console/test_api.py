@@ -286,7 +286,7 @@ def test_services_by_province_and_type(sign_in) -> None:
 
     police = ana.get("/api/services?type=police&language=en").json()
     assert police and {s["type"] for s in police} == {"police"}
-    assert police[0]["insert_text"].startswith("Police: 119")
+    assert police[0]["insert_text"].startswith("Police (Mozambique): 119")
 
     maputo = ana.get("/api/services?province=Maputo Cidade&language=pt").json()
     assert {s["province"] for s in maputo} <= {"Maputo Cidade", "national"}
