@@ -14,6 +14,7 @@ Run it with `python -m channels.worker`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -177,42 +178,42 @@ class Worker(StreamConsumer):
         """
         after = "-"
         while await self.pause(BACKLOG_SCAN_EVERY):
+            noted, more = 0, True
             try:
-                after = self._note_backlog(after)
+                while more and not self.stopping:
+                    after, told, more = self._note_backlog(after)
+                    noted += told
+                    await asyncio.sleep(0)  # a long backlog is read in slices between messages
             except (redis.RedisError, OSError) as error:
                 log.warning("backlog watch skipped (%s)", type(error).__name__)
+            if noted:
+                figures = self.backlog()
+                log.warning(
+                    "backlog: %d message(s) waiting, the oldest for %.0f s; %d more person(s) "
+                    "told their message arrived",
+                    figures.waiting,
+                    figures.oldest_age,
+                    noted,
+                )
 
-    def _note_backlog(self, after: str) -> str:
-        """Note the messages past `after` that waited long; the last entry id looked at."""
+    def _note_backlog(self, after: str, count: int = 100) -> tuple[str, int, bool]:
+        """Note the messages past `after` that waited long, up to `count` of them: the last
+        entry id looked at, how many people were told, and whether more may be waiting."""
         now = time.time()
         noted = 0
-        while True:
-            entries = self.db.xrange(
-                INBOUND_STREAM, min=f"({after}" if after != "-" else "-", count=100
-            )
-            for entry_id, fields in entries:
-                received = float(fields.get("received_at") or int(entry_id.split("-")[0]) / 1000)
-                if now - received < self.note_after:
-                    return self._log_noted(after, noted)
-                if fields.get("conversation_id") and self.router.acknowledge_backlog(
-                    InboundEntry.from_fields(fields)
-                ):
-                    noted += 1
-                after = entry_id
-            if len(entries) < 100:
-                return self._log_noted(after, noted)
-
-    def _log_noted(self, after: str, noted: int) -> str:
-        if noted:
-            figures = self.backlog()
-            log.warning(
-                "backlog: %d message(s) waiting, the oldest for %.0f s; %d person(s) told their "
-                "message arrived",
-                figures.waiting,
-                figures.oldest_age,
-                noted,
-            )
-        return after
+        entries = self.db.xrange(
+            INBOUND_STREAM, min=f"({after}" if after != "-" else "-", count=count
+        )
+        for entry_id, fields in entries:
+            received = float(fields.get("received_at") or int(entry_id.split("-")[0]) / 1000)
+            if now - received < self.note_after:
+                return after, noted, False
+            if fields.get("conversation_id") and self.router.acknowledge_backlog(
+                InboundEntry.from_fields(fields)
+            ):
+                noted += 1
+            after = entry_id
+        return after, noted, len(entries) == count
 
     def backlog(self) -> Backlog:
         return backlog_now(self.db)
