@@ -23,7 +23,8 @@ from content import LANGUAGES
 from content.model import PLACEHOLDER, SERVICES, Content, Response, service_texts
 from hotline import sms
 from protection import directory
-from referral import rota
+from referral import queue, rota
+from referral.queue import Priority
 
 # Stands for the reply that lists services: utter_services_intro, a line break, then one line
 # per service, as action_list_services and action_decline_counsellor build it.
@@ -66,6 +67,64 @@ _ACK, _THIRD, _TIP, _DANGER, _CONSENT = (
 _NOBODY, _NOBODY_URGENT = "utter_nobody_on_duty", "utter_nobody_on_duty_urgent"
 # Not actions, but they say data/handoff.yml texts at run time like the actions do.
 HANDBACK, ROUTER = "referral/handback.py", "channels/router.py"
+
+
+def open_case_replies(priority: Priority, intent: str, staffed: bool) -> tuple[str, ...]:
+    """What action_open_case says, branch for branch as ActionOpenCase (actions/handoff.py)
+    runs: the screen's priority, the model's reading of the latest message, and whether
+    anyone is on duty.
+
+    The child wording and the danger numbers both follow the latest intent (child_alone,
+    emergency), so one turn never says both.
+    """
+    if priority == "emergency":
+        # The emergency reply carries the numbers; off duty it says when someone answers
+        # instead of "we are alerting".
+        return ("utter_emergency", "utter_emergency_alerting" if staffed else _NOBODY)
+    replies = ["utter_child_protection" if intent == "child_alone" else "utter_case_opened"]
+    if intent == "emergency":
+        replies.append(_DANGER)
+    if not staffed:
+        replies.append(_NOBODY_URGENT if priority == "high" else _NOBODY)
+    return tuple(replies)
+
+
+# The readings of the latest message that change what action_open_case says; any other
+# intent (request_human, affirm, report_exploitation ...) says what "other" says.
+OPEN_CASE_INTENTS = ("child_alone", "emergency", "other")
+
+
+def _open_case_name(replies: tuple[str, ...]) -> str:
+    """An editor's name for one way action_open_case ends, from what it says."""
+    if replies[0] == "utter_emergency":
+        name = "the emergency reply"
+    elif replies[0] == "utter_child_protection":
+        # A child alone is high risk unless the screen found nothing (a plain request).
+        name = "the child path" if _NOBODY not in replies else "the child path on a plain request"
+    else:
+        name = "the high-risk case opened" if _NOBODY_URGENT in replies else "the case opened"
+    if _DANGER in replies:
+        name += " read as danger now"
+    if _NOBODY in replies or _NOBODY_URGENT in replies:
+        name += " with nobody on duty"
+    return name
+
+
+def _open_case_turns() -> Iterator[Turn]:
+    """Every combination ActionOpenCase can say, once each, then what it says when Redis
+    refuses the case (an emergency keeps its own reply; the others get the numbers and when
+    someone will answer)."""
+    seen: set[tuple[str, ...]] = set()
+    combinations = itertools.product(queue.PRIORITIES, OPEN_CASE_INTENTS, (True, False))
+    for priority, intent, staffed in combinations:
+        replies = open_case_replies(priority, intent, staffed)
+        if replies not in seen:
+            seen.add(replies)
+            yield Turn(_open_case_name(replies), OPEN, replies)
+    yield Turn("no case could be opened in an emergency", OPEN, ("utter_emergency",))
+    yield Turn("no case could be opened", OPEN, (_NOBODY_URGENT,))
+
+
 TURNS: tuple[Turn, ...] = (
     Turn("the high-risk offer", OFFER, (_ACK, _TIP, _CONSENT)),
     Turn("the high-risk offer about someone else", OFFER, (_THIRD, _TIP, _CONSENT)),
@@ -75,23 +134,7 @@ TURNS: tuple[Turn, ...] = (
         OFFER,
         (_THIRD, _TIP, _DANGER, _CONSENT),
     ),
-    Turn("the emergency reply", OPEN, ("utter_emergency", "utter_emergency_alerting")),
-    Turn("the emergency reply with nobody on duty", OPEN, ("utter_emergency", _NOBODY)),
-    Turn("the child path", OPEN, ("utter_child_protection",)),
-    Turn("the child path with nobody on duty", OPEN, ("utter_child_protection", _NOBODY_URGENT)),
-    Turn("the case opened", OPEN, ("utter_case_opened",)),
-    Turn("the case opened with nobody on duty", OPEN, ("utter_case_opened", _NOBODY)),
-    Turn(
-        "the high-risk case opened with nobody on duty", OPEN, ("utter_case_opened", _NOBODY_URGENT)
-    ),
-    Turn("the case opened read as danger now", OPEN, ("utter_case_opened", _DANGER)),
-    Turn(
-        "the case opened read as danger now with nobody on duty",
-        OPEN,
-        ("utter_case_opened", _DANGER, _NOBODY_URGENT),
-    ),
-    # Redis refused the case: the numbers, and when someone will answer.
-    Turn("no case could be opened", OPEN, (_NOBODY_URGENT,)),
+    *_open_case_turns(),
     Turn("the counsellor declined", DECLINE, ("utter_consent_declined", SERVICE_LIST)),
     Turn("the counsellor declined with no service to list", DECLINE, ("utter_consent_declined",)),
     Turn("the service list", SERVICES_ACTION, (SERVICE_LIST,)),

@@ -592,8 +592,8 @@ def test_a_joined_message_may_fill_three_segments_exactly(
 
 
 def test_a_joined_path_is_measured_with_its_placeholder_filled(tmp_path: Path) -> None:
-    # 302 + 2 + 150 = 454 as written; {next_shift} (12) can be "Wednesday at 06:00" (18).
-    nobody = "Someone answers from {next_shift}. "
+    # 302 + 2 + 150 = 454 as written; {next_shift} (12) can be "from Wednesday at 06:00" (23).
+    nobody = "Someone answers {next_shift}. "
     texts = {
         ("utter_child_protection", "en"): sentence(302, "You did well"),
         ("utter_nobody_on_duty_urgent", "en"): nobody + sentence(150 - len(nobody), "Police"),
@@ -602,10 +602,33 @@ def test_a_joined_path_is_measured_with_its_placeholder_filled(tmp_path: Path) -
     files["data/handoff.yml"] = handoff(texts)
     message = only_error(check(write_tree(tmp_path, files)))
     assert (
-        "the child path with nobody on duty [en] (with {next_shift} = 'Wednesday at 06:00') "
+        "the child path with nobody on duty [en] (with {next_shift} = 'from Wednesday at 06:00') "
         "goes out as one SMS of 4 segments (GSM-7): utter_child_protection (302) + "
-        "utter_nobody_on_duty_urgent (156), 460 characters"
+        "utter_nobody_on_duty_urgent (161), 465 characters"
     ) in message
+
+
+def test_every_way_opening_a_case_ends_is_measured() -> None:
+    """action_open_case's branches (actions/handoff.py), each a turn the check measures."""
+    said = {turn.replies for turn in sent.TURNS if turn.action == sent.OPEN}
+    for priority in ("emergency", "high", "request"):
+        for intent in sent.OPEN_CASE_INTENTS:
+            for staffed in (False, True):
+                assert sent.open_case_replies(priority, intent, staffed) in said
+    # A child alone on a plain request with nobody on duty, and danger read on a plain
+    # request with nobody on duty: said, so measured.
+    assert ("utter_child_protection", "utter_nobody_on_duty") in said
+    assert ("utter_case_opened", "utter_danger_numbers", "utter_nobody_on_duty") in said
+    # The child wording and the danger numbers follow the same latest intent: never together.
+    assert not any(
+        "utter_child_protection" in replies and "utter_danger_numbers" in replies
+        for replies in said
+    )
+    # An emergency off duty: the numbers are in the emergency reply, never twice.
+    assert sent.open_case_replies("emergency", "child_alone", False) == (
+        "utter_emergency",
+        "utter_nobody_on_duty",
+    )
 
 
 def test_ucs2_in_one_reply_makes_the_whole_sms_ucs2(tmp_path: Path) -> None:
