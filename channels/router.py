@@ -37,9 +37,10 @@ from typing import Any
 
 import redis
 
+from channels import history
 from channels import keywords as kw
 from channels.inbound import InboundEntry
-from hotline import conversations, keys
+from hotline import conversations, keys, metrics
 from hotline.conversations import Channel, Source
 from hotline.language import choose_language
 from hotline.rasa import MESSAGE_ID, RasaClient, RasaTimeout, RasaUnavailable
@@ -86,6 +87,8 @@ class Outcome:
     remember: tuple[Channel, str] | None = None  # channel and sealed address; None once erased
     replies: list[tuple[str, Source]] = field(default_factory=list)
     case_id: str | None = None
+    # Who answered, for the metrics (hotline.metrics.ANSWERED_BY); the router sets it.
+    answered_by: str = "keyword"
     set_fields: dict[str, str] = field(default_factory=dict)
     del_fields: list[str] = field(default_factory=list)
     set_keys: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -167,6 +170,7 @@ class Router:
                 outcome.set_keys[keys.media_note(cid)] = ("1", MEDIA_NOTE_TTL)
                 outcome.say(self.keywords.note("media_only", previous))
             log.info("%s has no text (%d media)", label, message.media_count)
+            outcome.answered_by = "media"
             return outcome
 
         case = self._relay(cid, text, message.message_sid, state.get(RELAYED))
@@ -191,12 +195,14 @@ class Router:
                 log.info("conversation %s opted in again", cid)
             else:
                 log.info("conversation %s is opted out; message not answered", cid)
+            outcome.answered_by = "opted_out"
             return outcome
 
         asked_in = self.db.get(keys.delete_pending(cid))  # the language the question was in
         if asked_in:
             outcome.del_keys.append(keys.delete_pending(cid))
             if self.keywords.confirms(text):
+                outcome.answered_by = "erasure"
                 return await self._erase(cid, asked_in, outcome)
             outcome.say(self.keywords.note("delete_cancelled", asked_in))
             if self.keywords.declines(text):
@@ -209,6 +215,7 @@ class Router:
             outcome.set_fields["language"] = asked_for
             outcome.say(self.keywords.note("language_set", asked_for))
             log.info("conversation %s asked for another language in words", cid)
+            outcome.answered_by = "language"
             return outcome
 
         language = choose_language(text, previous)
@@ -217,6 +224,7 @@ class Router:
         if message.truncated:
             outcome.say(self.keywords.note("truncated", language))
         if case:
+            outcome.answered_by = "case"
             if reserved and reserved.kind == "back":
                 return self._step_back(case, language, outcome)
             if not waiting.with_bot(self.db, cid, case.id):
@@ -226,9 +234,19 @@ class Router:
             cid, text, language, message, outcome, case_open=case is not None, tried=tried
         ):
             outcome.say(reply, "bot")
+        outcome.answered_by = "bot"
         # A case this turn opened gets the bot's hand-off texts in its transcript.
         outcome.case_id = self.referrals.open_case_id(cid)
+        self._keep_history_short(cid)
         return outcome
+
+    def _keep_history_short(self, cid: str) -> None:
+        """A turn costs the same however long the conversation is (channels/history.py)."""
+        try:
+            history.compact(self.db, cid)
+        except (redis.RedisError, ValueError) as error:
+            # The answer stands; the next turn tries again.
+            log.warning("conversation %s: history not compacted (%s)", cid, type(error).__name__)
 
     # ------------------------------------------------------------ an open case
 
@@ -412,13 +430,17 @@ class Router:
             self._note_waiting(cid, language, outcome)
             log.warning("Rasa's tracker unreadable (%s); conversation %s waits", error, cid)
             raise RasaWaiting from error
+        started = time.perf_counter()
+        outcome_label = "error"
         call = asyncio.ensure_future(self.rasa.send(cid, text, metadata))
         try:
             done, _ = await asyncio.wait({call}, timeout=self.slow_after)
             if not done:
                 self._note_waiting(cid, language, outcome)
             messages = await call
+            outcome_label = "ok"
         except RasaTimeout as error:
+            outcome_label = "timeout"
             self._note_waiting(cid, language, outcome)
             log.warning("Rasa gave conversation %s no answer in time (%s)", cid, error)
             raise RasaTimedOut(str(error)) from error
@@ -429,6 +451,7 @@ class Router:
         finally:
             if not call.done():
                 call.cancel()
+            metrics.RASA_CALL_SECONDS.labels(outcome_label).observe(time.perf_counter() - started)
         return [m["text"] for m in messages if m.get("text")]
 
     async def _answered_before(self, cid: str, message_sid: str) -> list[str] | None:

@@ -24,7 +24,7 @@ import redis
 from channels.consumer import Backlog, Entry, StreamConsumer, backlog, run_forever, where
 from channels.inbound import InboundEntry
 from channels.router import BACKLOG_NOTE_AFTER, Eraser, Outcome, RasaTimedOut, RasaWaiting, Router
-from hotline import keys
+from hotline import keys, metrics
 from hotline.keys import DEAD_LETTER_STREAM, INBOUND_STREAM
 from hotline.logs import setup_logging
 from hotline.rasa import RasaClient
@@ -113,9 +113,11 @@ class Worker(StreamConsumer):
                 self.commit(entry, outcome)
             self.done(entry)
         except RasaWaiting:
+            metrics.INBOUND_NOT_ANSWERED.labels("rasa_down").inc()
             entry.attempts += 1
             self.put_back(entry, self.backoff(entry.attempts))
         except RasaTimedOut as error:
+            metrics.INBOUND_NOT_ANSWERED.labels("rasa_timeout").inc()
             reason = f"Rasa took the message and gave {error}"
             if self._failed(entry, error, reason):
                 self.done(entry)
@@ -126,6 +128,7 @@ class Worker(StreamConsumer):
             log.warning("%s waits: Redis %s", entry.label, type(error).__name__)
             self.put_back(entry, self.backoff(entry.attempts))
         except Exception as error:
+            metrics.INBOUND_NOT_ANSWERED.labels("error").inc()
             if self._failed(entry, error):
                 self.done(entry)
             else:
@@ -251,6 +254,8 @@ class Worker(StreamConsumer):
             len(outcome.replies),
             latency * 1000,
         )
+        metrics.INBOUND_HANDLED.labels(outcome.answered_by).inc()
+        metrics.INBOUND_WAIT_SECONDS.labels(outcome.answered_by).observe(max(0.0, latency))
         return True
 
     def _ack(self, pipe: redis.client.Pipeline, entry: Entry) -> None:
@@ -293,6 +298,7 @@ class Worker(StreamConsumer):
             self._ack(pipe, entry)
             pipe.execute()
         log.error("%s moved to the dead letters (`hotline dlq list`)", entry.label)
+        metrics.INBOUND_NOT_ANSWERED.labels("dead_letter").inc()
         return True
 
 
@@ -312,6 +318,10 @@ def main() -> None:
         claim_idle=float(os.environ.get("HOTLINE_CLAIM_IDLE", "30")),
         note_after=float(os.environ.get("HOTLINE_BACKLOG_NOTE_AFTER", str(BACKLOG_NOTE_AFTER))),
     )
+    port = os.environ.get("HOTLINE_WORKER_METRICS_PORT")
+    if port:
+        # One port per worker process on a host (docs/operations.md lists the scrape targets).
+        metrics.serve(int(port))
     run_forever(worker)
 
 

@@ -149,3 +149,25 @@ def test_a_message_tried_again_reaches_the_open_case_once(
     assert rasa.failures == 2 and rasa.texts == ["onde fica o escritorio da OIM?"]
     person_lines = [m.text for m in referrals.get(case_id).transcript if m.author == "person"]
     assert person_lines == ["onde fica o escritorio da OIM?"]
+
+
+def test_the_worker_counts_what_it_answered_and_times_rasa(
+    servers: Servers, db: redis.Redis
+) -> None:
+    """The worker's metrics (served on a loopback port in production) move with its work."""
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before_bot = sample("hotline_inbound_handled_total", answered_by="bot")
+    before_keyword = sample("hotline_inbound_handled_total", answered_by="keyword")
+    before_calls = sample("hotline_rasa_call_seconds_count", outcome="ok")
+    phone = Phone(servers, "+258840000498")
+    assert phone.send("hello, I want to go home").status_code == 200
+    assert phone.send("HELP").status_code == 200
+    run_worker(servers.settings, FakeRasa(), timeout=30)
+
+    assert sample("hotline_inbound_handled_total", answered_by="bot") == before_bot + 1
+    assert sample("hotline_inbound_handled_total", answered_by="keyword") == before_keyword + 1
+    assert sample("hotline_rasa_call_seconds_count", outcome="ok") == before_calls + 1
