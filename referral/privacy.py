@@ -28,7 +28,7 @@ from hotline.ids import unseal
 from hotline.keys import KeyFamily
 from hotline.rasa import RasaClient, RasaUnavailable
 from hotline.settings import get_settings
-from referral.queue import Referrals
+from referral.queue import CHANGES_MAXLEN, Case, Referrals
 
 log = logging.getLogger(__name__)
 
@@ -394,12 +394,21 @@ async def _confirm_tracker_gone(rasa: RasaClient, conversation_id: str) -> None:
 async def erase_conversation(
     db: redis.Redis, rasa: RasaClient, conversation_id: str, *, fernet_key: str | None = None
 ) -> Erasure:
-    """Erase one person's conversation everywhere; an open case is closed as declined."""
+    """Erase one person's conversation everywhere.
+
+    An open case is not closed silently: whoever holds the phone (often the exploiter) can
+    send DELETE then YES. The consoles are alerted (the change stream says the case was
+    erased while open, with its priority) and the case stays as a minimal safety record:
+    anonymised like every erased case, it keeps its priority, risk level and the names of
+    its indicators, with an audit line saying what happened and who held it.
+    """
     referrals = Referrals(db)
     address = _address(db, conversation_id, fernet_key)
     case_ids = referrals.cases_of(conversation_id)
     for case_id in case_ids:
-        if referrals.get(case_id, transcript=False).is_open:
+        case = referrals.get(case_id, transcript=False)
+        if case.is_open:
+            _alert_erased_while_open(db, case)
             referrals.close(case_id, "person", "declined")
         anonymise_case(db, case_id)
     tracker_deleted = _delete_conversation_keys(db, conversation_id)
@@ -417,6 +426,41 @@ async def erase_conversation(
         "yes" if on_disk else "not yet",
     )
     return Erasure(len(case_ids), entries, tracker_deleted, on_disk)
+
+
+ERASED_WHILE_OPEN = "erased_while_open"  # the audit and change-stream action
+
+
+def _alert_erased_while_open(db: redis.Redis, case: Case) -> None:
+    now = f"{time.time():.6f}"
+    detail = {
+        "priority": case.priority,
+        "risk_level": case.risk_level,
+        "status": case.status,
+        "claimed_by": case.claimed_by or "",
+    }
+    with db.pipeline(transaction=True) as pipe:
+        pipe.xadd(
+            keys.case_audit(case.id),
+            {
+                "at": now,
+                "actor": "person",
+                "action": ERASED_WHILE_OPEN,
+                "detail": json.dumps(detail),
+            },
+        )
+        pipe.xadd(
+            keys.CHANGES_STREAM,
+            {"case": case.id, "action": ERASED_WHILE_OPEN, "priority": case.priority},
+            maxlen=CHANGES_MAXLEN,
+            approximate=True,
+        )
+        pipe.execute()
+    log.warning(
+        "case %s (%s) was erased at the person's request while open; consoles alerted",
+        case.id,
+        case.priority,
+    )
 
 
 def _conversations(db: redis.Redis):

@@ -491,3 +491,40 @@ def test_purge_leaves_an_erasure_in_its_grace_alone(db: redis.Redis, settings) -
     )
     privacy.purge(db, 90 * DAY, fernet_key=FERNET_KEY)
     assert set(db.hgetall(keys.conversation("c1"))) == {"channel", "address"}
+
+
+def test_an_erasure_on_an_open_case_alerts_the_consoles_and_keeps_a_safety_record(
+    db: redis.Redis, settings
+) -> None:
+    """Whoever holds the phone can send DELETE then YES: the case is not closed silently."""
+    referrals = Referrals(db)
+    case_id = referrals.open_case(
+        "c1",
+        priority="high",
+        channel="sms",
+        language="pt",
+        risk_level="high",
+        indicators=[{"name": "documents_confiscated", "message_index": 0, "phrase": "passaporte"}],
+        transcript=[(1.0, "person", SECRET_TEXT)],
+    ).case_id
+    referrals.claim(case_id, "ana")
+    since = db.xrevrange(keys.CHANGES_STREAM, count=1)[0][0]
+
+    asyncio.run(
+        privacy.erase_conversation(db, rasa_reading(db, settings), "c1", fernet_key=FERNET_KEY)
+    )
+
+    changes = [f for _, f in db.xrange(keys.CHANGES_STREAM, min=f"({since}")]
+    assert {"case": case_id, "action": "erased_while_open", "priority": "high"} in changes
+    record = referrals.get(case_id)
+    assert record.status == "closed" and record.erased_at
+    assert (record.priority, record.risk_level) == ("high", "high")
+    assert [i["name"] for i in record.indicators] == ["documents_confiscated"]
+    audit = {e.action: e for e in referrals.audit(case_id)}
+    assert audit["erased_while_open"].detail == {
+        "priority": "high",
+        "risk_level": "high",
+        "status": "claimed",
+        "claimed_by": "ana",
+    }
+    assert SECRET_TEXT not in everything(db)

@@ -129,6 +129,11 @@
   function isEmergency(change) {
     return change.priority === "emergency" && (change.action === "opened" || change.action === "retriggered");
   }
+  // A case at risk erased from the phone while open (DELETE then YES): the phone may be in
+  // the exploiter's hands, so counsellors are alerted as for an emergency.
+  function isErasedAtRisk(change) {
+    return change.action === "erased_while_open" && (change.priority === "emergency" || change.priority === "high");
+  }
 
   function debounce(fn, ms) {
     let timer = null;
@@ -148,6 +153,7 @@
       // A delivery report changes no row: only the case page shows it.
       if (change.action === "delivery") return;
       if (isEmergency(change)) alertEmergency(queue.dataset.emergency, change.case);
+      else if (isErasedAtRisk(change)) alertEmergency(queue.dataset.erased, change.case);
       refresh();
     });
     if (soundButton) soundButton.addEventListener("click", enableSound);
@@ -182,6 +188,7 @@
         if (change.action === "message_received" && document.visibilityState !== "visible") beep();
       } else {
         if (isEmergency(change)) alertEmergency(casePage.dataset.emergency, change.case);
+        else if (isErasedAtRisk(change)) alertEmergency(casePage.dataset.erased, change.case);
         document.getElementById("changed").hidden = false;
         reloadTranscript();
       }
