@@ -79,6 +79,8 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
 
 
 NLG_PORT = 5056
+# Silences the Rasa logger that quotes a person's message on a timeout (see the file).
+RASA_LOGGING = PROJECT_ROOT / "ops" / "rasa_logging.yml"
 
 
 def rasa_variables(
@@ -94,6 +96,8 @@ def rasa_variables(
         "REDIS_DB": (url.path or "/0").lstrip("/") or "0",
         # Rasa's own telemetry would try to reach the internet.
         "RASA_TELEMETRY_ENABLED": "false",
+        # Never DEBUG, whatever the other processes use: Rasa's DEBUG lines quote every message.
+        "LOG_LEVEL": "INFO",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
 
@@ -144,6 +148,8 @@ def rasa_command(
         str(PROJECT_ROOT / "credentials.yml"),
         "--log-file",
         str(log_dir / "rasa.log"),
+        "--logging-config-file",
+        str(RASA_LOGGING),
     ]
     token = settings.rasa_token.get_secret_value()
     return [*command, "--auth-token", token] if token else command

@@ -124,3 +124,23 @@ def test_rasa_keeps_a_tracker_no_longer_than_the_retention_period(rasa_stack, db
 
     asyncio.run(talk())
     assert retention - 60 < db.ttl(keys.tracker(sender)) <= retention
+
+
+def test_a_turn_cut_short_leaves_no_text_in_rasas_log(rasa_stack) -> None:
+    """Rasa 3.6 logs the whole message when a client gives up on a turn; our logging config
+    silences that logger (ops/rasa_logging.yml), so the words never reach a log file."""
+    import time
+
+    from hotline.settings import PROJECT_ROOT
+
+    words = f"quero voltar para casa zebra{uuid.uuid4().hex[:8]}"
+    sender = f"c{uuid.uuid4().hex[:31]}"
+    body = {"sender": sender, "message": words, "metadata": {"language": "pt"}}
+    with pytest.raises(httpx.TimeoutException):
+        # Gives up long before Rasa answers: Sanic cancels the turn, the timeout path.
+        httpx.post(f"{rasa_stack['rasa_url']}/webhooks/rest/webhook", json=body, timeout=0.001)
+    time.sleep(3)
+    logs = [rasa_stack["rasa"].log, PROJECT_ROOT / "var" / "log" / "rasa.log"]
+    for path in logs:
+        if path.exists():
+            assert words not in path.read_text(errors="replace"), path
