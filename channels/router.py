@@ -62,6 +62,9 @@ SCREEN_WINDOW = 6
 # Parse results of recent texts, in memory only, so screening a case's window does not ask the
 # model again for messages it read a moment ago.
 _READINGS_KEPT = 512
+# Lines of an open case the router reads per message: the screen's window of the person's
+# messages, with the bot's and counsellor's lines between them.
+RECENT_LINES = 8 * SCREEN_WINDOW
 # Field of the conversation hash: the MessageSid last copied into the open case.
 RELAYED = "relayed"
 
@@ -261,7 +264,12 @@ class Router:
         if not case_id:
             return None
         try:
-            case = self.referrals.get(case_id)
+            # The last lines only: enough for the screen's window and the waiting note, and
+            # the same cost on a case's thousandth message as on its first.
+            case = replace(
+                self.referrals.get(case_id, transcript=False),
+                transcript=self.referrals.recent_lines(case_id, RECENT_LINES),
+            )
             if sid and sid == relayed:
                 # Read as it was before this message, so the screen counts it once.
                 lines = case.transcript

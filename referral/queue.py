@@ -525,6 +525,24 @@ return {'ok', message}
 _MAX_STALE = 1000
 
 
+def _line(entry_id: str, f: dict[str, str], delivery: Delivery | None) -> Message:
+    return Message(
+        id=entry_id,
+        at=float(f.get("at") or 0),
+        author=f.get("author", ""),
+        kind=f.get("kind", "message"),
+        text=f.get("text", ""),
+        actor=f.get("actor", ""),
+        ref=f.get("ref", ""),
+        delivery=delivery,
+    )
+
+
+def _in_time_order(lines: list[Message]) -> list[Message]:
+    # The bot part is copied in when the case opens, after messages it may postdate.
+    return sorted(lines, key=lambda m: (m.at, m.id))
+
+
 def _raise_for(result: list[Any], case_id: str) -> None:
     status = result[0]
     if status == "missing":
@@ -932,20 +950,21 @@ class Referrals:
             self.deliveries(case_id) if any(f.get("ref") for _, f in entries) else {}
         )
         lines = [
-            Message(
-                id=entry_id,
-                at=float(f.get("at") or 0),
-                author=f.get("author", ""),
-                kind=f.get("kind", "message"),
-                text=f.get("text", ""),
-                actor=f.get("actor", ""),
-                ref=f.get("ref", ""),
-                delivery=statuses.get(f["ref"], Delivery("queued")) if f.get("ref") else None,
+            _line(
+                entry_id,
+                f,
+                statuses.get(f["ref"], Delivery("queued")) if f.get("ref") else None,
             )
             for entry_id, f in entries
         ]
-        # The bot part is copied in when the case opens, after messages it may postdate.
-        return sorted(lines, key=lambda m: (m.at, m.id))
+        return _in_time_order(lines)
+
+    def recent_lines(self, case_id: str, count: int) -> list[Message]:
+        """The case's last `count` lines in time order, without delivery statuses: what the
+        conversation router reads for every message written into the case, at a cost that
+        does not grow with the case."""
+        entries = self.db.xrevrange(keys.case_messages(case_id), count=count)
+        return _in_time_order([_line(entry_id, f, None) for entry_id, f in entries])
 
     def deliveries(self, case_id: str) -> dict[str, Delivery | None]:
         """How far each of the case's outgoing lines got, by ref (None once its records are

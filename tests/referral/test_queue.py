@@ -521,3 +521,15 @@ def test_the_outgoing_script_gets_every_key_through_KEYS() -> None:
     assert not re.search(r"'[^']*:[^']*'", queue._OUTGOING)
     assert not re.findall(r"(\S+)\s*\.\.\s*(\S+)", queue._OUTGOING)
     assert all(family.prefix not in queue._OUTGOING for family in keys.FAMILIES.values())
+
+
+def test_recent_lines_are_the_last_ones_in_time_order(db: redis.Redis) -> None:
+    referrals = Referrals(db)
+    case_id = referrals.open_case("c1", priority="request", channel="sms", language="pt").case_id
+    for n in range(30):
+        referrals.append_message(case_id, text=f"message {n}")
+    assert [m.text for m in referrals.recent_lines(case_id, 3)] == [
+        "message 27",
+        "message 28",
+        "message 29",
+    ]
