@@ -336,3 +336,13 @@ class ChannelProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture
+def e2e_settings(rasa_stack, servers: Servers, settings_factory) -> Settings:
+    """Settings for the channel's processes in front of the real Rasa and action servers."""
+    return settings_factory(
+        RASA_URL=rasa_stack["rasa_url"],
+        PUBLIC_URL=servers.gateway_url,
+        SANDBOX_URL=servers.sandbox_url,
+    )

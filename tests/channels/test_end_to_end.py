@@ -25,15 +25,6 @@ NUMBERS = {
 }
 
 
-@pytest.fixture
-def e2e_settings(rasa_stack, servers: Servers, settings_factory):
-    return settings_factory(
-        RASA_URL=rasa_stack["rasa_url"],
-        PUBLIC_URL=servers.gateway_url,
-        SANDBOX_URL=servers.sandbox_url,
-    )
-
-
 @pytest.mark.parametrize("channel", ["sms", "whatsapp"])
 @pytest.mark.parametrize("language", ["pt", "en", "fr", "sw"])
 def test_a_question_is_answered_once_in_its_language(

@@ -20,15 +20,6 @@ from tests.domain import responses
 NOTES = keywords.load(PROJECT_ROOT / "data" / "keywords.yml")
 
 
-@pytest.fixture
-def e2e_settings(rasa_stack, servers: Servers, settings_factory):
-    return settings_factory(
-        RASA_URL=rasa_stack["rasa_url"],
-        PUBLIC_URL=servers.gateway_url,
-        SANDBOX_URL=servers.sandbox_url,
-    )
-
-
 class Person:
     """A phone and what it has read so far, one exchange at a time."""
 
