@@ -32,14 +32,18 @@ SECRETS = {
     "fernet_key": "HOTLINE_FERNET_KEY",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "rasa_token": "RASA_TOKEN",
+    "action_token": "HOTLINE_ACTION_TOKEN",
 }
 
 # The secrets each process is given, in `make run` and in the systemd units alike: a process
-# that holds no key cannot leak it. Rasa takes its token on the command line, not from here.
+# that holds no key cannot leak it.
 SECRETS_NEEDED: dict[str, frozenset[str]] = {
     "redis": frozenset(),
-    "rasa": frozenset(),
-    "actions": frozenset(),
+    # Its API token (from the environment, never its command line: ops/rasa_serve.py) and the
+    # bearer token it shows the action server.
+    "rasa": frozenset({"RASA_TOKEN", "HOTLINE_ACTION_TOKEN"}),
+    # Only Rasa may run actions: they open cases and write the risk screen's verdicts.
+    "actions": frozenset({"HOTLINE_ACTION_TOKEN"}),
     "nlg": frozenset(),
     # Signature check, keyed conversation ids and sealing the number on the way in.
     "gateway": frozenset({"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}),
@@ -91,6 +95,8 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
     rasa_url: str = Field("http://127.0.0.1:5005", alias="RASA_URL")
     rasa_token: SecretStr = Field(SecretStr(""), alias="RASA_TOKEN")
+    # What Rasa shows the action server (endpoints.yml): any other local caller is refused.
+    action_token: SecretStr = Field(SecretStr(""), alias="HOTLINE_ACTION_TOKEN")
     # Keyed-hash key for conversation ids: without it an id brute-forces back to a number.
     secret: SecretStr = Field(SecretStr(""), alias="HOTLINE_SECRET")
     # Fernet key that seals phone numbers at rest (only the sender unseals them).

@@ -1,12 +1,13 @@
 """`make eval`: the risk screen and the NLU measured through the production path.
 
-Blind figures come first: tests/blind2/ and tests/blind/ were written by people who never saw
-the training data, the lexicon or the other sets, and frozen before any tuning. tests/blind2/
-is the fresh one, reported first; tests/blind/'s aggregates were read while tuning earlier,
-so it is reported second. The tuning sets (tests/dev/, tests/eval/, tests/nlu/) are what the
-thresholds were chosen on; their figures are printed last, marked as such, and are not
-results. `--calibrate` chooses the screen's thresholds on the tuning sets (never a blind one)
-and writes data/risk/screen.yml; `--tuning-only` reads no blind set at all.
+Blind figures come first: tests/blind3/, tests/blind2/ and tests/blind/ were written by people
+who never saw the training data, the lexicon or the other sets, and frozen before any tuning.
+The newest is reported first, with the ablation; each older one's figures were read while
+the model was changed afterwards, so it is reported after it and counts for less. The tuning
+sets (tests/dev/, tests/eval/, tests/nlu/) are what the thresholds were chosen on; their
+figures are printed last, marked as such, and are not results. `--calibrate` chooses the
+screen's thresholds on the tuning sets (never a blind one) and writes data/risk/screen.yml;
+`--tuning-only` reads no blind set at all.
 """
 
 from __future__ import annotations
@@ -31,10 +32,18 @@ from ops.triage import RasaRefused, rasa_parser, read_conversation, triage_turns
 from protection import risk
 
 BLIND = PROJECT_ROOT / "tests" / "blind"
-# Written later by another writer from the same brief, and committed before anything was tuned
-# while it existed: the figures that count first. tests/blind/ was read (as aggregates) while
-# tuning in earlier sessions, so it is reported second and no longer taken as unseen.
-FRESH_BLIND = PROJECT_ROOT / "tests" / "blind2"
+# Newest first: each was committed before anything was tuned while it existed.
+BLIND_SETS = (
+    (
+        PROJECT_ROOT / "tests" / "blind3",
+        "never tuned on, never looked at while tuning",
+    ),
+    (
+        PROJECT_ROOT / "tests" / "blind2",
+        "never tuned on; its aggregates were read once, before the model was changed",
+    ),
+    (BLIND, "never tuned on, but its aggregates were read while tuning in earlier sessions"),
+)
 EVAL = PROJECT_ROOT / "tests" / "eval"
 DEV = PROJECT_ROOT / "tests" / "dev"
 NLU_TESTS = PROJECT_ROOT / "tests" / "nlu"
@@ -366,13 +375,17 @@ def main(argv: list[str] | None = None, model: Path | None = None) -> int:
     argv = argv or []
     # Whoever tunes the screen must never see a blind figure, not even in passing.
     tuning_only = "--tuning-only" in argv
-    fresh = [] if tuning_only or not FRESH_BLIND.exists() else blind_set(FRESH_BLIND)
-    blind, tuning = ([] if tuning_only else blind_set()), tuning_set()
+    blinds = [] if tuning_only else [(f, why) for f, why in BLIND_SETS if f.exists()]
+    if not tuning_only and not blinds:
+        raise SystemExit("no blind set under tests/: the figures would mean nothing")
+    sets, tuning = [(f, why, blind_set(f)) for f, why in blinds], tuning_set()
     try:
         with rasa_parser(Settings(), model=model) as client:
-            parsed_fresh, parsed_blind = parse_all(client, fresh), parse_all(client, blind)
+            parsed_sets = [parse_all(client, items) for _, _, items in sets]
             parsed_tuning = parse_all(client, tuning)
-            latency = parse_latency(client, (m for i in fresh + blind for m in i.messages))
+            latency = parse_latency(
+                client, (m for _, _, i in sets[:1] for x in i for m in x.messages)
+            )
     except RasaRefused as error:
         print(f"hotline eval: {error}", file=sys.stderr)
         return 1
@@ -387,24 +400,12 @@ def main(argv: list[str] | None = None, model: Path | None = None) -> int:
         print("\n".join(report(tuning, parsed_tuning, TUNING_TITLE.format(len(tuning)))))
         return 0
     out: list[str] = []
-    if fresh:
-        out += report(
-            fresh,
-            parsed_fresh,
-            f"Fresh blind set (tests/blind2/, {len(fresh)} items, "
-            f"{sum(len(i.messages) > 1 for i in fresh)} conversations; never tuned on, never "
-            "looked at while tuning):",
-        )
-        out += ablation(fresh, parsed_fresh)
-    out += report(
-        blind,
-        parsed_blind,
-        f"Earlier blind set (tests/blind/, {len(blind)} items, "
-        f"{sum(len(i.messages) > 1 for i in blind)} conversations; never tuned on, but its "
-        "aggregates were read while tuning in earlier sessions):",
-    )
-    if not fresh:
-        out += ablation(blind, parsed_blind)
+    for number, ((folder, why, items), parsed) in enumerate(zip(sets, parsed_sets, strict=True)):
+        conversations = sum(len(i.messages) > 1 for i in items)
+        title = f"{folder.name}/ ({len(items)} items, {conversations} conversations; {why}):"
+        out += report(items, parsed, ("Blind set " if number == 0 else "Older blind set ") + title)
+        if number == 0:
+            out += ablation(items, parsed)
     if latency:
         out.append(
             f"/model/parse over {latency['n']} calls: p50 {latency['p50']:.1f} ms, "

@@ -52,21 +52,29 @@ class Place:
     model: Path = processes.MODEL
 
 
+_DEV_SECRETS: dict[str, Callable[[], str]] = {
+    "HOTLINE_SECRET": lambda: secrets.token_urlsafe(32),
+    "HOTLINE_FERNET_KEY": lambda: Fernet.generate_key().decode(),
+    "TWILIO_AUTH_TOKEN": lambda: secrets.token_hex(16),
+    "RASA_TOKEN": lambda: secrets.token_urlsafe(24),
+    "HOTLINE_ACTION_TOKEN": lambda: secrets.token_urlsafe(24),
+}
+
+
 def dev_secrets(var: Path = VAR) -> dict[str, str]:
     """Random per-machine secrets for dev mode, made on the first run and kept in var/."""
     dev_env = var / DEV_ENV.name
     if not dev_env.exists():
         var.mkdir(parents=True, exist_ok=True)
-        values = {
-            "HOTLINE_SECRET": secrets.token_urlsafe(32),
-            "HOTLINE_FERNET_KEY": Fernet.generate_key().decode(),
-            "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
-            "RASA_TOKEN": secrets.token_urlsafe(24),
-        }
         dev_env.touch(mode=0o600)
-        dev_env.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     pairs = (line.split("=", 1) for line in dev_env.read_text().splitlines() if "=" in line)
-    return dict(pairs)
+    values = dict(pairs)
+    # A secret added in a later release is made on the next run; the ones kept stay as they are.
+    missing = {name: make() for name, make in _DEV_SECRETS.items() if name not in values}
+    if missing:
+        with dev_env.open("a") as file:
+            file.write("".join(f"{k}={v}\n" for k, v in missing.items()))
+    return {**values, **missing}
 
 
 def environment(place: Place = Place()) -> dict[str, str]:
@@ -104,9 +112,7 @@ def services(
         planned.append(
             (
                 "rasa",
-                processes.rasa_command(
-                    settings, ports["rasa"], place.model, log_dir=place.var / "log"
-                ),
+                processes.rasa_command(ports["rasa"], place.model, log_dir=place.var / "log"),
             )
         )
     planned += [

@@ -16,6 +16,9 @@ from hotline.settings import PROJECT_ROOT, SECRETS_NEEDED, Settings
 from hotline.settings import SECRETS as SECRET_FIELDS
 
 RASA_BIN = PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa"
+RASA_PYTHON = PROJECT_ROOT / ".venv-rasa" / "bin" / "python"
+# Starts `rasa run` with its token from the environment (every local user reads command lines).
+RASA_SERVE = PROJECT_ROOT / "ops" / "rasa_serve.py"
 MODEL = PROJECT_ROOT / "models" / "hotline.tar.gz"
 
 # One table of which process holds which secret, in hotline/settings.py; the variables' names.
@@ -105,10 +108,13 @@ def rasa_variables(
 def rasa_environment(
     settings: Settings, action_port: int, nlg_port: int = NLG_PORT
 ) -> dict[str, str]:
-    """This process's environment without its secrets, plus what endpoints.yml reads."""
+    """This process's environment without its secrets, plus what endpoints.yml reads and
+    the two tokens Rasa holds (its API's and the one it shows the action server)."""
     return {
         **only_needed_secrets("rasa", os.environ),
         **rasa_variables(settings, action_port, nlg_port),
+        "RASA_TOKEN": settings.rasa_token.get_secret_value(),
+        "HOTLINE_ACTION_TOKEN": settings.action_token.get_secret_value(),
     }
 
 
@@ -129,11 +135,12 @@ def nlg_command(port: int) -> list[str]:
 
 
 def rasa_command(
-    settings: Settings, port: int, model: Path = MODEL, log_dir: Path = PROJECT_ROOT / "var" / "log"
+    port: int, model: Path = MODEL, log_dir: Path = PROJECT_ROOT / "var" / "log"
 ) -> list[str]:
     log_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        str(RASA_BIN),
+        str(RASA_PYTHON),
+        str(RASA_SERVE),
         "run",
         "--enable-api",
         "--interface",
@@ -151,8 +158,7 @@ def rasa_command(
         "--logging-config-file",
         str(RASA_LOGGING),
     ]
-    token = settings.rasa_token.get_secret_value()
-    return [*command, "--auth-token", token] if token else command
+    return command
 
 
 def actions_environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -161,7 +167,8 @@ def actions_environment(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def actions_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)]
+    """rasa-sdk's server behind the bearer token and size limits of actions/server.py."""
+    return [sys.executable, "-m", "actions.server", "--port", str(port)]
 
 
 def python_command(module: str, *args: str) -> list[str]:

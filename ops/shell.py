@@ -31,26 +31,30 @@ def _private_rasa(stack: ExitStack) -> str:
     redis_port, action_port, rasa_port, nlg_port = (processes.free_port() for _ in range(4))
     # A private Rasa still gets a token: its admin API must not be open to other local users.
     # The other secrets are the dev ones `make run` uses (var/dev.env).
-    token = secrets.token_urlsafe(24)
+    token, action_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     env = {
         **launcher.environment(),
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "RASA_TOKEN": token,
+        "HOTLINE_ACTION_TOKEN": action_token,
     }
     settings = Settings(
-        HOTLINE_ENV=env["HOTLINE_ENV"], REDIS_URL=env["REDIS_URL"], RASA_TOKEN=token
+        HOTLINE_ENV=env["HOTLINE_ENV"],
+        REDIS_URL=env["REDIS_URL"],
+        RASA_TOKEN=token,
+        HOTLINE_ACTION_TOKEN=action_token,
     )
     _start(stack, processes.redis_command(redis_port, folder), env)
     _start(stack, processes.actions_command(action_port), processes.actions_environment(env))
     _start(stack, processes.nlg_command(nlg_port), env)
     _start(
         stack,
-        processes.rasa_command(settings, rasa_port),
+        processes.rasa_command(rasa_port),
         processes.rasa_environment(settings, action_port, nlg_port),
     )
     print("starting the bot (about a minute)…")
     url = f"http://127.0.0.1:{rasa_port}"
-    if not processes.wait_http(f"{url}/status", 300):
+    if not processes.wait_http(f"{url}/status?token={token}", 300):
         raise SystemExit("Rasa did not start; see var/log/rasa.log")
     return url
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,8 @@ def rasa_parser(settings: Settings, model: Path | None = None) -> Iterator[httpx
     port = processes.free_port()
     # Parsing needs no tracker store or action server: start Rasa with the model alone.
     command = [
-        str(processes.RASA_BIN),
+        str(processes.RASA_PYTHON),
+        str(processes.RASA_SERVE),
         "run",
         "--enable-api",
         "--interface",
@@ -64,7 +66,14 @@ def rasa_parser(settings: Settings, model: Path | None = None) -> Iterator[httpx
         "--model",
         str(model),
     ]
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # Even a parse-only Rasa gets a token: its admin API must not be open to other local users.
+    token = secrets.token_urlsafe(24)
+    env = {
+        **os.environ,
+        "RASA_TOKEN": token,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     # Rasa reads endpoints.yml from its working folder when present; ours names the
     # tracker store and action server, which parsing does not need. Start it elsewhere.
     workdir = tempfile.mkdtemp(prefix="hotline-triage-")
@@ -72,9 +81,11 @@ def rasa_parser(settings: Settings, model: Path | None = None) -> Iterator[httpx
         command, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        if not processes.wait_http(f"http://127.0.0.1:{port}/status", 300):
+        if not processes.wait_http(f"http://127.0.0.1:{port}/status?token={token}", 300):
             raise RasaRefused(f"Rasa did not start on {model}")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", params={"token": token}, timeout=30
+        ) as client:
             check_parse(client)
             yield client
     finally:

@@ -22,6 +22,7 @@ from ops import processes
 SECRET = "test-secret-0123456789abcdef"
 FERNET_KEY = "yqrMa2c6h3xS1X2JpI1Ksy6rWlqkz3wY0Cq8Kq2fYbA="
 AUTH_TOKEN = "test-twilio-auth-token-0123456789"
+ACTION_TOKEN = "test-action-token-0123456789"
 
 
 class RedisServer:
@@ -102,6 +103,7 @@ def settings_factory(redis_server: RedisServer):
             "HOTLINE_FERNET_KEY": FERNET_KEY,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "RASA_TOKEN": "test-rasa-token",
+            "HOTLINE_ACTION_TOKEN": ACTION_TOKEN,
         }
         values.update(dict(overrides.items()))
         return Settings(**values)
@@ -156,6 +158,7 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
         "HOTLINE_ENV": "test",
         "HOTLINE_SECRET": SECRET,
         "HOTLINE_FERNET_KEY": FERNET_KEY,
+        "HOTLINE_ACTION_TOKEN": ACTION_TOKEN,
     }
     actions = Service(
         "actions",
@@ -175,7 +178,7 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
     )
     rasa = Service(
         "rasa",
-        processes.rasa_command(settings, rasa_port),
+        processes.rasa_command(rasa_port),
         processes.rasa_environment(settings, action_port, nlg_port),
         logs / "rasa.log",
     )

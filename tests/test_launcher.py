@@ -45,9 +45,10 @@ def test_make_run_supervises_the_console_and_the_housekeeping(settings, tmp_path
 def test_each_process_is_given_only_the_secrets_it_uses(settings) -> None:
     env = {name: f"value-of-{name}" for name in processes.SECRETS} | {"PATH": "/usr/bin"}
     given = {name: set(penv) & set(processes.SECRETS) for name, _, penv in services(settings, env)}
-    assert given["actions"] == set()
+    # The action server holds one secret: the token Rasa shows it (no Fernet, no Twilio).
+    assert given["actions"] == {"HOTLINE_ACTION_TOKEN"}
     assert given["sender"] == {"HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}
     assert given["gateway"] == {"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "TWILIO_AUTH_TOKEN"}
     assert all(penv["PATH"] == "/usr/bin" for _, _, penv in services(settings, env))
     if "rasa" in given:
-        assert given["rasa"] == set()
+        assert given["rasa"] == {"RASA_TOKEN", "HOTLINE_ACTION_TOKEN"}

@@ -21,6 +21,7 @@ def real_secrets() -> dict[str, str]:
         "HOTLINE_FERNET_KEY": Fernet.generate_key().decode(),
         "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
         "RASA_TOKEN": secrets.token_urlsafe(24),
+        "HOTLINE_ACTION_TOKEN": secrets.token_urlsafe(24),
     }
 
 

@@ -89,10 +89,12 @@ def test_each_unit_gets_only_the_secrets_its_process_uses(name: str) -> None:
     assert not any(
         f"{secret}=" in inline.replace("HOTLINE_SECRETS=", "") for secret in processes.SECRETS
     )
+    # No secret on any command line, where every local user can read it (ps).
+    assert "${" not in settings["ExecStart"][0] and "auth-token" not in settings["ExecStart"][0]
     if name == "rasa":
-        # Rasa takes its own token on its command line, which systemd fills from its environment.
-        assert secrets == {"RASA_TOKEN"}
-        assert "${RASA_TOKEN}" in settings["ExecStart"][0]
+        # Rasa runs no hotline code to check HOTLINE_SECRETS; ops/rasa_serve.py refuses no token.
+        assert secrets == processes.SECRETS_NEEDED["rasa"]
+        assert "/opt/hotline/ops/rasa_serve.py" in settings["ExecStart"][0]
         return
     assert secrets == processes.SECRETS_NEEDED[name]
     declared = next(v for v in settings["Environment"] if v.startswith("HOTLINE_SECRETS="))
@@ -113,7 +115,7 @@ def test_systemd_analyze_verifies_every_unit(tmp_path: Path) -> None:
     # verify checks that each ExecStart exists: stand-ins where the install would put them.
     for binary in (
         "opt/hotline/.venv/bin/python",
-        "opt/hotline/.venv-rasa/bin/rasa",
+        "opt/hotline/.venv-rasa/bin/python",
         "opt/hotline/deploy/bin/hotline-redis-backup",
     ):
         path = root / binary
@@ -293,7 +295,12 @@ def test_secrets_are_made_root_only_never_printed_and_kept(tmp_path: Path) -> No
     )
     assert first.returncode == 0, first.stderr
     values = {p.stem: p.read_text().strip().split("=", 1)[1] for p in folder.iterdir()}
-    assert set(values) == {"HOTLINE_SECRET", "HOTLINE_FERNET_KEY", "RASA_TOKEN"}
+    assert set(values) == {
+        "HOTLINE_SECRET",
+        "HOTLINE_FERNET_KEY",
+        "RASA_TOKEN",
+        "HOTLINE_ACTION_TOKEN",
+    }
     assert all(v not in first.stdout + first.stderr for v in values.values())
     assert folder.stat().st_mode & 0o077 == 0
     assert all(p.stat().st_mode & 0o077 == 0 for p in folder.iterdir())
