@@ -83,7 +83,7 @@ eval: setup train
 	@$(HOTLINE) eval
 
 bench: setup train
-	@scripts/with-hotline bash -c '$(VENV)/bin/python bench/load.py && $(VENV)/bin/python bench/console.py && $(VENV)/bin/python bench/turns.py'
+	@scripts/with-hotline bash -c '$(VENV)/bin/python bench/load.py && $(VENV)/bin/python bench/console.py && $(VENV)/bin/python bench/turns.py && $(VENV)/bin/python bench/durability.py'
 
 bench-train: setup
 	@$(VENV)/bin/python bench/train.py

@@ -58,7 +58,8 @@ def wait_http(url: str, timeout: float, ok: tuple[int, ...] = (200,)) -> bool:
 
 
 def redis_command(port: int, data_dir: Path) -> list[str]:
-    """A loopback-only Redis with the append-only file on, so cases survive a restart."""
+    """A loopback-only Redis with the append-only file on and fsynced before each answer, so
+    cases and acknowledged webhooks survive a crash (the cost: deploy/redis/hotline.conf)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     return [
         "redis-server",
@@ -71,7 +72,7 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
         "--appendonly",
         "yes",
         "--appendfsync",
-        "everysec",
+        "always",
         "--save",
         "",
         "--protected-mode",

@@ -313,3 +313,29 @@ def test_secrets_are_made_root_only_never_printed_and_kept(tmp_path: Path) -> No
         timeout=60,
     )
     assert {p.stem: p.read_text().strip().split("=", 1)[1] for p in folder.iterdir()} == values
+
+
+def test_redis_fsyncs_before_it_acknowledges_in_dev_and_in_production(tmp_path: Path) -> None:
+    # An acknowledged webhook is never resent by Twilio, so it must be on disk before the
+    # gateway answers: the dev server and the shipped config run with the same setting.
+    port = processes.free_port()
+    server = subprocess.Popen(
+        processes.redis_command(port, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        db = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                db.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        assert db.config_get("appendfsync") == {"appendfsync": "always"}
+        assert db.config_get("appendonly") == {"appendonly": "yes"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    shipped = (DEPLOY / "redis" / "hotline.conf").read_text().splitlines()
+    assert "appendfsync always" in shipped and "appendonly yes" in shipped
