@@ -40,7 +40,7 @@ BLIND_SETS = (
     ),
     (
         PROJECT_ROOT / "tests" / "blind2",
-        "never tuned on; its aggregates were read once, before the model was changed",
+        "never tuned on, but its aggregates decided which NLU data stays (2026-12-02)",
     ),
     (BLIND, "never tuned on, but its aggregates were read while tuning in earlier sessions"),
 )
