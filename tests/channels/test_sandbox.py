@@ -161,6 +161,7 @@ def test_the_sandbox_refuses_to_start_in_production(monkeypatch: pytest.MonkeyPa
         HOTLINE_FERNET_KEY=Fernet.generate_key().decode(),
         TWILIO_AUTH_TOKEN=secrets.token_hex(16),
         RASA_TOKEN=secrets.token_urlsafe(24),
+        HOTLINE_ACTION_TOKEN=secrets.token_urlsafe(24),
     )
     assert "runs only in dev mode" in _start(production)
     # Settings refuse a Twilio account outside production; the sandbox checks again itself.
