@@ -18,6 +18,7 @@ Every outcome is a delivery record (channels.delivery), and an entry that is a l
 case's transcript (it has `case_id` and `ref`) gets its records linked to that line, whatever
 happened: sent (one record per body, a long message has several), refused by Twilio, not sent
 (opted out, no address) or dead-lettered. The console reads the line's status from there.
+Beside sending, it deletes erased conversations' messages at Twilio (channels.twilio_erasure).
 Run it with `python -m channels.sender`.
 """
 
@@ -38,6 +39,7 @@ from twilio.rest import Client
 
 from channels import delivery
 from channels.consumer import Entry, StreamConsumer, run_forever
+from channels.twilio_erasure import TwilioErasure
 from hotline import conversations, keys, sms
 from hotline.ids import unseal
 from hotline.keys import DEAD_LETTER_STREAM, OUTBOUND_STREAM
@@ -200,10 +202,17 @@ class Sender(StreamConsumer):
         self.retry_first, self.retry_cap, self.settle = retry_first, retry_cap, settle
         self.status_callback = settings.public_url.rstrip("/") + "/twilio/status"
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="twilio")
+        # Erased conversations' messages at Twilio: only this process holds the Twilio token.
+        self.erasure = TwilioErasure(
+            self.db, self.twilio, settings.fernet_key.get_secret_value(), self._call
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         super().close()
+
+    def side_tasks(self) -> list:
+        return [self.erasure.work(self.pause)]
 
     async def ensure_group(self) -> None:
         await super().ensure_group()

@@ -224,6 +224,27 @@ SENDING = _family(
     "24 hours (channels.sender.PROGRESS_TTL), deleted with the run's acknowledgement",
     personal=False,
 )
+TWILIO_ERASURES = _family(
+    "twilio_erasures",
+    "hotline:twilio:erasures",
+    "referral.privacy",
+    "stream",
+    "numbers whose messages Twilio still keeps after an erasure: the sealed address (no "
+    "conversation id), when to ask next, how often Twilio said not yet (channels.twilio_erasure)",
+    "an entry is deleted once Twilio holds no message to or from the number, or after "
+    "channels.twilio_erasure.GIVE_UP_AFTER",
+    personal=True,
+    erasure=Erasure.ENTRIES,
+)
+TWILIO_ERASING = _family(
+    "twilio_erasing",
+    "hotline:twilio:erasing",
+    "channels.twilio_erasure",
+    "string",
+    "which sender is working through the Twilio erasures, so two do not ask twice",
+    "channels.twilio_erasure.LEASE_SECONDS, renewed while it works",
+    personal=False,
+)
 
 # ---------------------------------------------------------------- Rasa (written by the Rasa server)
 
@@ -573,6 +594,8 @@ OUTBOUND_STREAM = OUTBOUND.pattern
 DEAD_LETTER_STREAM = DEAD_LETTERS.pattern
 INBOUND_FAILURES_KEY = INBOUND_FAILURES.pattern
 UNDELIVERED_KEY = UNDELIVERED.pattern
+TWILIO_ERASURES_STREAM = TWILIO_ERASURES.pattern
+TWILIO_ERASING_KEY = TWILIO_ERASING.pattern
 CASE_SEQUENCE_KEY = CASE_SEQUENCE.pattern
 CLAIMED_KEY = CLAIMED.pattern
 CLOSED_KEY = CLOSED.pattern

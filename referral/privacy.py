@@ -24,7 +24,7 @@ import httpx
 import redis
 
 from hotline import keys
-from hotline.ids import unseal
+from hotline.ids import seal, unseal
 from hotline.keys import KeyFamily
 from hotline.rasa import RasaClient, RasaUnavailable
 from hotline.settings import get_settings
@@ -120,6 +120,36 @@ def _address(db: redis.Redis, conversation_id: str, fernet_key: str | None) -> s
             "cannot open the sealed address; stream entries are matched by conversation id only"
         )
         return None
+
+
+# Twilio refuses to delete a message until it has finished with it (error 20009) and asks for
+# a minute at least after it was sent or received: the erasure's own confirmation is the
+# last such message, so the first request waits that long (channels.twilio_erasure retries).
+TWILIO_FIRST_ASK_SECONDS = 90.0
+
+
+def ask_twilio_to_forget(db: redis.Redis, sealed_address: str, now: float | None = None) -> None:
+    """Queue the deletion of every message to and from this number that Twilio keeps.
+
+    Twilio stores each message's body and number until its Message resource is deleted. Only
+    the sender holds the Twilio token, so the erasure leaves it the sealed address to do so.
+    """
+    due = (time.time() if now is None else now) + TWILIO_FIRST_ASK_SECONDS
+    # No conversation id: once erased, nothing may link the conversation to this entry.
+    db.xadd(
+        keys.TWILIO_ERASURES_STREAM,
+        {
+            "address": sealed_address,
+            "due": f"{due:.3f}",
+            "asked": "0",
+            "since": f"{due:.3f}",
+        },
+    )
+
+
+def _reseal(address: str, fernet_key: str | None) -> str:
+    """Sealed afresh for the Twilio queue, whose entry outlives the conversation's own copy."""
+    return seal(address, fernet_key or get_settings().fernet_key.get_secret_value())
 
 
 def _address_forms(address: str) -> set[str]:
@@ -413,6 +443,8 @@ async def erase_conversation(
         anonymise_case(db, case_id)
     tracker_deleted = _delete_conversation_keys(db, conversation_id)
     entries = erase_from_streams(db, {conversation_id}, {address} if address else set())
+    if address:  # after the streams, which it is one of
+        ask_twilio_to_forget(db, _reseal(address, fernet_key))
     # A SCAN over many records: off the event loop, so the worker's other conversations go on.
     await asyncio.to_thread(erase_records, db, {conversation_id})
     _forget_conversation(db, conversation_id)
@@ -528,6 +560,8 @@ def purge(
     if quiet:
         erase_from_streams(db, quiet, addresses)
         erase_records(db, quiet)
+        for address in addresses:
+            ask_twilio_to_forget(db, _reseal(address, fernet_key), now)
     if case_ids or quiet:
         erase_from_disk(db)
     if held_open:

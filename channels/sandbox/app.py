@@ -3,7 +3,8 @@
 The real `twilio` client sends to it (only its base URL differs from production); it keeps
 the messages in Redis, calls the status callback as Twilio does, and serves a phone at `/`
 that signs and posts webhooks to the gateway exactly like Twilio, showing the replies live.
-It is Twilio's side of the line, so it holds numbers; it never logs them.
+It is Twilio's side of the line, so it holds numbers; it never logs them. Like Twilio, it
+deletes a message resource on DELETE (an erasure asks it to: channels.twilio_erasure).
 
 It refuses to start outside dev mode and the test suite: it signs whatever it is asked to
 with the Twilio token, so in production its phone page would forge webhooks from any number.
@@ -49,6 +50,8 @@ FAULTS = keys.SANDBOX_FAULTS_KEY
 UNREACHABLE = keys.SANDBOX_UNREACHABLE_KEY  # numbers whose messages end "undelivered" (30003)
 ATTEMPTS = keys.SANDBOX_ATTEMPTS_KEY  # how many creates were asked for, failed ones included
 KEEP = 5000
+# Statuses of a message Twilio is still working on: it refuses to delete those (20009).
+UNFINISHED = {"accepted", "scheduled", "queued", "sending", "receiving"}
 _NUMBER = re.compile(r"^(whatsapp:)?\+[1-9]\d{7,14}$")
 # Twilio's magic test numbers: https://www.twilio.com/docs/iam/test-credentials
 _MAGIC = {"+15005550001": 21211, "+15005550009": 21614, "+15005550004": 21610}
@@ -125,6 +128,14 @@ class Sandbox:
             pipe.ltrim(MESSAGES, 0, KEEP - 1)
             pipe.rpush(thread_key(phone), message["sid"])
             pipe.ltrim(thread_key(phone), -200, -1)
+            await pipe.execute()
+
+    async def forget(self, message: dict[str, Any]) -> None:
+        phone = message["to"] if message["direction"] != "inbound" else message["from"]
+        async with self.db.pipeline(transaction=True) as pipe:
+            pipe.delete(message_key(message["sid"]))
+            pipe.lrem(MESSAGES, 0, message["sid"])
+            pipe.lrem(thread_key(phone), 0, message["sid"])
             await pipe.execute()
 
     async def load(self, sid: str) -> dict[str, Any] | None:
@@ -422,6 +433,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if message is None:
             return _error(404, 20404, "The requested resource was not found")
         return JSONResponse(box.resource(message))
+
+    @app.delete(API + "/Messages/{message_sid}.json")
+    async def delete_message(account_sid: str, message_sid: str, request: Request) -> Response:
+        """As Twilio: 204 once gone; 20404 if unknown; 20009 while it is still on its way."""
+        box = sandbox(request)
+        if not box.authorised(request, account_sid):
+            return _error(401, 20003, "Authenticate")
+        message = await box.load(message_sid)
+        if message is None:
+            return _error(404, 20404, "The requested resource was not found")
+        if message["status"] in UNFINISHED:
+            # Twilio documents the code, not the HTTP status; 409 is this stand-in's choice.
+            return _error(409, 20009, "Cannot delete this resource before it is complete")
+        await box.forget(message)
+        return Response(status_code=204)
 
     # ------------------------------------------------------------- the phone
 

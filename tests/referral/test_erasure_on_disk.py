@@ -226,6 +226,10 @@ def test_after_an_erasure_no_file_holds_the_texts_or_the_number(disk: DiskRedis,
     assert [(p["message_id"], p["consumer"]) for p in pending] == [(waiting, "w-2")]
     assert disk.holding(OTHER_TEXT)
 
+    # Twilio's copies are next: the sender is left the number, sealed afresh (tested in
+    # tests/channels/test_twilio_erasure.py), so no copy above matched it.
+    assert disk.db.xlen(keys.TWILIO_ERASURES_STREAM) == 1
+
     # Once the grace is over, the next rewrite leaves neither the sealed number nor the id.
     disk.db.pexpire(keys.conversation(cid), 1)
     time.sleep(0.01)
@@ -247,3 +251,4 @@ def test_a_purge_that_removed_a_quiet_conversation_rewrites_the_files(disk: Disk
 
     disk.settle()
     assert disk.holding(*TEXTS, NUMBER, *(v for k, v in sealed.items() if k != "case")) == {}
+    assert disk.db.xlen(keys.TWILIO_ERASURES_STREAM) == 1  # and Twilio's copies are next

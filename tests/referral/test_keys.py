@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from channels import delivery, inbound
+from channels import delivery, inbound, twilio_erasure
 from hotline import keys
 from hotline.keys import Erasure
 from referral import queue
@@ -76,6 +76,7 @@ SCRIPTS = {
     "inbound._ENQUEUE": inbound._ENQUEUE,
     "inbound._APPEND": inbound._APPEND,
     "delivery._ADVANCE": delivery._ADVANCE,
+    "twilio_erasure._RELEASE": twilio_erasure._RELEASE,
 }
 
 
