@@ -58,6 +58,12 @@ SECRETS_NEEDED: dict[str, frozenset[str]] = {
     "sandbox": frozenset({"TWILIO_AUTH_TOKEN"}),
 }
 
+# The processes that log in to Redis, each as its own user (ops/redis_users.py): in production
+# each refuses to start without its login.
+REDIS_LOGIN = frozenset(
+    {"rasa", "actions", "gateway", "worker", "sender", "console", "housekeeping", "sandbox"}
+)
+
 # Values a developer might paste from an example; never acceptable outside the test suite.
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "dev", "test", "placeholder", "password"}
 _PLACEHOLDER_WORDS = (
@@ -93,6 +99,10 @@ class Settings(BaseSettings):
     # The secrets this process must hold, comma-separated ("" for none); unset means all in prod.
     needed_secrets: str | None = Field(None, alias="HOTLINE_SECRETS")
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
+    # This process's own Redis user (ops/redis_users.py); empty only for the test suite's Redis
+    # and a dev Redis the launcher did not start.
+    redis_username: str = Field("", alias="REDIS_USERNAME")
+    redis_password: SecretStr = Field(SecretStr(""), alias="REDIS_PASSWORD")
     rasa_url: str = Field("http://127.0.0.1:5005", alias="RASA_URL")
     rasa_token: SecretStr = Field(SecretStr(""), alias="RASA_TOKEN")
     # What Rasa shows the action server (endpoints.yml): any other local caller is refused.
@@ -138,6 +148,15 @@ class Settings(BaseSettings):
                 f"(one of {', '.join(sorted(SECRETS_NEEDED))})"
             )
         missing = [] if self.env == "test" else self._empty(SECRETS_NEEDED[process])
+        if self.env == "prod" and process in REDIS_LOGIN:
+            missing += [
+                name
+                for name, value in (
+                    ("REDIS_USERNAME", self.redis_username),
+                    ("REDIS_PASSWORD", self.redis_password.get_secret_value()),
+                )
+                if not value.strip()
+            ]
         if missing:
             raise UnsafeSettings(
                 f"the {process} process refuses to start: {', '.join(missing)} "
@@ -172,8 +191,9 @@ class Settings(BaseSettings):
             )
         if self.env == "test":
             return problems  # the suite's own values, never a deployment's
-        for variable in SECRETS.values():
-            value = self.secret_value(variable)
+        given = {variable: self.secret_value(variable) for variable in SECRETS.values()}
+        given["REDIS_PASSWORD"] = self.redis_password.get_secret_value()
+        for variable, value in given.items():
             if value and _is_placeholder(value):
                 problems.append(
                     f"{variable} is a placeholder or shorter than {MIN_SECRET_CHARS} "

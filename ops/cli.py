@@ -241,8 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The operator's commands: in dev they log in to `make run`'s Redis as its `ops` user.
+_OPERATOR = (_dlq, _backlog, _purge, _counsellor, _undelivered)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func in _OPERATOR:
+        import os
+
+        from ops.launcher import operator_login
+
+        os.environ.update(operator_login(os.environ))
     return args.func(args) or 0
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -24,8 +24,9 @@ from urllib.parse import urlparse
 import redis
 from cryptography.fernet import Fernet
 
-from hotline.settings import PROJECT_ROOT, Settings
-from ops import processes
+from hotline.settings import PROJECT_ROOT, REDIS_LOGIN, Settings
+from hotline.store import login
+from ops import processes, redis_users
 from ops.supervision import STATE_KEY, STATE_TTL_SECONDS, LogFollower, Program, Supervisor, Watch
 
 VAR = PROJECT_ROOT / "var"
@@ -58,7 +59,26 @@ _DEV_SECRETS: dict[str, Callable[[], str]] = {
     "TWILIO_AUTH_TOKEN": lambda: secrets.token_hex(16),
     "RASA_TOKEN": lambda: secrets.token_urlsafe(24),
     "HOTLINE_ACTION_TOKEN": lambda: secrets.token_urlsafe(24),
+    # Each process's Redis password is derived from it (ops/redis_users.py).
+    processes.REDIS_KEY: lambda: secrets.token_urlsafe(32),
 }
+ACL_FILE = "users.acl"  # in the Redis data folder, var/redis/
+
+
+def redis_logins(env: dict[str, str], place: Place) -> dict[str, dict[str, str]]:
+    """Each user's login to the Redis the launcher starts (dev), its ACL file written.
+
+    Empty when there is no HOTLINE_REDIS_KEY (a production run names its own logins)."""
+    key = env.get(processes.REDIS_KEY)
+    if not key:
+        return {}
+    passwords = {user: redis_users.derived_password(key, user) for user in redis_users.RULES}
+    folder = place.var / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    acl = folder / ACL_FILE
+    acl.touch(mode=0o600)
+    acl.write_text(redis_users.acl_file(passwords))
+    return {user: redis_users.credentials(user, passwords[user]) for user in redis_users.RULES}
 
 
 def dev_secrets(var: Path = VAR) -> dict[str, str]:
@@ -94,18 +114,46 @@ def environment(place: Place = Place()) -> dict[str, str]:
     return env
 
 
+def operator_login(env: Mapping[str, str], place: Place = Place()) -> dict[str, str]:
+    """The `ops` login to `make run`'s Redis, for the operator's commands in dev.
+
+    Nothing when the environment names a Redis or a login of its own, in production, or
+    when `make run` has not set up its users (var/redis/users.acl)."""
+    if any(env.get(name) for name in ("REDIS_URL", "REDIS_USERNAME", "TWILIO_ACCOUNT_SID")):
+        return {}
+    dev_env = place.var / DEV_ENV.name
+    if env.get("HOTLINE_ENV", "dev") != "dev" or not (place.var / "redis" / ACL_FILE).exists():
+        return {}
+    lines = dev_env.read_text().splitlines() if dev_env.exists() else []
+    key = dict(line.split("=", 1) for line in lines if "=" in line).get(processes.REDIS_KEY)
+    if not key:
+        return {}
+    return redis_users.credentials("ops", redis_users.derived_password(key, "ops"))
+
+
+def starts_redis(redis_url: str) -> bool:
+    """Redis is started only when none answers at REDIS_URL."""
+    url = urlparse(redis_url)
+    return not processes.port_answers(url.hostname or "127.0.0.1", url.port or 6379)
+
+
 def services(
-    settings: Settings, env: dict[str, str], place: Place = Place()
+    settings: Settings,
+    env: dict[str, str],
+    place: Place = Place(),
+    logins: dict[str, dict[str, str]] | None = None,
 ) -> list[tuple[str, list[str], dict[str, str]]]:
-    """(name, command, environment) for each process to supervise; each gets only its secrets."""
+    """(name, command, environment) for each process to supervise; each gets only its secrets.
+
+    With `logins` (the Redis the launcher starts has a user per process), each process gets
+    its own and no other; without, they all use REDIS_USERNAME and REDIS_PASSWORD as given."""
     py, ports = sys.executable, place.ports
     uvicorn = [py, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
     planned: list[tuple[str, list[str]]] = []
-    redis_url = urlparse(settings.redis_url)
-    if not processes.port_answers(redis_url.hostname or "127.0.0.1", redis_url.port or 6379):
-        planned.append(
-            ("redis", processes.redis_command(redis_url.port or 6379, place.var / "redis"))
-        )
+    if starts_redis(settings.redis_url):
+        acl = place.var / "redis" / ACL_FILE if logins else None
+        port = urlparse(settings.redis_url).port or 6379
+        planned.append(("redis", processes.redis_command(port, place.var / "redis", acl)))
     planned.append(("actions", processes.actions_command(ports["actions"])))
     planned.append(("nlg", processes.nlg_command(ports["nlg"])))
     if place.model.exists():
@@ -139,6 +187,13 @@ def services(
         "actions": {"SANIC_HOST": "127.0.0.1"},
         "rasa": processes.rasa_variables(settings, ports["actions"], ports["nlg"]),
     }
+
+    def login(name: str) -> dict[str, str]:
+        if not logins:
+            return {}
+        user = name if name in REDIS_LOGIN else None
+        return logins[user] if user else {"REDIS_USERNAME": "", "REDIS_PASSWORD": ""}
+
     # HOTLINE_SECRETS names what the process must hold, as the systemd units say it.
     return [
         (
@@ -147,6 +202,7 @@ def services(
             {
                 **processes.only_needed_secrets(name, env),
                 **extra.get(name, {}),
+                **login(name),
                 "HOTLINE_SECRETS": ",".join(sorted(processes.SECRETS_NEEDED[name])),
             },
         )
@@ -260,7 +316,11 @@ class _Publisher:
 
     def __init__(self, settings: Settings) -> None:
         self.db = redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
+            settings.redis_url,
+            **login(settings),
+            decode_responses=True,
+            socket_timeout=1,
+            socket_connect_timeout=1,
         )
 
     def __call__(self, record: dict[str, str]) -> None:
@@ -285,16 +345,30 @@ def run(place: Place = Place()) -> int:
             print(text, flush=True)
 
     env = environment(place)
+    logins = redis_logins(env, place) if starts_redis(env["REDIS_URL"]) else {}
+    if logins:
+        env.update(logins["ops"])  # the launcher's own: the health record, the first account
+    else:
+        say(
+            "Redis was already running (or no HOTLINE_REDIS_KEY): the processes log in to it "
+            "with REDIS_USERNAME and REDIS_PASSWORD as given"
+        )
     os.environ.update(env)
     settings = Settings()
-    planned = services(settings, env, place)
+    planned = services(settings, env, place, logins)
     if not place.model.exists():
         say(f"no trained model at {place.model}: Rasa is not started (make train)")
     programs = [
         Program(name, command, penv, PRIORITY.get(name, 40), 20 if name == "rasa" else 10)
         for name, command, penv in planned
     ]
-    supervisor = Supervisor(programs, env, processes.SECRETS, place.var, PROJECT_ROOT)
+    # Every user's password is a secret of supervisord's; each program gets its own at exec.
+    held = {
+        redis_users.password_variable(u): login["REDIS_PASSWORD"] for u, login in logins.items()
+    }
+    supervisor = Supervisor(
+        programs, {**env, **held}, (*processes.SECRETS, *held), place.var, PROJECT_ROOT
+    )
     follower = LogFollower(supervisor.logs, ["supervisord", *(p.name for p in programs)], say)
     watch = Watch(say, supervisor.logs, _Publisher(settings), {p.name: p.retries for p in programs})
     signal.signal(signal.SIGTERM, _stop_on_sigterm)

@@ -22,7 +22,9 @@ RASA_SERVE = PROJECT_ROOT / "ops" / "rasa_serve.py"
 MODEL = PROJECT_ROOT / "models" / "hotline.tar.gz"
 
 # One table of which process holds which secret, in hotline/settings.py; the variables' names.
-SECRETS = tuple(SECRET_FIELDS.values())
+# HOTLINE_REDIS_KEY (dev) is the launcher's alone: each process gets only its own password.
+REDIS_KEY = "HOTLINE_REDIS_KEY"
+SECRETS = (*SECRET_FIELDS.values(), REDIS_KEY)
 
 
 def only_needed_secrets(process: str, env: Mapping[str, str]) -> dict[str, str]:
@@ -57,12 +59,15 @@ def wait_http(url: str, timeout: float, ok: tuple[int, ...] = (200,)) -> bool:
     return False
 
 
-def redis_command(port: int, data_dir: Path) -> list[str]:
+def redis_command(port: int, data_dir: Path, acl_file: Path | None = None) -> list[str]:
     """A loopback-only Redis with the append-only file on and fsynced before each answer, so
-    cases and acknowledged webhooks survive a crash (the cost: deploy/redis/hotline.conf)."""
+    cases and acknowledged webhooks survive a crash (the cost: deploy/redis/hotline.conf).
+    With `acl_file`, only its users get in (ops/redis_users.py)."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    users = ["--aclfile", str(acl_file)] if acl_file else []
     return [
         "redis-server",
+        *users,
         "--port",
         str(port),
         "--bind",
@@ -98,6 +103,9 @@ def rasa_variables(
         "REDIS_HOST": url.hostname or "127.0.0.1",
         "REDIS_PORT": str(url.port or 6379),
         "REDIS_DB": (url.path or "/0").lstrip("/") or "0",
+        # Its own Redis user (the launcher gives Rasa the `rasa` login); empty: none needed.
+        "REDIS_USERNAME": settings.redis_username,
+        "REDIS_PASSWORD": settings.redis_password.get_secret_value(),
         # Rasa's own telemetry would try to reach the internet.
         "RASA_TELEMETRY_ENABLED": "false",
         # Never DEBUG, whatever the other processes use: Rasa's DEBUG lines quote every message.

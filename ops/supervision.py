@@ -101,6 +101,13 @@ def config(
     for program in programs:
         removed = sorted(k for k in base if k not in program.env)
         added = {k: v for k, v in program.env.items() if base.get(k) != v}
+        # A secret under another name (each process's own REDIS_PASSWORD): copied at exec.
+        copies = {
+            k: secret_values[v]
+            for k, v in added.items()
+            if v in secret_values and k not in secret_values.values()
+        }
+        added = {k: v for k, v in added.items() if k not in copies}
         for key, value in added.items():
             if key in secret_values.values() or value in secret_values:
                 raise ValueError(f"{program.name}: secret {key} would be written into the config")
@@ -116,6 +123,7 @@ def config(
             "--tag",
             _escape(f"{var}:{program.name}"),
             *(f"--unset={key}" for key in removed),
+            *(f"--copy={key}={source}" for key, source in sorted(copies.items())),
             "--",
             *words,
         ]
@@ -387,7 +395,9 @@ def exec_program(argv: list[str]) -> None:
     Each program starts through this: it ends whatever the program's previous run left behind
     (the action server's Sanic workers outlive a SIGKILLed parent and keep its port), marks
     the new run so its own leftovers can be found, drops the secrets it must not hold, and
-    becomes COMMAND (same pid). systemd gets the same from a unit's cgroup.
+    sets a secret it holds under another name (--copy REDIS_PASSWORD=REDIS_PASSWORD_WORKER:
+    each process's own Redis password, never written into the config), and becomes COMMAND
+    (same pid). systemd gets the same from a unit's cgroup.
     """
     import argparse
     import signal
@@ -395,6 +405,7 @@ def exec_program(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m ops.supervision exec")
     parser.add_argument("--tag", required=True)
     parser.add_argument("--unset", action="append", default=[])
+    parser.add_argument("--copy", action="append", default=[], metavar="NAME=FROM")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -407,6 +418,9 @@ def exec_program(argv: list[str]) -> None:
                 pass
         time.sleep(0.05)
     env = {k: v for k, v in os.environ.items() if k not in set(args.unset)}
+    for pair in args.copy:
+        name, _, source = pair.partition("=")
+        env[name] = os.environ[source]
     env[TAG] = args.tag
     os.execvpe(command[0], command, env)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import redis
 
+from hotline.settings import REDIS_LOGIN
 from ops import processes
-from ops.launcher import Place, first_supervisor, services
+from ops.launcher import Place, first_supervisor, operator_login, redis_logins, services
 from referral import accounts
 
 
@@ -52,3 +53,33 @@ def test_each_process_is_given_only_the_secrets_it_uses(settings) -> None:
     assert all(penv["PATH"] == "/usr/bin" for _, _, penv in services(settings, env))
     if "rasa" in given:
         assert given["rasa"] == {"RASA_TOKEN", "HOTLINE_ACTION_TOKEN"}
+
+
+def test_each_process_logs_in_to_the_launchers_redis_as_itself(settings, tmp_path) -> None:
+    place = Place(var=tmp_path)
+    env = {processes.REDIS_KEY: "k" * 32, "PATH": "/usr/bin"}
+    logins = redis_logins(env, place)
+    acl = (tmp_path / "redis" / "users.acl").read_text()
+    assert (tmp_path / "redis" / "users.acl").stat().st_mode & 0o077 == 0
+    given = {name: penv for name, _, penv in services(settings, env, place, logins)}
+    for name, penv in given.items():
+        assert processes.REDIS_KEY not in penv
+        if name in REDIS_LOGIN:
+            assert penv["REDIS_USERNAME"] == name
+            assert penv["REDIS_PASSWORD"] == logins[name]["REDIS_PASSWORD"]
+            assert penv["REDIS_PASSWORD"] not in acl  # Redis holds hashes only
+        else:
+            assert penv["REDIS_PASSWORD"] == ""
+    assert given["worker"]["REDIS_PASSWORD"] != given["gateway"]["REDIS_PASSWORD"]
+
+
+def test_the_operators_commands_log_in_as_ops_to_make_runs_redis(tmp_path) -> None:
+    place = Place(var=tmp_path)
+    env = {processes.REDIS_KEY: "k" * 32}
+    assert operator_login({}, place) == {}  # make run has not set its users up here
+    (tmp_path / "dev.env").write_text(f"{processes.REDIS_KEY}={'k' * 32}\n")
+    redis_logins(env, place)
+    assert operator_login({}, place)["REDIS_USERNAME"] == "ops"
+    # A Redis or a login of the operator's own is theirs.
+    assert operator_login({"REDIS_URL": "redis://10.0.0.2:6379/0"}, place) == {}
+    assert operator_login({"REDIS_USERNAME": "ana"}, place) == {}

@@ -32,7 +32,14 @@ def production(**changes: str) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only what each test gives counts, never the shell's variables."""
-    for name in (*SECRETS.values(), "HOTLINE_ENV", "HOTLINE_SECRETS", "TWILIO_ACCOUNT_SID"):
+    for name in (
+        *SECRETS.values(),
+        "HOTLINE_ENV",
+        "HOTLINE_SECRETS",
+        "TWILIO_ACCOUNT_SID",
+        "REDIS_USERNAME",
+        "REDIS_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -150,7 +157,22 @@ def test_the_table_is_the_one_the_launcher_and_the_units_use() -> None:
     from ops import processes
 
     assert processes.SECRETS_NEEDED == SECRETS_NEEDED
-    assert set(processes.SECRETS) == set(SECRETS.values())
+    # And the launcher's own: each process's Redis password is derived from it (dev).
+    assert set(processes.SECRETS) == {*SECRETS.values(), processes.REDIS_KEY}
+
+
+def test_production_refuses_a_process_without_its_redis_login() -> None:
+    ready = Settings(**production())
+    with pytest.raises(UnsafeSettings, match="REDIS_USERNAME, REDIS_PASSWORD are empty"):
+        ready.require("worker")
+    assert ready.require("nlg") is ready  # the NLG endpoint never reaches Redis
+    logged_in = Settings(
+        **production(), REDIS_USERNAME="worker", REDIS_PASSWORD=secrets.token_urlsafe(32)
+    )
+    assert logged_in.require("worker") is logged_in
+    assert "REDIS_PASSWORD is a placeholder" in refusal(
+        **production(), REDIS_USERNAME="worker", REDIS_PASSWORD="changeme"
+    )
 
 
 def test_a_process_that_declares_no_secret_needs_none() -> None:

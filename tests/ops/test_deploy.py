@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ops import processes
+from hotline.settings import REDIS_LOGIN
+from ops import processes, redis_users
 
 DEPLOY = processes.PROJECT_ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
@@ -91,6 +92,14 @@ def test_each_unit_gets_only_the_secrets_its_process_uses(name: str) -> None:
     )
     # No secret on any command line, where every local user can read it (ps).
     assert "${" not in settings["ExecStart"][0] and "auth-token" not in settings["ExecStart"][0]
+    # Its own Redis login, and no other process's.
+    logins = {s for s in secrets if s.startswith("REDIS_PASSWORD_")}
+    if name in REDIS_LOGIN:
+        assert logins == {f"REDIS_PASSWORD_{name}"}
+        assert f"REDIS_USERNAME={name}" in settings["Environment"]
+    else:
+        assert logins == set()
+    secrets -= logins
     if name == "rasa":
         # Rasa runs no hotline code to check HOTLINE_SECRETS; ops/rasa_serve.py refuses no token.
         assert secrets == processes.SECRETS_NEEDED["rasa"]
@@ -284,7 +293,8 @@ def test_a_backup_restores_into_a_fresh_redis_and_survives_its_restart(tmp_path:
 
 def test_secrets_are_made_root_only_never_printed_and_kept(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
-    env = {**os.environ, "HOTLINE_PYTHON": sys.executable}
+    acl = tmp_path / "hotline-users.acl"
+    env = {**os.environ, "HOTLINE_PYTHON": sys.executable, "HOTLINE_REDIS_ACL": str(acl)}
     first = subprocess.run(
         [str(DEPLOY / "bin/hotline-make-secrets"), str(folder)],
         check=False,
@@ -300,8 +310,15 @@ def test_secrets_are_made_root_only_never_printed_and_kept(tmp_path: Path) -> No
         "HOTLINE_FERNET_KEY",
         "RASA_TOKEN",
         "HOTLINE_ACTION_TOKEN",
+        *(redis_users.secret_file(folder, user).stem for user in redis_users.RULES),
     }
     assert all(v not in first.stdout + first.stderr for v in values.values())
+    # Redis's users: hashes of those passwords, readable by no other local user.
+    assert acl.read_text() == redis_users.acl_file(
+        {user: values[f"REDIS_PASSWORD_{user}"] for user in redis_users.RULES}
+    )
+    assert acl.stat().st_mode & 0o037 == 0
+    assert not any(v in acl.read_text() for v in values.values())
     assert folder.stat().st_mode & 0o077 == 0
     assert all(p.stat().st_mode & 0o077 == 0 for p in folder.iterdir())
     Fernet(values["HOTLINE_FERNET_KEY"].encode())

@@ -23,8 +23,13 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from ops import processes
+from hotline import keys
+from hotline.ids import conversation_id
+from hotline.settings import REDIS_LOGIN
+from ops import processes, redis_users
 from ops.launcher import PORTS
 from ops.supervision import STATE_KEY, Control, Program, Supervisor, Watch
 
@@ -78,6 +83,20 @@ class Stack:
     def secrets(self) -> dict[str, str]:
         lines = (self.var / "dev.env").read_text().splitlines()
         return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    def redis_passwords(self) -> dict[str, str]:
+        """Each Redis user's password, as the launcher derives it from var/dev.env."""
+        key = self.secrets()[processes.REDIS_KEY]
+        return {user: redis_users.derived_password(key, user) for user in redis_users.RULES}
+
+    def db(self) -> redis.Redis:
+        """Redis as the operator's tools reach it: the `ops` user."""
+        return redis.Redis.from_url(
+            self.redis_url,
+            username="ops",
+            password=self.redis_passwords()["ops"],
+            decode_responses=True,
+        )
 
 
 def _wait(condition, timeout: float, every: float = 0.2) -> bool:
@@ -146,19 +165,19 @@ def stack() -> Iterator[Stack]:
         shutil.rmtree(var, ignore_errors=True)
 
 
-def _answered(stack: Stack) -> bool:
+def _answered(stack: Stack, body: str = "HELP", number: str = NUMBER) -> bool:
     """A HELP texted on the sandbox phone comes back: gateway, Redis, worker, sender, sandbox."""
     phone = f"http://127.0.0.1:{stack.ports['sandbox']}"
-    thread = {"channel": "sms", "number": NUMBER}
+    thread = {"channel": "sms", "number": number}
 
     def replies() -> int:
         shown = httpx.post(f"{phone}/phone/thread", json=thread, timeout=5).json()["messages"]
         return sum(1 for message in shown if message["direction"] == "out")
 
     before = replies()
-    sent = httpx.post(f"{phone}/phone/send", json={**thread, "body": "HELP"}, timeout=10)
+    sent = httpx.post(f"{phone}/phone/send", json={**thread, "body": body}, timeout=10)
     assert sent.status_code == 200 and sent.json()["webhook_status"] == 200, sent.text
-    return _wait(lambda: replies() > before, 30)
+    return _wait(lambda: replies() > before, 60)
 
 
 def test_every_process_is_supervised_and_running(stack: Stack) -> None:
@@ -170,8 +189,31 @@ def test_every_process_is_supervised_and_running(stack: Stack) -> None:
     assert _answered(stack)
 
 
+@pytest.mark.skipif(not HAS_MODEL, reason="Rasa runs only with a trained model")
+def test_a_text_rasa_answers_passes_every_login(stack: Stack) -> None:
+    """Gateway, worker, Rasa (its tracker), actions, sender and sandbox, each its own user."""
+    number = "+258840000778"
+    assert _answered(stack, "Olá, quero voltar para casa, como faço?", number)
+    secret = stack.secrets()["HOTLINE_SECRET"]
+    assert stack.db().exists(keys.tracker(conversation_id(number, secret)))
+
+
+def test_redis_refuses_a_caller_without_its_password(stack: Stack) -> None:
+    for login in ({}, {"username": "worker", "password": "wrong"}, {"username": "default"}):
+        client = redis.Redis.from_url(
+            stack.redis_url, retry=Retry(NoBackoff(), 0), socket_timeout=5, **login
+        )
+        with pytest.raises(redis.AuthenticationError):
+            client.hgetall(STATE_KEY)
+    rasa = redis.Redis.from_url(
+        stack.redis_url, username="rasa", password=stack.redis_passwords()["rasa"]
+    )
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        rasa.hgetall(STATE_KEY)  # Rasa's user reaches its trackers only
+
+
 def test_the_health_record_in_redis_names_every_process(stack: Stack) -> None:
-    db = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    db = stack.db()
     assert _wait(lambda: db.hgetall(STATE_KEY) == dict.fromkeys(NAMES, "RUNNING"), 30), db.hgetall(
         STATE_KEY
     )
@@ -222,6 +264,9 @@ def test_no_secret_reaches_the_terminal_or_the_supervisor_config(stack: Stack) -
     shown = stack.text() + (stack.var / "supervisord.conf").read_text()
     for name, value in secrets.items():
         assert value not in shown, f"{name} was printed"
+    for user, password in stack.redis_passwords().items():
+        assert password not in shown, f"{user}'s Redis password was printed"
+    assert not any(p in (stack.var / "redis" / "users.acl").read_text() for p in secrets.values())
 
 
 HELD = {  # process: (secrets it must hold, secrets it must not)
@@ -242,11 +287,20 @@ HELD = {  # process: (secrets it must hold, secrets it must not)
 def test_each_process_holds_only_the_secrets_it_uses(stack: Stack, name: str) -> None:
     # redis-server writes its title over its environment, so it is checked through the config.
     environ = Path(f"/proc/{stack.states()[name]['pid']}/environ").read_bytes().split(b"\0")
-    names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
+    given = dict(entry.decode().split("=", 1) for entry in environ if b"=" in entry)
+    names = set(given)
     must, must_not = HELD[name]
     assert "REDIS_URL" in names  # the environment was read, not an empty file
     assert must <= names
     assert not names & must_not
+    # Its own Redis login, and nobody else's password.
+    assert processes.REDIS_KEY not in names
+    assert not any(n.startswith("REDIS_PASSWORD_") for n in names)
+    if name in REDIS_LOGIN:
+        assert given["REDIS_USERNAME"] == name
+        assert given["REDIS_PASSWORD"] == stack.redis_passwords()[name]
+    else:
+        assert given.get("REDIS_PASSWORD", "") == ""
 
 
 def test_ctrl_c_stops_everything(stack: Stack) -> None:

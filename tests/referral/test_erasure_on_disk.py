@@ -20,13 +20,14 @@ import redis
 from channels.inbound import InboundEntry
 from hotline import conversations, ids, keys
 from hotline.settings import PROJECT_ROOT
-from ops import processes
+from ops import processes, redis_users
 from referral import privacy
 from referral.queue import Referrals
 from tests.conftest import FERNET_KEY, SECRET
 from tests.referral.test_privacy import rasa_reading
 
 PRODUCTION_CONF = PROJECT_ROOT / "deploy" / "redis" / "hotline.conf"
+PASSWORDS = {user: redis_users.derived_password("k" * 32, user) for user in redis_users.RULES}
 NUMBER = "+258849990017"
 TEXTS = (
     "zebra-quintal-4471 o patrao ficou com o meu passaporte",
@@ -77,6 +78,8 @@ def disk(tmp_path: Path) -> Iterator[DiskRedis]:
     port = processes.free_port()
     data_dir = tmp_path / "redis"
     data_dir.mkdir()
+    acl = tmp_path / "users.acl"
+    acl.write_text(redis_users.acl_file(PASSWORDS))
     server = subprocess.Popen(
         [
             "redis-server",
@@ -90,26 +93,34 @@ def disk(tmp_path: Path) -> Iterator[DiskRedis]:
             # Only so that a grep sees what a snapshot holds: LZF would hide a repeated text.
             "--rdbcompression",
             "no",
+            # The users production has, from a file of the test's own (outside the data).
+            "--aclfile",
+            str(acl),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    client = redis.Redis(port=port, decode_responses=True)
+    operator = redis.Redis(port=port, username="ops", password=PASSWORDS["ops"])
     deadline = time.monotonic() + 10
     while True:
         try:
-            client.ping()
+            operator.ping()
             break
         except redis.ConnectionError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    assert client.config_get("appendonly")["appendonly"] == "yes"
-    assert client.config_get("save")["save"] == ""
+    assert operator.config_get("appendonly") == {"appendonly": "yes"}
+    assert operator.config_get("save") == {"save": ""}
+    # Erasure runs in the worker (DELETE by SMS) as the worker's own Redis user.
+    client = redis.Redis(
+        port=port, username="worker", password=PASSWORDS["worker"], decode_responses=True
+    )
     try:
         yield DiskRedis(client, data_dir)
     finally:
         client.close()
+        operator.close()
         server.kill()
         server.wait(timeout=10)
 

@@ -1,0 +1,120 @@
+"""Who may do what in Redis: one ACL user per component, and nobody without a password.
+
+Every process logs in as its own user (REDIS_USERNAME, REDIS_PASSWORD), so a leaked password
+opens only what that process could already touch, and a local user with no password gets
+nothing (`user default off`). What each user may reach comes from the key registry
+(hotline.keys): Rasa only its trackers and locks, the dev sandbox only its own keys, the
+hotline's services their `hotline:` and `referral:` families, with Rasa's trackers for the
+three that erase (an erasure deletes the tracker and rewrites the files: INFO and
+BGREWRITEAOF). No service may run the commands Redis marks dangerous (FLUSHALL, CONFIG, KEYS,
+DEBUG, ...); only `ops`, the operator's tools and the launcher, may.
+
+The ACL file holds SHA-256 hashes, never the passwords. In dev the launcher derives each
+password from HOTLINE_REDIS_KEY (var/dev.env) and writes var/redis/users.acl; in production
+deploy/bin/hotline-make-secrets writes one random password per component and
+`python -m ops.redis_users --secrets DIR` writes the ACL file Redis loads (aclfile in
+deploy/redis/hotline.conf).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from hotline import keys
+
+
+def _segments(owned) -> set[str]:
+    return {family.prefix.split(":", 1)[0] for family in keys.FAMILIES.values() if owned(family)}
+
+
+_RASA = _segments(lambda f: f.owner.startswith("Rasa"))
+_SANDBOX = _segments(lambda f: f.owner == "channels.sandbox")
+_HOTLINE = _segments(lambda f: True) - _RASA - _SANDBOX
+
+
+def _keys(*groups: set[str]) -> str:
+    return " ".join(f"~{segment}:*" for segment in sorted(set().union(*groups)))
+
+
+_SERVICE = "+@all -@dangerous"
+_ERASES = "+info +bgrewriteaof"  # referral.privacy.erase_from_disk
+
+RULES: dict[str, str] = {
+    "gateway": f"{_keys(_HOTLINE)} {_SERVICE}",
+    "worker": f"{_keys(_HOTLINE, _RASA)} {_SERVICE} {_ERASES}",
+    "sender": f"{_keys(_HOTLINE)} {_SERVICE}",
+    "actions": f"{_keys(_HOTLINE)} {_SERVICE}",
+    "console": f"{_keys(_HOTLINE, _RASA)} {_SERVICE} {_ERASES}",
+    "housekeeping": f"{_keys(_HOTLINE, _RASA)} {_SERVICE} {_ERASES}",
+    "rasa": f"{_keys(_RASA)} {_SERVICE}",
+    "sandbox": f"{_keys(_SANDBOX)} "
+    + " ".join(f"&{s}:*" for s in sorted(_SANDBOX))
+    + f" {_SERVICE}",
+    "ops": "~* &* +@all",
+}
+# The processes `make run` starts that log in to Redis, and the user each logs in as.
+USER_OF = {name: name for name in RULES if name != "ops"}
+
+
+def derived_password(key: str, user: str) -> str:
+    """Dev: each user's password from the one key in var/dev.env."""
+    return hmac.new(key.encode(), f"redis-user:{user}".encode(), hashlib.sha256).hexdigest()
+
+
+def acl_file(passwords: Mapping[str, str]) -> str:
+    """The ACL file for these passwords (one per user in RULES): hashes only."""
+    missing = sorted(set(RULES) - set(passwords))
+    if missing:
+        raise ValueError(f"no Redis password for {', '.join(missing)}")
+    lines = ["user default off resetkeys resetchannels -@all"]
+    for user, rule in RULES.items():
+        digest = hashlib.sha256(passwords[user].encode()).hexdigest()
+        lines.append(f"user {user} on #{digest} resetkeys resetchannels {rule}")
+    return "\n".join(lines) + "\n"
+
+
+def credentials(user: str, password: str) -> dict[str, str]:
+    return {"REDIS_USERNAME": user, "REDIS_PASSWORD": password}
+
+
+def password_variable(user: str) -> str:
+    """Where the launcher's supervisord holds a user's password (each process gets only its
+    own, as REDIS_PASSWORD: ops.supervision's --copy)."""
+    return f"REDIS_PASSWORD_{user.upper()}"
+
+
+def secret_file(folder: Path, user: str) -> Path:
+    """Production: /etc/hotline/secrets/REDIS_PASSWORD_<user>.env holds REDIS_PASSWORD=…"""
+    return folder / f"REDIS_PASSWORD_{user}.env"
+
+
+def _read_secret(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        if line.startswith("REDIS_PASSWORD="):
+            return line.split("=", 1)[1]
+    raise ValueError(f"{path} holds no REDIS_PASSWORD= line")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.redis_users",
+        description="Print the Redis ACL file for the passwords in a secrets folder.",
+    )
+    parser.add_argument("--secrets", type=Path, required=True, help="e.g. /etc/hotline/secrets")
+    args = parser.parse_args(argv)
+    try:
+        passwords = {user: _read_secret(secret_file(args.secrets, user)) for user in RULES}
+    except (OSError, ValueError) as error:
+        print(f"ops.redis_users: {error}", file=sys.stderr)
+        return 1
+    sys.stdout.write(acl_file(passwords))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
