@@ -8,7 +8,7 @@ HOTLINE := $(VENV)/bin/hotline
 RASA := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(RASA_VENV)/bin/rasa
 RASA_DATA := --domain bot --data data/nlu data/stories data/rules --config config.yml
 
-.PHONY: help setup run test check train eval bench bench-train shell lint types release redis chromium deploy-tools validate stories pytest content-check
+.PHONY: help setup run test check train eval bench bench-train shell lint types release redis chromium deploy-tools validate stories pytest content-check lock
 
 help:
 	@echo "make run     install what is missing, train if needed, start the hotline"
@@ -20,18 +20,27 @@ help:
 	@echo "make bench   load benchmark against Rasa's own REST channel; console page times"
 	@echo "make bench-train  the former and the current pipeline trained side by side"
 	@echo "make release content check, validate, train, story tests, summary of changes"
+	@echo "make lock    rewrite the lock files (pins and hashes) after a dependency change"
 
-$(VENV)/.installed: pyproject.toml
+# Both environments install exactly their lock file: every package pinned, every file checked
+# against its SHA-256 (--require-hashes), nothing else (--no-deps); scripts/lock writes them.
+# The hotline itself goes in last, editable, built by the locked setuptools.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@py=$$(scripts/find-python 3.11) && $$py -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q --require-hashes --no-deps -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	$(VENV)/bin/pip check
 	@touch $@
 
-$(RASA_VENV)/.installed: requirements-rasa.txt
+$(RASA_VENV)/.installed: requirements-rasa.txt requirements-rasa.lock
 	@py=$$(scripts/find-python 3.10) && $$py -m venv $(RASA_VENV)
-	$(RASA_VENV)/bin/pip install -q --upgrade pip
-	$(RASA_VENV)/bin/pip install -q -r requirements-rasa.txt
+	$(RASA_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements-rasa.lock
+	$(RASA_VENV)/bin/pip check
 	@touch $@
+
+# Rewrite the lock files after a change to pyproject.toml or requirements-rasa.txt.
+lock:
+	scripts/lock
 
 redis:
 	@command -v redis-server >/dev/null || scripts/apt-install redis-server
