@@ -356,3 +356,46 @@ def test_redis_fsyncs_before_it_acknowledges_in_dev_and_in_production(tmp_path: 
         server.wait(timeout=10)
     shipped = (DEPLOY / "redis" / "hotline.conf").read_text().splitlines()
     assert "appendfsync always" in shipped and "appendonly yes" in shipped
+
+
+def test_the_backup_unit_logs_in_as_ops_and_nothing_less_will_do(tmp_path: Path) -> None:
+    tool("redis-check-rdb")
+    passwords = {user: redis_users.derived_password("k" * 32, user) for user in redis_users.RULES}
+    acl = tmp_path / "users.acl"
+    acl.write_text(redis_users.acl_file(passwords))
+    port = processes.free_port()
+    server = subprocess.Popen(
+        processes.redis_command(port, tmp_path / "data", acl), stdout=subprocess.DEVNULL
+    )
+    operator = redis.Redis(port=port, username="ops", password=passwords["ops"])
+    try:
+        deadline = time.monotonic() + 10
+        while not processes.port_answers("127.0.0.1", port):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        operator.hset("hotline:case:c1", "state", "claimed")
+
+        def backup(**login: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    str(DEPLOY / "bin/hotline-redis-backup"),
+                    f"redis://127.0.0.1:{port}/0",
+                    str(tmp_path / "backups"),
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, **login},
+            )
+
+        assert backup().returncode != 0  # no password, no snapshot
+        worker = backup(REDIS_USERNAME="worker", REDIS_PASSWORD=passwords["worker"])
+        assert worker.returncode != 0  # a service may not copy the whole database
+        made = backup(REDIS_USERNAME="ops", REDIS_PASSWORD=passwords["ops"])
+        assert made.returncode == 0, made.stderr
+        assert Path(made.stdout.strip()).stat().st_size > 0
+        assert passwords["ops"] not in made.stdout + made.stderr
+    finally:
+        operator.shutdown(nosave=True)
+        server.wait(timeout=10)
