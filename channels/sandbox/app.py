@@ -424,25 +424,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         )
 
-    @app.get(API + "/Messages/{message_sid}.json")
-    async def fetch_message(account_sid: str, message_sid: str, request: Request) -> Response:
+    async def one_message(request: Request, account_sid: str, sid: str) -> dict | JSONResponse:
+        """The message a Messages/{sid} request names, or Twilio's error for it."""
         box = sandbox(request)
         if not box.authorised(request, account_sid):
             return _error(401, 20003, "Authenticate")
-        message = await box.load(message_sid)
+        message = await box.load(sid)
         if message is None:
             return _error(404, 20404, "The requested resource was not found")
-        return JSONResponse(box.resource(message))
+        return message
+
+    @app.get(API + "/Messages/{message_sid}.json")
+    async def fetch_message(account_sid: str, message_sid: str, request: Request) -> Response:
+        message = await one_message(request, account_sid, message_sid)
+        if isinstance(message, JSONResponse):
+            return message
+        return JSONResponse(sandbox(request).resource(message))
 
     @app.delete(API + "/Messages/{message_sid}.json")
     async def delete_message(account_sid: str, message_sid: str, request: Request) -> Response:
         """As Twilio: 204 once gone; 20404 if unknown; 20009 while it is still on its way."""
-        box = sandbox(request)
-        if not box.authorised(request, account_sid):
-            return _error(401, 20003, "Authenticate")
-        message = await box.load(message_sid)
-        if message is None:
-            return _error(404, 20404, "The requested resource was not found")
+        box, message = sandbox(request), await one_message(request, account_sid, message_sid)
+        if isinstance(message, JSONResponse):
+            return message
         if message["status"] in UNFINISHED:
             # Twilio documents the code, not the HTTP status; 409 is this stand-in's choice.
             return _error(409, 20009, "Cannot delete this resource before it is complete")

@@ -218,6 +218,18 @@ def _redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError("redis-server did not start")
 
 
+def _backup(port: int, folder: Path, **login: str) -> subprocess.CompletedProcess[str]:
+    """deploy/bin/hotline-redis-backup against this Redis, with the unit's login if given."""
+    return subprocess.run(
+        [str(DEPLOY / "bin/hotline-redis-backup"), f"redis://127.0.0.1:{port}/0", str(folder)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **login},
+    )
+
+
 def _stop(server: subprocess.Popen[bytes], port: int) -> None:
     try:
         redis.Redis(port=port).shutdown(nosave=False)
@@ -235,17 +247,7 @@ def test_a_backup_restores_into_a_fresh_redis_and_survives_its_restart(tmp_path:
     db.xadd("hotline:inbound", {"entry": "sealed"})
     db.rpush("hotline:case:c1:events", "opened", "claimed")
     try:
-        made = subprocess.run(
-            [
-                str(DEPLOY / "bin/hotline-redis-backup"),
-                f"redis://127.0.0.1:{port}/0",
-                str(tmp_path / "backups"),
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        made = _backup(port, tmp_path / "backups")
     finally:
         _stop(live, port)
     assert made.returncode == 0, made.stderr
@@ -375,24 +377,11 @@ def test_the_backup_unit_logs_in_as_ops_and_nothing_less_will_do(tmp_path: Path)
             time.sleep(0.05)
         operator.hset("hotline:case:c1", "state", "claimed")
 
-        def backup(**login: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [
-                    str(DEPLOY / "bin/hotline-redis-backup"),
-                    f"redis://127.0.0.1:{port}/0",
-                    str(tmp_path / "backups"),
-                ],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                env={**os.environ, **login},
-            )
-
-        assert backup().returncode != 0  # no password, no snapshot
-        worker = backup(REDIS_USERNAME="worker", REDIS_PASSWORD=passwords["worker"])
+        folder = tmp_path / "backups"
+        assert _backup(port, folder).returncode != 0  # no password, no snapshot
+        worker = _backup(port, folder, REDIS_USERNAME="worker", REDIS_PASSWORD=passwords["worker"])
         assert worker.returncode != 0  # a service may not copy the whole database
-        made = backup(REDIS_USERNAME="ops", REDIS_PASSWORD=passwords["ops"])
+        made = _backup(port, folder, REDIS_USERNAME="ops", REDIS_PASSWORD=passwords["ops"])
         assert made.returncode == 0, made.stderr
         assert Path(made.stdout.strip()).stat().st_size > 0
         assert passwords["ops"] not in made.stdout + made.stderr
