@@ -19,6 +19,7 @@ from fastapi import FastAPI, HTTPException, Request
 
 from hotline import metrics, yamlfiles
 from hotline.language import LANGUAGES
+from hotline.logs import setup_logging
 from hotline.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,12 @@ def render(
         except (KeyError, IndexError, ValueError):
             pass  # a brace that is not a slot is left as written
     return body
+
+
+def serve() -> FastAPI:
+    """The process's app (`uvicorn --factory actions.nlg:serve`): its logs masked, like all."""
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    return create_app()
 
 
 def create_app() -> FastAPI:

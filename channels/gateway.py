@@ -23,6 +23,7 @@ from channels.consumer import backlog_async
 from channels.inbound import InboundEntry, InboundQueue
 from hotline import keys, metrics
 from hotline.ids import conversation_id, seal
+from hotline.logs import setup_logging
 from hotline.rasa import RasaClient
 from hotline.settings import Settings, get_settings
 from hotline.store import connect, connect_async
@@ -93,6 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or get_settings()
+        if settings is None:  # the process itself (tests hand in theirs and keep their logs)
+            setup_logging(current.log_level)
+        # Refuses to start without its secrets: an empty HOTLINE_SECRET would make ids
+        # unkeyed hashes of the number.
+        current.require("gateway")
         db = connect_async(current)
         app.state.gateway = Gateway(current, db, InboundQueue(db), RasaClient(current))
         yield

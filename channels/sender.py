@@ -518,6 +518,7 @@ class Sender(StreamConsumer):
 def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_level)
+    settings.require("sender")  # refuses to start without its secrets (and, in prod, its login)
     sender = Sender(
         settings,
         concurrency=int(os.environ.get("HOTLINE_SENDER_CONCURRENCY", "16")),

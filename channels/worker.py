@@ -310,6 +310,7 @@ def backlog_now(db: redis.Redis) -> Backlog:
 def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_level)
+    settings.require("worker")  # refuses to start without its secrets (and, in prod, its login)
     worker = Worker(
         settings,
         # Shards are cheap coroutines; many of them keep conversations from queueing behind

@@ -9,10 +9,16 @@ from __future__ import annotations
 import logging
 import re
 
-# Seven or more digits, optionally with +, spaces or dashes between them, standing on their
-# own: digits inside an identifier (a MessageSid, a conversation id) are not a number, and
-# masking them would make the logs useless for tracing one message.
-_PHONE = re.compile(r"(?<![A-Za-z0-9])\+?\d[\d\s\-]{5,}\d(?![A-Za-z0-9])")
+# Seven or more digits, optionally with +, spaces or dashes between them, or three or more
+# groups of 2-4 digits split by dots, slashes or brackets ("+258.84.123.4567", "(84) 123/4567"),
+# standing on their own: digits inside an identifier (a MessageSid, a conversation id) are
+# not a number, and masking them would make the logs useless for tracing one message. A
+# figure such as "12.345678 s" is one group and stays.
+_PHONE = re.compile(
+    r"(?<![A-Za-z0-9])"
+    r"(?:\+?\d[\d\s\-]{5,}\d|\+?\d{2,4}(?:[\s.\-/()]{1,2}\d{2,4}){2,})"
+    r"(?![A-Za-z0-9])"
+)
 
 
 def redact(text: str) -> str:
@@ -31,14 +37,40 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Masks numbers in all a line says: the message, a traceback's text, a stack.
+
+    A filter sees only the message; a traceback (an exception's repr can quote a request
+    body) is added by the formatter, so the formatter is where the last mask goes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return super().format(record)
+
+
+# Servers that install handlers of their own (uvicorn's dictConfig runs before our app is
+# loaded): theirs are removed so their lines pass through the root's masking formatter.
+_OWN_HANDLERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "sanic.root", "sanic.error")
+
+
 def setup_logging(level: str = "INFO") -> None:
-    """One format for every process; the redacting filter on the root handler."""
+    """One format for every process, every line through the masking formatter."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in _OWN_HANDLERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
     # httpx logs full URLs, which for the Twilio API contain no numbers but for Rasa
     # contain conversation ids only; keep them quieter anyway.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -139,7 +139,7 @@ def nlg_command(port: int) -> list[str]:
         "--port",
         str(port),
         "--factory",
-        "actions.nlg:create_app",
+        "actions.nlg:serve",
     ]
 
 

@@ -51,6 +51,9 @@ async def run_forever(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     setup_logging(settings.log_level)
+    settings.require(
+        "housekeeping"
+    )  # refuses to start without its secrets (and, in prod, its login)
     asyncio.run(run_forever(settings))
 
 

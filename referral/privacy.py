@@ -502,6 +502,18 @@ def _conversations(db: redis.Redis):
         yield key[len(prefix) :]
 
 
+def _named_by_old_dead_letters(db: redis.Redis, cutoff: float) -> set[str]:
+    """Conversations a dead letter older than the cut-off names. A person whose first message
+    was dead-lettered never got a state hash, so only its dead letter says it exists."""
+    named = set()
+    for entry_id, fields in db.xrange(keys.DEAD_LETTER_STREAM):
+        # The worker stamps failed_at; else the time Redis put in the entry id.
+        failed_at = float(fields.get("failed_at") or _stream_id(entry_id)[0] / 1000)
+        if failed_at < cutoff and fields.get("conversation_id"):
+            named.add(fields["conversation_id"])
+    return named
+
+
 def _quiet_since(db: redis.Redis, conversation_id: str) -> float | None:
     """When the person last wrote; None while an erasure's grace runs (it ends on its own)."""
     key = keys.conversation(conversation_id)
@@ -535,7 +547,7 @@ def purge(
     cutoff = now - older_than_seconds
     referrals = Referrals(db)
     case_ids = db.zrangebyscore(keys.CLOSED_KEY, "-inf", cutoff)
-    candidates: set[str] = set(_conversations(db))
+    candidates: set[str] = set(_conversations(db)) | _named_by_old_dead_letters(db, cutoff)
     for case_id in case_ids:
         conversation_id = db.hget(keys.case(case_id), "conversation_id")
         if conversation_id:

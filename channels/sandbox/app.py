@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from channels.sandbox.page import PHONE_PAGE
 from channels.twilio_adapter import parse_form, sign
 from hotline import keys, sms
+from hotline.logs import setup_logging
 from hotline.settings import Settings, UnsafeSettings, get_settings
 from hotline.store import connect_async
 
@@ -308,6 +309,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         current = settings or get_settings()
+        if settings is None:  # the process itself: its log lines through the masking formatter
+            setup_logging(current.log_level)
         refuse_outside_dev(current)
         db = connect_async(current)
         async with httpx.AsyncClient(timeout=10) as http:

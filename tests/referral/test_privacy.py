@@ -459,6 +459,27 @@ def test_purge_forgets_a_quiet_conversation_that_never_became_a_case(db: redis.R
     assert db.hget(keys.conversation("recent"), "address")
 
 
+def test_purge_forgets_a_dead_letter_whose_conversation_never_got_a_state(
+    db: redis.Redis,
+) -> None:
+    """A first message that kept failing is dead-lettered before any state is written."""
+    now = 1_700_000_000.0
+    for cid, text, failed_at in (
+        ("lost", "estou presa numa machamba em Limpopo", now - 200 * DAY),
+        ("fresh", "quero voltar a Maputo este mes", now - 1 * DAY),
+    ):
+        db.xadd(
+            keys.DEAD_LETTER_STREAM,
+            {"conversation_id": cid, "body": text, "failed_at": f"{failed_at:.3f}"},
+        )
+    assert not db.exists(keys.conversation("lost"))
+
+    privacy.purge(db, 90 * DAY, now=now, fernet_key=FERNET_KEY)
+
+    assert [f["conversation_id"] for _, f in db.xrange(keys.DEAD_LETTER_STREAM)] == ["fresh"]
+    assert "machamba" not in everything(db)
+
+
 def test_purge_never_touches_a_conversation_with_an_open_case(db: redis.Redis) -> None:
     now = 1_700_000_000.0
     referrals = Referrals(db, clock=lambda: now - 200 * DAY)
