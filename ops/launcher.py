@@ -345,7 +345,15 @@ def run(place: Place = Place()) -> int:
             print(text, flush=True)
 
     env = environment(place)
-    logins = redis_logins(env, place) if starts_redis(env["REDIS_URL"]) else {}
+    own_redis = starts_redis(env["REDIS_URL"])
+    logins = redis_logins(env, place) if own_redis else {}
+    if own_redis and not logins and env.get("HOTLINE_ENV") == "prod":
+        # A Redis anyone on the machine could read and write: not for people's data.
+        say(
+            "production: the Redis this would start has no users; set HOTLINE_REDIS_KEY (each "
+            "process's password is derived from it) or run Redis as deploy/redis/hotline.conf does"
+        )
+        return 1
     if logins:
         env.update(logins["ops"])  # the launcher's own: the health record, the first account
     else:

@@ -3,9 +3,10 @@
 Every process logs in as its own user (REDIS_USERNAME, REDIS_PASSWORD), so a leaked password
 opens only what that process could already touch, and a local user with no password gets
 nothing (`user default off`). What each user may reach comes from the key registry
-(hotline.keys): Rasa only its trackers and locks, the dev sandbox only its own keys, the
-hotline's services their `hotline:` and `referral:` families, with Rasa's trackers for the
-three that erase (an erasure deletes the tracker and rewrites the files: INFO and
+(hotline.keys), family by family: Rasa only its trackers and locks, the dev sandbox only its
+own keys, the console alone the counsellors' accounts and sessions (no other service can read
+a session or make a supervisor), the services the families they share, with Rasa's trackers
+for the three that erase (an erasure deletes the tracker and rewrites the files: INFO and
 BGREWRITEAOF). No service may run the commands Redis marks dangerous (FLUSHALL, CONFIG, KEYS,
 DEBUG, ...); only `ops`, the operator's tools and the launcher, may.
 
@@ -28,17 +29,30 @@ from pathlib import Path
 from hotline import keys
 
 
-def _segments(owned) -> set[str]:
-    return {family.prefix.split(":", 1)[0] for family in keys.FAMILIES.values() if owned(family)}
+def _globs(owned) -> set[str]:
+    return {family.glob() for family in keys.FAMILIES.values() if owned(family)}
 
 
-_RASA = _segments(lambda f: f.owner.startswith("Rasa"))
-_SANDBOX = _segments(lambda f: f.owner == "channels.sandbox")
-_HOTLINE = _segments(lambda f: True) - _RASA - _SANDBOX
+def _staff(family: keys.KeyFamily) -> bool:
+    """Counsellors' accounts, sessions and the audit of their reads: the console's alone."""
+    return family.owner.startswith(("referral.accounts", "referral.console"))
+
+
+_RASA = _globs(lambda f: f.owner.startswith("Rasa"))
+_SANDBOX = _globs(lambda f: f.owner == "channels.sandbox")
+_STAFF = _globs(_staff)
+# Everything else the services share: conversations, streams, cases, delivery records.
+_HOTLINE = _globs(lambda f: True) - _RASA - _SANDBOX - _STAFF
 
 
 def _keys(*groups: set[str]) -> str:
-    return " ".join(f"~{segment}:*" for segment in sorted(set().union(*groups)))
+    return " ".join(f"~{glob}" for glob in sorted(set().union(*groups)))
+
+
+def _channels(group: set[str]) -> str:
+    """The pub/sub channels among a group's families."""
+    kinds = {f.glob(): f.kind for f in keys.FAMILIES.values()}
+    return " ".join(f"&{glob}" for glob in sorted(group) if kinds[glob] == "pubsub")
 
 
 _SERVICE = "+@all -@dangerous"
@@ -49,12 +63,10 @@ RULES: dict[str, str] = {
     "worker": f"{_keys(_HOTLINE, _RASA)} {_SERVICE} {_ERASES}",
     "sender": f"{_keys(_HOTLINE)} {_SERVICE}",
     "actions": f"{_keys(_HOTLINE)} {_SERVICE}",
-    "console": f"{_keys(_HOTLINE, _RASA)} {_SERVICE} {_ERASES}",
+    "console": f"{_keys(_HOTLINE, _RASA, _STAFF)} {_SERVICE} {_ERASES}",
     "housekeeping": f"{_keys(_HOTLINE, _RASA)} {_SERVICE} {_ERASES}",
     "rasa": f"{_keys(_RASA)} {_SERVICE}",
-    "sandbox": f"{_keys(_SANDBOX)} "
-    + " ".join(f"&{s}:*" for s in sorted(_SANDBOX))
-    + f" {_SERVICE}",
+    "sandbox": f"{_keys(_SANDBOX)} {_channels(_SANDBOX)} {_SERVICE}",
     "ops": "~* &* +@all",
 }
 # The processes `make run` starts that log in to Redis, and the user each logs in as.

@@ -7,7 +7,7 @@ import redis
 
 from hotline.settings import REDIS_LOGIN
 from ops import processes
-from ops.launcher import Place, first_supervisor, operator_login, redis_logins, services
+from ops.launcher import Place, first_supervisor, operator_login, redis_logins, run, services
 from referral import accounts
 
 
@@ -83,3 +83,13 @@ def test_the_operators_commands_log_in_as_ops_to_make_runs_redis(tmp_path) -> No
     # A Redis or a login of the operator's own is theirs.
     assert operator_login({"REDIS_URL": "redis://10.0.0.2:6379/0"}, place) == {}
     assert operator_login({"REDIS_USERNAME": "ana"}, place) == {}
+
+
+def test_production_will_not_start_a_redis_without_users(tmp_path, monkeypatch, capsys) -> None:
+    for name in (processes.REDIS_KEY, "REDIS_USERNAME", "REDIS_PASSWORD", "HOTLINE_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{processes.free_port()}/0")
+    assert run(Place(var=tmp_path)) == 1
+    assert "the Redis this would start has no users" in capsys.readouterr().out
+    assert not (tmp_path / "supervisord.conf").exists()

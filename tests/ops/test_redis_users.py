@@ -84,6 +84,19 @@ def test_each_service_reaches_its_own_keys_and_no_dangerous_command(port: int) -
         assert "aof_enabled" in eraser.info("persistence")
 
 
+def test_only_the_console_reaches_counsellors_accounts_and_sessions(port: int) -> None:
+    console = as_user(port, "console")
+    console.hset(keys.counsellor("ana"), "role", "counsellor")
+    console.set(keys.session("hash-of-a-token"), "ana")
+    for user in ("gateway", "worker", "sender", "actions", "housekeeping", "rasa"):
+        service = as_user(port, user)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            service.hset(keys.counsellor("ana"), "role", "supervisor")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            service.get(keys.session("hash-of-a-token"))
+    assert console.hget(keys.counsellor("ana"), "role") == "counsellor"
+
+
 def test_rasa_and_the_sandbox_reach_only_their_own_keys(port: int) -> None:
     rasa = as_user(port, "rasa")
     rasa.set(keys.tracker("c1"), "{}")
