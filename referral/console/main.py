@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,6 +86,16 @@ def create_app() -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, error: Exception) -> Response:
+        # Starlette answers a failure from its outermost middleware, outside SecurityHeaders,
+        # so the headers go on here; the traceback is logged by the server (masked).
+        return PlainTextResponse(
+            "Something went wrong. Try again in a moment.",
+            status_code=500,
+            headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
+        )
 
     # GET /metrics is answered by the middleware ahead of the routes and the login (Prometheus
     # signs in nowhere): the referral queue's state as counts and ages by risk level, and the

@@ -332,6 +332,19 @@ def test_every_page_carries_the_security_headers(sign_in, open_case, anonymous) 
     assert static.headers.get("cache-control") != "no-store"  # the stylesheet holds no case
 
 
+def test_a_failure_is_answered_with_the_security_headers_too(app) -> None:
+    """A bug's 500 comes from Starlette's outermost middleware, past SecurityHeaders."""
+
+    @app.get("/fails")
+    def fails() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/fails")
+    assert response.status_code == 500 and "a bug" not in response.text
+    _assert_guarded(response, "/fails")
+
+
 def test_signing_out_leaves_nothing_to_go_back_to(sign_in, open_case) -> None:
     case_id = open_case()
     ana = sign_in("ana")
