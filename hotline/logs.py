@@ -69,8 +69,10 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     for name in _OWN_HANDLERS:
         logger = logging.getLogger(name)
-        logger.handlers[:] = []
-        logger.propagate = True
+        # A logger the server silenced (`--no-access-log`: no handler, no propagation) stays so.
+        if logger.handlers:
+            logger.handlers[:] = []
+            logger.propagate = True
     # httpx logs full URLs, which for the Twilio API contain no numbers but for Rasa
     # contain conversation ids only; keep them quieter anyway.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -75,3 +75,9 @@ def test_servers_own_loggers_go_through_the_masking_handler(monkeypatch) -> None
     root.handlers[0].setStream(stream)
     uvicorn.warning("Invalid HTTP request from %s", "+258.84.123.4567")
     assert "[number]" in stream.getvalue() and "4567" not in stream.getvalue()
+    # `--no-access-log` leaves uvicorn.access without handler or propagation: it stays silent.
+    access = logging.getLogger("uvicorn.access")
+    monkeypatch.setattr(access, "handlers", [])
+    monkeypatch.setattr(access, "propagate", False)
+    setup_logging("INFO")
+    assert not access.propagate
