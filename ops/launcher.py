@@ -81,14 +81,17 @@ def redis_logins(env: dict[str, str], place: Place) -> dict[str, dict[str, str]]
     return {user: redis_users.credentials(user, passwords[user]) for user in redis_users.RULES}
 
 
+def _read_env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
 def dev_secrets(var: Path = VAR) -> dict[str, str]:
     """Random per-machine secrets for dev mode, made on the first run and kept in var/."""
     dev_env = var / DEV_ENV.name
     if not dev_env.exists():
         var.mkdir(parents=True, exist_ok=True)
         dev_env.touch(mode=0o600)
-    pairs = (line.split("=", 1) for line in dev_env.read_text().splitlines() if "=" in line)
-    values = dict(pairs)
+    values = _read_env_file(dev_env)
     # A secret added in a later release is made on the next run; the ones kept stay as they are.
     missing = {name: make() for name, make in _DEV_SECRETS.items() if name not in values}
     if missing:
@@ -124,8 +127,7 @@ def operator_login(env: Mapping[str, str], place: Place = Place()) -> dict[str, 
     dev_env = place.var / DEV_ENV.name
     if env.get("HOTLINE_ENV", "dev") != "dev" or not (place.var / "redis" / ACL_FILE).exists():
         return {}
-    lines = dev_env.read_text().splitlines() if dev_env.exists() else []
-    key = dict(line.split("=", 1) for line in lines if "=" in line).get(processes.REDIS_KEY)
+    key = _read_env_file(dev_env).get(processes.REDIS_KEY) if dev_env.exists() else None
     if not key:
         return {}
     return redis_users.credentials("ops", redis_users.derived_password(key, "ops"))
@@ -142,15 +144,17 @@ def services(
     env: dict[str, str],
     place: Place = Place(),
     logins: dict[str, dict[str, str]] | None = None,
+    own_redis: bool | None = None,
 ) -> list[tuple[str, list[str], dict[str, str]]]:
     """(name, command, environment) for each process to supervise; each gets only its secrets.
 
     With `logins` (the Redis the launcher starts has a user per process), each process gets
-    its own and no other; without, they all use REDIS_USERNAME and REDIS_PASSWORD as given."""
+    its own and no other; without, they all use REDIS_USERNAME and REDIS_PASSWORD as given.
+    `own_redis` is the caller's one look at whether Redis is to be started (None: look now)."""
     py, ports = sys.executable, place.ports
     uvicorn = [py, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
     planned: list[tuple[str, list[str]]] = []
-    if starts_redis(settings.redis_url):
+    if starts_redis(settings.redis_url) if own_redis is None else own_redis:
         acl = place.var / "redis" / ACL_FILE if logins else None
         port = urlparse(settings.redis_url).port or 6379
         planned.append(("redis", processes.redis_command(port, place.var / "redis", acl)))
@@ -188,11 +192,10 @@ def services(
         "rasa": processes.rasa_variables(settings, ports["actions"], ports["nlg"]),
     }
 
-    def login(name: str) -> dict[str, str]:
+    def redis_login(name: str) -> dict[str, str]:
         if not logins:
             return {}
-        user = name if name in REDIS_LOGIN else None
-        return logins[user] if user else {"REDIS_USERNAME": "", "REDIS_PASSWORD": ""}
+        return logins[name] if name in REDIS_LOGIN else {"REDIS_USERNAME": "", "REDIS_PASSWORD": ""}
 
     # HOTLINE_SECRETS names what the process must hold, as the systemd units say it.
     return [
@@ -202,7 +205,7 @@ def services(
             {
                 **processes.only_needed_secrets(name, env),
                 **extra.get(name, {}),
-                **login(name),
+                **redis_login(name),
                 "HOTLINE_SECRETS": ",".join(sorted(processes.SECRETS_NEEDED[name])),
             },
         )
@@ -363,7 +366,7 @@ def run(place: Place = Place()) -> int:
         )
     os.environ.update(env)
     settings = Settings()
-    planned = services(settings, env, place, logins)
+    planned = services(settings, env, place, logins, own_redis)
     if not place.model.exists():
         say(f"no trained model at {place.model}: Rasa is not started (make train)")
     programs = [
