@@ -8,9 +8,16 @@
    server-sent events; timed from the webhook to the case's "opened" event, then the queue
    page is checked to show it.
 
+3. history: a second scratch console over a Redis that fills with closed cases, 1,000, then
+   10,000, then 100,000, closed evenly over the retention period (90 days, after which
+   housekeeping purges them); at each size the queue page and the supervisor's dashboard are
+   timed and Redis memory per closed case is read. The first size is the baseline: a page
+   that stays flat has a ratio near 1.
+
 Targets: page p95 <= 100 ms, webhook to queue <= 1 s. Writes JSON to bench/results/.
 
     python bench/console.py [--cases 500] [--transcript 200] [--requests 200] [--live 5]
+                            [--history 1000,10000,100000]
 """
 
 from __future__ import annotations
@@ -189,6 +196,87 @@ def server_time(cases: int, transcript: int, requests: int) -> dict:
     return figures
 
 
+# ------------------------------------------------------------------ 3. history
+
+
+RETENTION_DAYS = 90
+HISTORY_PAGES = (("queue_page", "/"), ("dashboard", "/supervisor"))
+
+
+def close_cases(db: redis.Redis, first: int, count: int, total: int) -> None:
+    """Cases `first` .. `first + count` of `total`, opened, claimed and closed through the
+    queue's own scripts at times spread evenly over the retention period."""
+    now = time.time()
+    span = RETENTION_DAYS * 86400
+    moment = [0.0]
+    referrals = Referrals(db, clock=lambda: moment[0])
+    for index in range(first, first + count):
+        # Interleaved, so every size covers the whole period and not only its oldest part.
+        moment[0] = now - span + span * ((index * 7919) % total) / total
+        opened = referrals.open_case(
+            f"h{index:031x}",
+            priority=("emergency", "high", "request")[index % 3],
+            channel=("sms", "whatsapp")[index % 2],
+            language=("pt", "en", "fr", "sw")[index % 4],
+            risk_level="high",
+            indicators=[],
+            summary="bench history",
+            consent="given",
+            trigger="risk",
+            transcript=[(moment[0], "person", "preciso de ajuda para voltar")],
+        )
+        moment[0] += 300
+        referrals.claim(opened.case_id, "bench")
+        moment[0] += 1200
+        referrals.close(opened.case_id, "bench", "information_given")
+
+
+def history(sizes: list[int], requests: int) -> list[dict]:
+    rows: list[dict] = []
+    with scratch_console() as (db, url):
+        seed(db, 50, 4)  # a working day's open queue beside the history
+        accounts.add(db, "bench", "supervisor", PASSWORD, "en")
+        empty = db.info("memory")["used_memory"]
+        done = 0
+        with httpx.Client(base_url=url, timeout=60) as http:
+            sign_in(http, "bench")
+            for size in sizes:
+                started = time.perf_counter()
+                close_cases(db, done, size - done, sizes[-1])
+                done = size
+                row: dict = {
+                    "closed_cases": size,
+                    "seed_s": round(time.perf_counter() - started, 1),
+                    "memory_per_case_bytes": round(
+                        (db.info("memory")["used_memory"] - empty) / size
+                    ),
+                }
+                for name, path in HISTORY_PAGES:
+                    http.get(path).raise_for_status()
+                    timings = []
+                    for _ in range(requests):
+                        began = time.perf_counter()
+                        http.get(path).raise_for_status()
+                        timings.append((time.perf_counter() - began) * 1000)
+                    row[name] = {
+                        "p50_ms": round(percentile(timings, 0.5), 1),
+                        "p95_ms": round(percentile(timings, 0.95), 1),
+                    }
+                rows.append(row)
+                base = rows[0]
+                print(
+                    f"  {size:>7} closed: "
+                    + "   ".join(
+                        f"{name} p95 {row[name]['p95_ms']:>7.1f} ms "
+                        f"({row[name]['p95_ms'] / max(base[name]['p95_ms'], 0.1):.1f}x)"
+                        for name, _ in HISTORY_PAGES
+                    )
+                    + f"   {row['memory_per_case_bytes']} B/case (seeded in {row['seed_s']} s)",
+                    flush=True,
+                )
+    return rows
+
+
 # ------------------------------------------------------------------ 2. webhook to queue
 
 
@@ -257,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--live", type=int, default=5, help="webhook rounds; 0 skips (no hotline running)"
     )
+    parser.add_argument(
+        "--history",
+        default="1000,10000,100000",
+        help="closed-case counts to time the pages at, comma-separated; empty skips",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
 
@@ -267,6 +360,14 @@ def main(argv: list[str] | None = None) -> int:
         f"  worst p95 {worst:.1f} ms (target <= {TARGETS['page_p95_ms']:.0f} ms): "
         f"{'met' if worst <= TARGETS['page_p95_ms'] else 'MISSED'}"
     )
+    sizes = sorted(int(size) for size in args.history.split(",") if size.strip())
+    if sizes:
+        print(
+            f"console pages as closed cases accumulate over {RETENTION_DAYS} days "
+            f"(ratio against {sizes[0]}):",
+            flush=True,
+        )
+        result["history"] = history(sizes, max(10, args.requests // 10))
     if args.live:
         print("webhook to the case on an open queue page:", flush=True)
         seconds = webhook_to_queue(args.live)

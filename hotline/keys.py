@@ -395,6 +395,16 @@ ANONYMOUS = _family(
     "none",
     personal=False,
 )
+CLOSED_DAY = _family(
+    "closed_day",
+    "referral:stats:closed:{zone}:{day}",
+    "referral.stats",
+    "hash",
+    "a past day's closed cases counted by opening day, outcome and language, and how many "
+    "case ids the count was made from",
+    "expires when the day leaves the dashboard's 30-day window",
+    personal=False,
+)
 CHANGES = _family(
     "changes",
     "referral:changes",
@@ -651,6 +661,10 @@ def tracker(conversation_id: str) -> str:
 
 def rasa_lock(conversation_id: str) -> str:
     return RASA_LOCK.key(conversation=conversation_id)
+
+
+def closed_day(zone: str, day: float) -> str:
+    return CLOSED_DAY.key(zone=zone, day=f"{day:.0f}")
 
 
 def case(case_id: str) -> str:

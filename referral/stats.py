@@ -2,7 +2,9 @@
 
 The arithmetic is plain functions over `CaseFacts` (a case without its texts), so it is tested
 without Redis; `dashboard()` gathers the facts from the queue's own keys in a few pipelined round
-trips, reading only the fields it needs, which stays fast with hundreds of open cases.
+trips, reading only the fields it needs. It reads every open case and today's closed ones; a
+past day's closed cases are read once and kept as a count (`closed_days`), so the dashboard's
+cost follows the open queue and today, not the 30 days of history behind them.
 """
 
 from __future__ import annotations
@@ -147,9 +149,18 @@ def wait_stats(cases: Iterable[CaseFacts], since: float, now: float) -> WaitStat
     )
 
 
+def outcome_of(case: CaseFacts) -> str:
+    return (case.outcome or "") if case.status == "closed" else STILL_OPEN
+
+
 def by_outcome(cases: Iterable[CaseFacts]) -> dict[str, int]:
     """Closed cases per outcome code (every code listed), then those still open."""
-    counts = Counter((c.outcome or "") if c.status == "closed" else STILL_OPEN for c in cases)
+    return outcome_table(Counter(map(outcome_of, cases)))
+
+
+def outcome_table(counts: Counter[str]) -> dict[str, int]:
+    """`by_outcome` from counts already made (of the code, or STILL_OPEN)."""
+    counts = Counter(counts)
     result = {outcome: counts.pop(outcome, 0) for outcome in OUTCOMES}
     # Codes retired from OUTCOMES still count, under their own name.
     result.update(
@@ -161,7 +172,12 @@ def by_outcome(cases: Iterable[CaseFacts]) -> dict[str, int]:
 
 def by_language(cases: Iterable[CaseFacts]) -> dict[str, int]:
     """Cases per conversation language: the four hotline languages first, then any other."""
-    counts = Counter(c.language or "unknown" for c in cases)
+    return language_table(Counter(c.language or "unknown" for c in cases))
+
+
+def language_table(counts: Counter[str]) -> dict[str, int]:
+    """`by_language` from counts already made."""
+    counts = Counter(counts)
     result = {language: counts.pop(language, 0) for language in LANGUAGES}
     result.update(sorted(counts.items()))
     return result
@@ -217,17 +233,99 @@ def open_cases(referrals: Referrals) -> tuple[list[CaseFacts], list[CaseFacts]]:
     return _read(referrals, waiting), _read(referrals, claimed)
 
 
-def closed_since(referrals: Referrals, since: float) -> list[CaseFacts]:
-    """Cases closed at or after `since`, erased ones included (they are kept for statistics).
+def closed_since(
+    referrals: Referrals, since: float, until: float | str = "+inf"
+) -> list[CaseFacts]:
+    """Cases closed at or after `since` (and before `until`), erased ones included (they are
+    kept for statistics).
 
     `Referrals.list_closed` pages by count; the figures need a time window, so this reads the
     closed and anonymous sets by score.
     """
     db = referrals.db
-    ids = db.zrangebyscore(keys.CLOSED_KEY, since, "+inf") + db.zrangebyscore(
-        keys.ANONYMOUS_KEY, since, "+inf"
+    end = until if isinstance(until, str) else f"({until}"
+    ids = db.zrangebyscore(keys.CLOSED_KEY, since, end) + db.zrangebyscore(
+        keys.ANONYMOUS_KEY, since, end
     )
     return _read(referrals, list(dict.fromkeys(ids)))
+
+
+def recently_closed(referrals: Referrals, since: float, recent: int) -> list[CaseFacts]:
+    """The last `recent` cases closed at or after `since`, newest first, erased ones included."""
+    db = referrals.db
+    ids = db.zrevrangebyscore(
+        keys.CLOSED_KEY, "+inf", since, start=0, num=recent
+    ) + db.zrevrangebyscore(keys.ANONYMOUS_KEY, "+inf", since, start=0, num=recent)
+    closed = [c for c in _read(referrals, list(dict.fromkeys(ids))) if c.status == "closed"]
+    return sorted(closed, key=lambda c: c.closed_at or 0, reverse=True)[:recent]
+
+
+def _days(since: float, until: float, zone: ZoneInfo) -> list[tuple[float, float]]:
+    """The local days from `since` (a midnight) to `until` (a later one), as (start, end)."""
+    days: list[tuple[float, float]] = []
+    day = datetime.fromtimestamp(since, zone).date()
+    while True:
+        start = datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
+        if start >= until:
+            return days
+        day += timedelta(days=1)
+        days.append((start, datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()))
+
+
+_COUNT = "ids"  # the tally's field holding how many case ids it was made from
+
+
+def closed_days(
+    referrals: Referrals, zone: ZoneInfo, since: float, today: float, now: float
+) -> Counter[tuple[float, str, str]]:
+    """Cases closed on the days from `since` to `today` (both local midnights), counted by
+    (local day the case was opened, outcome, language).
+
+    A past day's closed cases change only by erasure (which adds a case to the anonymous set and
+    keeps the figures) or by the purge (past retention, far behind the window), so each day's
+    count is made once and kept in Redis beside the number of case ids it was made from; when
+    that number moves the day is counted again.
+    """
+    db = referrals.db
+    days = _days(since, today, zone)
+    with db.pipeline(transaction=False) as pipe:
+        for start, end in days:
+            pipe.zcount(keys.CLOSED_KEY, start, f"({end}")
+            pipe.zcount(keys.ANONYMOUS_KEY, start, f"({end}")
+            pipe.hgetall(keys.closed_day(zone.key, start))
+        replies = pipe.execute()
+    tally: Counter[tuple[float, str, str]] = Counter()
+    for index, (start, end) in enumerate(days):
+        closed, anonymous, kept = replies[3 * index : 3 * index + 3]
+        ids = str(closed + anonymous)
+        if kept.get(_COUNT) != ids:
+            kept = _count_day(referrals, zone, (start, end), ids, now)
+        for field_name, n in kept.items():
+            if field_name != _COUNT:
+                opened, outcome, language = field_name.split("|", 2)
+                tally[(float(opened), outcome, language)] += int(n)
+    return tally
+
+
+def _count_day(
+    referrals: Referrals, zone: ZoneInfo, day: tuple[float, float], ids: str, now: float
+) -> dict[str, str]:
+    start, end = day
+    counts = Counter(
+        f"{start_of_day(c.opened_at, zone):.0f}|{c.outcome or ''}|{c.language or 'unknown'}"
+        for c in closed_since(referrals, start, end)
+        if c.status == "closed"
+    )
+    kept = {_COUNT: ids, **{name: str(n) for name, n in counts.items()}}
+    key = keys.closed_day(zone.key, start)
+    with referrals.db.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.hset(key, mapping=kept)
+        # Kept while the day is in any window the dashboard shows, and a day more (counted from
+        # the dashboard's clock, which tests set).
+        pipe.expire(key, max(60, int(end + WINDOW_DAYS * 86_400 - now)))
+        pipe.execute()
+    return kept
 
 
 def dashboard(
@@ -236,12 +334,24 @@ def dashboard(
     """Everything the supervisor's dashboard shows about cases, at one moment."""
     now = time.time() if now is None else now
     waiting, claimed = open_cases(referrals)
-    since = window_start(now, zone)
-    closed = [c for c in closed_since(referrals, since) if c.status == "closed"]
+    since, today = window_start(now, zone), start_of_day(now, zone)
     open_ids = {c.id for c in waiting} | {c.id for c in claimed}
     # A case erased while open sits in both the open and the anonymous sets: count it once.
-    cases = waiting + claimed + [c for c in closed if c.id not in open_ids]
-    in_window = [c for c in cases if c.opened_at >= since]
+    closed_today = [
+        c for c in closed_since(referrals, today) if c.status == "closed" and c.id not in open_ids
+    ]
+    # Everything opened in the window: the open cases and today's closed ones one by one, the
+    # window's earlier days as counts.
+    outcomes: Counter[str] = Counter()
+    languages: Counter[str] = Counter()
+    for case in waiting + claimed + closed_today:
+        if case.opened_at >= since:
+            outcomes[outcome_of(case)] += 1
+            languages[case.language or "unknown"] += 1
+    for (opened, outcome, language), n in closed_days(referrals, zone, since, today, now).items():
+        if opened >= since:
+            outcomes[outcome] += n
+            languages[language] += n
     oldest = max((wait_seconds(c, now) for c in waiting), default=None)
     return Dashboard(
         generated_at=now,
@@ -249,12 +359,13 @@ def dashboard(
         waiting_by_level=waiting_by_level(waiting),
         waiting_total=len(waiting),
         oldest_waiting_seconds=oldest,
-        wait_today=wait_stats(cases, start_of_day(now, zone), now),
+        # A case opened today was closed today or is open: these are all of today's cases.
+        wait_today=wait_stats(waiting + claimed + closed_today, today, now),
         window_days=WINDOW_DAYS,
         window_start=since,
-        cases_in_window=len(in_window),
-        by_outcome=by_outcome(in_window),
-        by_language=by_language(in_window),
+        cases_in_window=sum(outcomes.values()),
+        by_outcome=outcome_table(outcomes),
+        by_language=language_table(languages),
         open_cases=waiting + claimed,
-        recently_closed=sorted(closed, key=lambda c: c.closed_at or 0, reverse=True)[:recent],
+        recently_closed=recently_closed(referrals, since, recent),
     )

@@ -208,6 +208,52 @@ def test_the_dashboard_figures_for_a_known_day(
     assert [c.id for c in figures.recently_closed] == [erased, first, yesterday]
 
 
+def test_the_window_figures_stay_right_as_past_days_change_between_loads(
+    db: redis.Redis, referrals: Referrals, clock: Clock
+) -> None:
+    """Past days are counted once and kept; an erasure, a new day and another time zone are
+    all seen on the next load."""
+    closed = {}
+    for day, outcome, language in (
+        ("2024-04-09", "declined", "pt"),  # the window's first day
+        ("2024-04-20", "referred_avrr", "sw"),
+        ("2024-05-07", "referred_avrr", "fr"),
+    ):
+        clock.now = at(f"{day} 23:30")
+        case_id = open_case(referrals, f"c{day}", language=language)
+        clock.now += 1200  # opened before midnight, closed after it
+        referrals.close(case_id, "ana", outcome)
+        closed[day] = case_id
+    first = stats.dashboard(referrals, MAPUTO, now=NOW)
+    assert first.cases_in_window == 3
+    assert first.by_outcome["referred_avrr"] == 2
+    assert first.by_language == {"pt": 1, "en": 0, "fr": 1, "sw": 1}
+
+    # Erased after the first load: its figures stay (it is kept for statistics).
+    privacy.anonymise_case(db, closed["2024-04-20"], now=NOW)
+    # A past day that gains a case after it was counted (a backup restored, say) is counted again.
+    clock.now = at("2024-05-07 12:00")
+    late = open_case(referrals, "clate", language="sw")
+    referrals.close(late, "ana", "unreachable")
+    clock.now = NOW
+    today = open_case(referrals, "ctoday", language="en")
+    referrals.close(today, "ana", "information_given")
+    second = stats.dashboard(referrals, MAPUTO, now=NOW)
+    assert second.cases_in_window == 5
+    assert second.by_outcome["information_given"] == 1
+    assert second.by_outcome["unreachable"] == 1
+    assert second.by_outcome["referred_avrr"] == 2
+    assert second.by_language == {"pt": 1, "en": 1, "fr": 1, "sw": 2}
+
+    # A day later the case opened on 9 April has left the window.
+    later = stats.dashboard(referrals, MAPUTO, now=NOW + 86_400)
+    assert later.cases_in_window == 4
+    assert later.by_outcome["declined"] == 0
+    # In UTC the 9 April case was opened at 21:30 on the 9th: still a day inside.
+    utc = stats.dashboard(referrals, ZoneInfo("UTC"), now=NOW)
+    assert utc.cases_in_window == 5
+
+
 def test_the_dashboard_is_fast_with_500_open_cases(
     db: redis.Redis, referrals: Referrals, clock: Clock
 ) -> None:
