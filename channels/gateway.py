@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # unkeyed hashes of the number.
         current.require("gateway")
         db = connect_async(current)
-        app.state.gateway = Gateway(current, db, InboundQueue(db), RasaClient(current))
+        app.state.gateway = Gateway(current, db, InboundQueue(db, current), RasaClient(current))
         yield
         await app.state.gateway.rasa.aclose()
         await db.aclose()
@@ -146,7 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 entry, request.headers.get("I-Twilio-Idempotency-Token")
             )
         except redis.RedisError as error:
-            # Not stored, so not acknowledged: Twilio (or its retry) must try again.
+            # Not stored (or not yet on the replicas it must be on), so not acknowledged:
+            # Twilio (or its retry) must try again.
             log.error("message %s not stored: Redis %s", message.message_sid, type(error).__name__)
             return Response("temporarily unavailable", status_code=503)
         if entry_id is None:

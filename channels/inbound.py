@@ -17,15 +17,22 @@ import redis.asyncio
 from hotline import keys
 from hotline.conversations import Channel
 from hotline.keys import INBOUND_STREAM
+from hotline.settings import Settings
+from hotline.store import execute_replicated_async
 
 SEEN_TTL = 2 * 24 * 3600  # Twilio retries a webhook for hours at most
 MAXLEN = 1_000_000
 
 # Dedup and append in one step: either both happen or neither, so a Redis failure between
-# them can never mark a message as seen without storing it.
+# them can never mark a message as seen without storing it. A duplicate still writes (the
+# seen key's expiry), so a WAIT after it covers the first delivery's append too, which may
+# have been made on another connection, by a gateway that died before it was confirmed.
 _ENQUEUE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then return false end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) return false end
+if KEYS[2] ~= KEYS[1] and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+  return false
+end
 local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
 redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
 if KEYS[2] ~= KEYS[1] then redis.call('SET', KEYS[2], id, 'EX', ARGV[1]) end
@@ -89,19 +96,28 @@ def _flatten(fields: dict[str, str]) -> list[str]:
 
 
 class InboundQueue:
-    """The gateway's side: append a message unless Twilio already delivered it."""
+    """The gateway's side: append a message unless Twilio already delivered it.
 
-    def __init__(self, db: redis.asyncio.Redis) -> None:
+    With `settings` asking for replicas (HOTLINE_REDIS_ACK_REPLICAS), the append, or the
+    duplicate's sighting, is confirmed on them before `add` returns: the webhook is
+    acknowledged only once a failover cannot lose the message (NotReplicated otherwise)."""
+
+    def __init__(self, db: redis.asyncio.Redis, settings: Settings | None = None) -> None:
+        self._db, self._settings = db, settings
         self._enqueue = db.register_script(_ENQUEUE)
 
     async def add(self, entry: InboundEntry, idempotency_token: str | None = None) -> str | None:
         """The new entry's id, or None for a duplicate (same MessageSid or idempotency token)."""
         sid_key = seen_key("sid", entry.message_sid)
         token_key = seen_key("token", idempotency_token) if idempotency_token else sid_key
-        return await self._enqueue(
-            keys=[sid_key, token_key, INBOUND_STREAM, order_key(entry.conversation_id)],
-            args=[SEEN_TTL, MAXLEN, *_flatten(entry.fields())],
-        )
+        script_keys = [sid_key, token_key, INBOUND_STREAM, order_key(entry.conversation_id)]
+        args = [SEEN_TTL, MAXLEN, *_flatten(entry.fields())]
+        if self._settings is None or not self._settings.redis_ack_replicas:
+            return await self._enqueue(keys=script_keys, args=args)
+        async with self._db.pipeline(transaction=False) as pipe:
+            await self._enqueue(keys=script_keys, args=args, client=pipe)
+            (entry_id,) = await execute_replicated_async(pipe, self._settings)
+        return entry_id
 
 
 def append(db: redis.Redis, fields: dict[str, str]) -> str:

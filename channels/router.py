@@ -139,7 +139,12 @@ class Router:
         slow_after: float = 10.0,
         note_after: float = BACKLOG_NOTE_AFTER,
         clock: Callable[[], float] = time.time,
+        check_saved: bool = False,
     ) -> None:
+        # Past one machine: Rasa 3.6 answers even when it could not save the turn to Redis
+        # (its FailSafeTrackerStore falls back to a tracker in memory, as in a failover), so
+        # an answer counts only once the turn is in the tracker in Redis.
+        self.check_saved = check_saved
         self.db = db
         self.rasa = rasa
         self.keywords_file = keywords_file
@@ -447,6 +452,12 @@ class Router:
                 self._note_waiting(cid, language, outcome)
             messages = await call
             outcome_label = "ok"
+            if self.check_saved and message.message_sid and not self._saved(cid, message):
+                log.warning(
+                    "%s: Rasa answered without saving the turn to Redis; asked again later",
+                    message.message_sid,
+                )
+                raise RasaWaiting
         except RasaTimeout as error:
             outcome_label = "timeout"
             self._note_waiting(cid, language, outcome)
@@ -470,7 +481,14 @@ class Router:
             # but Rasa finishes or drops the turn first): its events are not saved yet.
             log.info("conversation %s: Rasa is still on an earlier attempt; waiting", cid)
             raise RasaWaiting
+        if self.check_saved and not self._saved(cid, message_sid):
+            return None  # what Rasa answers from memory after a lost save is not the turn
         return await self.rasa.answered(cid, message_sid)
+
+    def _saved(self, cid: str, message: InboundEntry | str) -> bool:
+        """The turn is in Rasa's tracker in Redis (MessageSids are unique random tokens)."""
+        sid = message if isinstance(message, str) else message.message_sid
+        return sid in (self.db.get(keys.tracker(cid)) or "")
 
     def _rasa_holds(self, cid: str) -> bool:
         """Rasa holds the conversation's ticket lock (its lock store, endpoints.yml) while it

@@ -45,6 +45,7 @@ from hotline.ids import unseal
 from hotline.keys import DEAD_LETTER_STREAM, OUTBOUND_STREAM
 from hotline.logs import setup_logging
 from hotline.settings import Settings, get_settings
+from hotline.store import execute_replicated
 
 log = logging.getLogger("channels.sender")  # also when run as __main__
 
@@ -288,7 +289,11 @@ class Sender(StreamConsumer):
             try:
                 if message is None:
                     handed_over = time.time()
-                    self.db.set(progress, f"{index} {handed_over:.3f}", ex=PROGRESS_TTL)
+                    # The intent is what keeps a body from going twice, so past one machine it
+                    # is on a replica before Twilio hears the body (NotReplicated: it waits).
+                    with self.db.pipeline(transaction=False) as pipe:
+                        pipe.set(progress, f"{index} {handed_over:.3f}", ex=PROGRESS_TTL)
+                        execute_replicated(pipe, self.settings)
                     message = await self._create(handed_over, fields)
             except TwilioRestException as error:
                 # This body and the ones after it never go: every line they carry failed.

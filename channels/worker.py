@@ -80,6 +80,7 @@ class Worker(StreamConsumer):
             eraser or _default_eraser(settings),
             slow_after=slow_after,
             note_after=note_after,
+            check_saved=settings.redis_ack_replicas > 0,
         )
         self._crash_after_rasa = settings.env == "test" and os.environ.get(CRASH_AFTER_RASA) == "1"
 

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     # Closed cases are anonymised after this many days (DESIGN.md: data lifecycle).
     retention_days: int = Field(90, ge=1, alias="HOTLINE_RETENTION_DAYS")
+    # Past one machine (docs/operations.md): Redis replicates after it answers, so a webhook
+    # acknowledged to Twilio, or a body about to be handed to it, is first confirmed on this
+    # many replicas (Redis WAIT, at most this long). 0: one Redis, its append-only file only.
+    redis_ack_replicas: int = Field(0, ge=0, alias="HOTLINE_REDIS_ACK_REPLICAS")
+    redis_ack_timeout_ms: int = Field(500, ge=1, alias="HOTLINE_REDIS_ACK_TIMEOUT_MS")
 
     @property
     def dev_mode(self) -> bool:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
+import redis.asyncio
 
 from hotline.settings import Settings
+
+
+class NotReplicated(redis.ConnectionError):
+    """Fewer replicas than HOTLINE_REDIS_ACK_REPLICAS confirmed a write in time, so a failover
+    now could lose it. A ConnectionError: every caller's "Redis is away" path applies (the
+    webhook is refused for Twilio to retry, the sender waits and tries again)."""
 
 
 def login(settings: Settings) -> dict[str, str]:
@@ -41,3 +50,29 @@ def connect_async(settings: Settings) -> redis.asyncio.Redis:
         health_check_interval=30,
         retry_on_timeout=True,
     )
+
+
+def _confirmed(settings: Settings, results: list[Any]) -> list[Any]:
+    needed = settings.redis_ack_replicas
+    if not needed:
+        return results
+    if results[-1] < needed:
+        raise NotReplicated(f"{results[-1]} of {needed} replica(s) confirmed the write in time")
+    return results[:-1]
+
+
+def execute_replicated(pipe: redis.client.Pipeline, settings: Settings) -> list[Any]:
+    """Execute `pipe`, then, with replicas required, wait for them on the same connection:
+    WAIT counts what that connection wrote, so from any other one it would prove nothing."""
+    if settings.redis_ack_replicas:
+        pipe.wait(settings.redis_ack_replicas, settings.redis_ack_timeout_ms)
+    return _confirmed(settings, pipe.execute())
+
+
+async def execute_replicated_async(
+    pipe: redis.asyncio.client.Pipeline, settings: Settings
+) -> list[Any]:
+    """`execute_replicated` for the asyncio client."""
+    if settings.redis_ack_replicas:
+        pipe.wait(settings.redis_ack_replicas, settings.redis_ack_timeout_ms)
+    return _confirmed(settings, await pipe.execute())

@@ -9,6 +9,8 @@ a session or make a supervisor), the services the families they share, with Rasa
 for the three that erase (an erasure deletes the tracker and rewrites the files: INFO and
 BGREWRITEAOF). No service may run the commands Redis marks dangerous (FLUSHALL, CONFIG, KEYS,
 DEBUG, ...); only `ops`, the operator's tools and the launcher, may.
+Past one machine three more users reach no key at all: `replica` (a replica's login to its
+primary), `sentinel` and `healthcheck` (HAProxy finding the primary; ops/replicas.py).
 
 The ACL file holds SHA-256 hashes, never the passwords. In dev the launcher derives each
 password from HOTLINE_REDIS_KEY (var/dev.env) and writes var/redis/users.acl; in production
@@ -68,9 +70,22 @@ RULES: dict[str, str] = {
     "rasa": f"{_keys(_RASA)} {_SERVICE}",
     "sandbox": f"{_keys(_SANDBOX)} {_channels(_SANDBOX)} {_SERVICE}",
     "ops": "~* &* +@all",
+    **{
+        # Past one machine (docs/operations.md), the servers' own logins, no keys at all: a
+        # replica's to its primary, each Sentinel's to every Redis it watches (the list in
+        # Redis' Sentinel docs), HAProxy's health check that finds the primary.
+        "replica": "+psync +replconf +ping",
+        "sentinel": (
+            "allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role "
+            "+publish +info +client|setname +client|kill +script|kill"
+        ),
+        "healthcheck": "+auth +ping +info",
+    },
 }
+# The logins of Redis' replication, Sentinel and HAProxy: no process of the hotline's.
+INFRASTRUCTURE = frozenset({"replica", "sentinel", "healthcheck"})
 # The processes `make run` starts that log in to Redis, and the user each logs in as.
-USER_OF = {name: name for name in RULES if name != "ops"}
+USER_OF = {name: name for name in RULES if name != "ops" and name not in INFRASTRUCTURE}
 
 
 def derived_password(key: str, user: str) -> str:

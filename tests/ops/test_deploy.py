@@ -388,3 +388,95 @@ def test_the_backup_unit_logs_in_as_ops_and_nothing_less_will_do(tmp_path: Path)
     finally:
         operator.shutdown(nosave=True)
         server.wait(timeout=10)
+
+
+def test_haproxy_accepts_the_redis_config_beside_the_main_one(tmp_path: Path) -> None:
+    """Past one machine: deploy/haproxy/redis.cfg, loaded as the operator loads it (beside
+    haproxy.cfg). tests/ops/test_replicas.py runs this same file against a real failover."""
+    haproxy = tool("haproxy")
+    allow = tmp_path / "allow.lst"
+    allow.write_text("127.0.0.1/32\n")
+    env = {
+        **os.environ,
+        "HOTLINE_TLS_CERT": str(_certificate(tmp_path)),
+        "HOTLINE_CONSOLE_ALLOW": str(allow),
+        "HOTLINE_REDIS_BIND": "127.0.0.1:6380",
+        "HOTLINE_REDIS_NODE1": "127.0.0.1:6379",
+        "HOTLINE_REDIS_NODE2": "127.0.0.1:6381",
+        "REDIS_PASSWORD": "not-a-real-one-0123456789",
+    }
+    result = subprocess.run(
+        [
+            haproxy,
+            "-c",
+            "-f",
+            str(DEPLOY / "haproxy/haproxy.cfg"),
+            "-f",
+            str(DEPLOY / "haproxy/redis.cfg"),
+        ],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 0, said
+    assert "[WARNING]" not in said and "[ALERT]" not in said, said
+    config = (DEPLOY / "haproxy/redis.cfg").read_text()
+    # The password comes from the environment; the check finds the primary by its role.
+    assert '"AUTH healthcheck ${REDIS_PASSWORD}\\r\\n"' in config
+    assert "tcp-check expect string role:master" in config
+
+
+def test_sentinel_watches_the_primary_with_its_own_login(tmp_path: Path) -> None:
+    """deploy/redis/sentinel.conf, with its password appended as docs/operations.md says,
+    started as Debian's redis-sentinel is (redis-server --sentinel) against a Redis with
+    the hotline's users: it logs in as `sentinel` and reads the primary's INFO."""
+    passwords = {user: redis_users.derived_password("k" * 32, user) for user in redis_users.RULES}
+    acl = tmp_path / "users.acl"
+    acl.write_text(redis_users.acl_file(passwords))
+    port, sentinel_port = processes.free_port(), processes.free_port()
+    server = subprocess.Popen(
+        processes.redis_command(port, tmp_path / "data", acl), stdout=subprocess.DEVNULL
+    )
+    conf = tmp_path / "sentinel.conf"
+    conf.touch(mode=0o600)
+    text = (DEPLOY / "redis/sentinel.conf").read_text()
+    assert "sentinel monitor hotline 127.0.0.1 6379 2\n" in text
+    assert "auth-pass" not in text.replace("sentinel auth-pass hotline %s", "")
+    conf.write_text(
+        text.replace("127.0.0.1 6379 2", f"127.0.0.1 {port} 2")
+        + f"sentinel auth-pass hotline {passwords['sentinel']}\n"
+    )
+    sentinel = subprocess.Popen(
+        [
+            "redis-server",
+            str(conf),
+            "--sentinel",
+            "--port",
+            str(sentinel_port),
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=sentinel_port, decode_responses=True, socket_timeout=1)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                master = client.sentinel_master("hotline")
+                # A run id comes only from the primary's INFO, which needs the login.
+                if master["runid"] and master["flags"] == "master":
+                    break
+            except redis.RedisError:
+                pass
+            assert time.monotonic() < deadline, "Sentinel never read the primary's INFO"
+            time.sleep(0.2)
+        assert master["role-reported"] == "master", master
+    finally:
+        sentinel.kill()
+        sentinel.wait(10)
+        server.kill()
+        server.wait(10)

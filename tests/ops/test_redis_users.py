@@ -118,6 +118,60 @@ def test_the_operator_may_do_anything(port: int) -> None:
     assert ops.keys(keys.conversation("*"))
 
 
+def test_the_servers_own_logins_reach_no_key(port: int) -> None:
+    """Replication, Sentinel and HAProxy's check run what their job needs, and nothing reads
+    or writes a key (ops/replicas.py runs them for real: tests/ops/test_replicas.py)."""
+    sentinel = as_user(port, "sentinel")
+    assert sentinel.execute_command("ROLE")[0] == "master"
+    assert "role" in sentinel.info("replication")
+    sentinel.publish("__sentinel__:hello", "x")
+    check = as_user(port, "healthcheck")
+    assert check.ping() and check.info("replication")["role"] == "master"
+    replica = as_user(port, "replica")
+    assert replica.ping()
+    for user in redis_users.INFRASTRUCTURE:
+        server = as_user(port, user)
+        for command in (
+            ("GET", keys.conversation("c1")),
+            ("SET", "anything", "1"),
+            ("XRANGE", keys.INBOUND_STREAM, "-", "+"),
+            ("CONFIG", "GET", "dir"),
+            ("FLUSHALL",),
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                server.execute_command(*command)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        check.execute_command("CLIENT", "KILL", "ID", "1")
+
+
+def test_a_replica_follows_its_primary_with_its_own_login(port: int, tmp_path: Path) -> None:
+    follower_port = processes.free_port()
+    conf = tmp_path / "replica.conf"
+    conf.touch(mode=0o600)
+    conf.write_text(f"masteruser replica\nmasterauth {PASSWORDS['replica']}\n")
+    acl = tmp_path / "users.acl"
+    acl.write_text(redis_users.acl_file(PASSWORDS))
+    command = processes.redis_command(follower_port, tmp_path / "data", acl)
+    follower = subprocess.Popen(
+        [command[0], str(conf), *command[1:], "--replicaof", "127.0.0.1", str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        as_user(port, "ops").set("replicated:probe", "1")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if as_user(follower_port, "ops").get("replicated:probe") == "1":
+                    break
+            except redis.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the replica never caught up"
+            time.sleep(0.1)
+    finally:
+        follower.kill()  # nothing of it is kept
+        follower.wait(10)
+
+
 def test_a_process_logs_in_with_its_settings(port: int, settings_factory) -> None:
     settings = settings_factory(
         REDIS_URL=f"redis://127.0.0.1:{port}/0",
@@ -131,8 +185,10 @@ def test_the_acl_file_holds_hashes_not_passwords() -> None:
     text = redis_users.acl_file(PASSWORDS)
     assert not any(password in text for password in PASSWORDS.values())
     assert text.splitlines()[0].startswith("user default off")
-    # Every process that logs in has a user; the operator's tools have theirs.
-    assert set(redis_users.RULES) == {*REDIS_LOGIN, "ops"}
+    # Every process that logs in has a user; the operator's tools have theirs, and so have
+    # replication, Sentinel and HAProxy's health check past one machine.
+    assert set(redis_users.RULES) == {*REDIS_LOGIN, "ops", *redis_users.INFRASTRUCTURE}
+    assert not set(redis_users.USER_OF) & redis_users.INFRASTRUCTURE
 
 
 def test_the_production_acl_comes_from_the_secrets_folder(tmp_path: Path) -> None:
