@@ -86,13 +86,18 @@ class Stopping(Exception):
     """The process is shutting down in the middle of a retry; the entries stay pending."""
 
 
-def _progress(raw: str | None) -> tuple[int, float | None]:
-    """A run's progress: how many bodies went out, and when the next one was handed to Twilio
-    (None when no request is out, so its outcome is known)."""
+def _progress(raw: str | None) -> tuple[int, float | None, str | None]:
+    """A run's progress: how many bodies went out, when the next one was handed to Twilio
+    (None when no request is out, so its outcome is known), and the id of the run's last
+    entry when it first went out ("sent since last", since "-" when none is out)."""
     if not raw:
-        return 0, None
-    sent, _, since = raw.partition(" ")
-    return int(sent), float(since) if since else None
+        return 0, None, None
+    sent, since, last = [*raw.split(" "), "", ""][:3]
+    return int(sent), float(since) if since not in ("", "-") else None, last or None
+
+
+def _progress_value(sent: int, handed_over: float | None, last: str) -> str:
+    return f"{sent} {'-' if handed_over is None else f'{handed_over:.3f}'} {last}"
 
 
 class Outage:
@@ -252,16 +257,31 @@ class Sender(StreamConsumer):
                 self._record_unsent(entry, cid, channel, "no_address")
             else:
                 sendable.append(entry)
-        if sendable:
-            await self._send(sendable, cid, channel, state["address"])
+        while sendable:
+            sendable = await self._send(sendable, cid, channel, state["address"])
         self._ack(run)
 
-    async def _send(self, run: list[Entry], cid: str, channel: str, sealed: str) -> None:
+    async def _send(self, run: list[Entry], cid: str, channel: str, sealed: str) -> list[Entry]:
+        """Send the run's bodies; returns the entries after the part of the run an earlier
+        attempt had started (they go as a run of their own)."""
+        # How far this run got before a crash, so a retry neither repeats nor loses a body.
+        progress = keys.sending(run[0].id)
+        already, handed_over, last = _progress(self.db.get(progress))
+        rest: list[Entry] = []
+        ids = [e.id for e in run]
+        if last in ids:
+            # A retry sends the run that first went out, no more: its bodies are joined from its
+            # texts, and a replacement sender that took more entries with it after a crash
+            # would join other bodies, which Twilio's list cannot match, so lines already
+            # delivered would go again.
+            cut = ids.index(last) + 1
+            run, rest = run[:cut], run[cut:]
+        last = run[-1].id
         try:
             address = unseal(sealed, self.settings.fernet_key.get_secret_value())
         except ValueError:
-            self._dead_letter(run, "sealed address cannot be opened", cid, channel)
-            return
+            self._dead_letter(run + rest, "sealed address cannot be opened", cid, channel)
+            return []
         sender = (
             self.settings.twilio_whatsapp_from
             if channel == "whatsapp"
@@ -274,9 +294,6 @@ class Sender(StreamConsumer):
         carried = _bodies_of(texts)
         source = ",".join(sorted({e.fields.get("source", "bot") for e in run}))
         case_id = next((e.fields["case_id"] for e in run if e.fields.get("case_id")), None)
-        # How far this run got before a crash, so a retry neither repeats nor loses a body.
-        progress = keys.sending(run[0].id)
-        already, handed_over = _progress(self.db.get(progress))
         for index, body in enumerate(bodies):
             if index < already:
                 continue
@@ -292,14 +309,16 @@ class Sender(StreamConsumer):
                     # The intent is what keeps a body from going twice, so past one machine it
                     # is on a replica before Twilio hears the body (NotReplicated: it waits).
                     with self.db.pipeline(transaction=False) as pipe:
-                        pipe.set(progress, f"{index} {handed_over:.3f}", ex=PROGRESS_TTL)
+                        pipe.set(
+                            progress, _progress_value(index, handed_over, last), ex=PROGRESS_TTL
+                        )
                         execute_replicated(pipe, self.settings)
                     message = await self._create(handed_over, fields)
             except TwilioRestException as error:
                 # This body and the ones after it never go: every line they carry failed.
                 unsent = [e for e, at in zip(run, carried, strict=True) if at.stop > index]
                 self._refused(run, unsent, record_id, cid, channel, error)
-                return
+                return rest
             handed_over = None
             with self.db.pipeline(transaction=True) as pipe:
                 delivery.record(
@@ -317,7 +336,7 @@ class Sender(StreamConsumer):
                 )
                 in_body = [e for e, at in zip(run, carried, strict=True) if index in at]
                 delivery.link(pipe, message.sid, _lines(in_body))
-                pipe.set(progress, index + 1, ex=PROGRESS_TTL)
+                pipe.set(progress, _progress_value(index + 1, None, last), ex=PROGRESS_TTL)
                 pipe.execute()
             log.info(
                 "sent %s to %s (%d segment(s), %s)",
@@ -326,6 +345,7 @@ class Sender(StreamConsumer):
                 sms.segment_count(body),
                 channel,
             )
+        return rest
 
     async def _call(self, call):
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)

@@ -92,6 +92,38 @@ def test_a_sender_killed_while_twilio_has_the_message_does_not_send_it_again(
             replacement.kill()
 
 
+def test_a_reply_queued_behind_one_twilio_has_is_not_joined_to_it_after_a_crash(
+    servers: Servers, db: redis.Redis, tmp_path
+) -> None:
+    """The dead sender had taken a second reply while the first was at Twilio. The replacement
+    takes both at once; joined, they would make a body Twilio's list does not hold, and the
+    first would arrive twice."""
+    env = service_env(servers.settings)
+    phone = Phone(servers, "+258840009002")
+    cid = _person(db, phone)
+    _slow(servers, seconds=60, count=1)
+    conversations.queue_reply(db, cid, "Ola. Pode contar comigo.", source="bot")
+    sender = ChannelProcess("channels.sender", env, tmp_path).start()
+    replacement = None
+    try:
+        assert wait_for(lambda: phone.received(), timeout=20), sender.output()
+        conversations.queue_reply(db, cid, "Quer falar com um conselheiro?", source="bot")
+        # The second reply is in the dead sender's hands too (read, not answered).
+        assert wait_for(
+            lambda: db.xpending(keys.OUTBOUND_STREAM, GROUP)["pending"] == 2, timeout=20
+        ), sender.output()
+        sender.kill()
+        replacement = ChannelProcess("channels.sender", env, tmp_path).start()
+        assert wait_for(lambda: _all_sent(db), timeout=30), replacement.output()
+        time.sleep(1)  # anything sent twice would be in the thread by now
+        assert _parts(phone) == ["Ola. Pode contar comigo.", "Quer falar com um conselheiro?"]
+        assert RECONCILED in replacement.output()
+    finally:
+        sender.kill()
+        if replacement:
+            replacement.kill()
+
+
 def test_a_long_reply_killed_after_its_first_part_goes_on_from_the_second(
     servers: Servers, db: redis.Redis, tmp_path
 ) -> None:
