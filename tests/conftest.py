@@ -213,7 +213,11 @@ def rasa_stack(redis_server: RedisServer, settings_factory, tmp_path_factory) ->
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that start the real Rasa on the trained model are `needs_model`: `make check`
-    (the fast lane) leaves them to `make test`, which trains first."""
+    (the fast lane) leaves them to `make test`, which trains first.
+
+    Under pytest-xdist (`--dist loadgroup`) they are also one group, so a single worker starts
+    the Rasa stack once and runs them in order while the other workers take the rest."""
     for item in items:
         if "rasa_stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.needs_model)
+            item.add_marker(pytest.mark.xdist_group("rasa"))

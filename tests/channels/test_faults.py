@@ -21,6 +21,7 @@ from channels import keywords
 from channels.inbound import order_key
 from channels.worker import CRASH_AFTER_RASA
 from hotline.conversations import INBOUND_STREAM
+from hotline.language import LANGUAGES
 from hotline.settings import PROJECT_ROOT
 from ops import processes
 from tests.channels.conftest import ChannelProcess, Phone, Servers, service_env, wait_for
@@ -132,12 +133,16 @@ def test_a_worker_killed_mid_message_loses_nothing(
         worker.kill()  # Rasa has the first messages; nothing was acknowledged yet
         worker = ChannelProcess("channels.worker", env, tmp_path).start()
         assert wait_for(lambda: all_answered(db, phones), timeout=60), worker.output()
+        # A person kept waiting by the restart may also get the one "received" note (on a
+        # loaded machine the replacement takes seconds to start): the answers are what count.
+        notes = {NOTES.note("received_will_answer", language) for language in LANGUAGES}
         for index, phone in enumerate(phones):
             expected = [f"answer: message {r} from person {index}" for r in (1, 2)]
-            assert wait_for(lambda p=phone, e=expected: parts(p) == e, timeout=20), (
-                parts(phone),
-                sender.output(),
-            )
+            assert wait_for(
+                lambda p=phone, e=expected: [t for t in parts(p) if t not in notes] == e,
+                timeout=20,
+            ), (parts(phone), sender.output())
+            assert sum(part in notes for part in parts(phone)) <= 1
         # This stand-in keeps no tracker, so Rasa saw the interrupted messages twice (the real
         # Rasa does not: see the next test); the person still got one answer to each.
         assert len(stub_rasa.calls) > len(phones) * 2
