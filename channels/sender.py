@@ -40,7 +40,7 @@ from twilio.rest import Client
 from channels import delivery
 from channels.consumer import Entry, StreamConsumer, run_forever
 from channels.twilio_erasure import TwilioErasure
-from hotline import conversations, keys, sms
+from hotline import conversations, keys, metrics, sms
 from hotline.ids import unseal
 from hotline.keys import DEAD_LETTER_STREAM, OUTBOUND_STREAM
 from hotline.logs import setup_logging
@@ -94,6 +94,10 @@ def _progress(raw: str | None) -> tuple[int, float | None, str | None]:
         return 0, None, None
     sent, since, last = [*raw.split(" "), "", ""][:3]
     return int(sent), float(since) if since not in ("", "-") else None, last or None
+
+
+def _timed(outcome: str, started: float) -> None:
+    metrics.TWILIO_SEND_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
 
 def _progress_value(sent: int, handed_over: float | None, last: str) -> str:
@@ -338,6 +342,7 @@ class Sender(StreamConsumer):
                 delivery.link(pipe, message.sid, _lines(in_body))
                 pipe.set(progress, _progress_value(index + 1, None, last), ex=PROGRESS_TTL)
                 pipe.execute()
+            metrics.OUTBOUND_SENT.labels("accepted").inc()
             log.info(
                 "sent %s to %s (%d segment(s), %s)",
                 message.sid,
@@ -353,6 +358,7 @@ class Sender(StreamConsumer):
     async def _retry(self, reason: str, attempt: int) -> None:
         """Wait before trying Twilio again; the outage, not each retry, is what is logged."""
         self.outage.failed(reason)
+        metrics.OUTBOUND_SENT.labels("retry").inc()
         delay = self.backoff(attempt, first=self.retry_first, cap=self.retry_cap)
         log.debug("Twilio retry %d in %.1fs (%s)", attempt, delay, reason)
         if not await self.pause(delay):
@@ -370,17 +376,22 @@ class Sender(StreamConsumer):
                 found = await self._find_sent(handed_over, fields, settle=False)
                 if found is not None:
                     return found
+            started = time.perf_counter()
             try:
                 message = await self._call(call)
                 self.outage.ended()
+                _timed("ok", started)
                 return message
             except TwilioRestException as error:
                 if error.status != 429 and error.status < 500:
                     self.outage.ended()  # Twilio answered: it is up, it refused this one
+                    _timed("refused", started)
                     raise
+                _timed("error", started)
                 reason = f"HTTP {error.status}"
                 unknown = error.status >= 500
             except (requests.RequestException, TwilioException) as error:
+                _timed("error", started)
                 reason = type(error).__name__
                 unknown = True
             attempt += 1
@@ -452,6 +463,7 @@ class Sender(StreamConsumer):
         error: TwilioRestException,
     ) -> None:
         code = error.code or error.status
+        metrics.OUTBOUND_SENT.labels("rejected").inc()
         with self.db.pipeline(transaction=True) as pipe:
             delivery.record(
                 pipe,
@@ -506,6 +518,8 @@ class Sender(StreamConsumer):
         delivery.link(writer, record_id, _lines([entry]))
         if pipe is None:
             writer.execute()
+            # A dead letter (given a pipeline) is counted as one, not as not sent.
+            metrics.OUTBOUND_SENT.labels("not_sent").inc()
         log.info("a reply to %s was not sent: %s", cid, reason)
 
     def _dead_letter(
@@ -526,6 +540,7 @@ class Sender(StreamConsumer):
                     },
                 )
             pipe.execute()
+        metrics.OUTBOUND_SENT.labels("dead_letter").inc(len(run))
         log.error("%d reply(ies) moved to the dead letters: %s", len(run), error)
 
     def _ack(self, run: list[Entry]) -> None:
@@ -549,6 +564,10 @@ def main() -> None:
         concurrency=int(os.environ.get("HOTLINE_SENDER_CONCURRENCY", "16")),
         claim_idle=float(os.environ.get("HOTLINE_CLAIM_IDLE", "30")),
     )
+    port = os.environ.get("HOTLINE_SENDER_METRICS_PORT")
+    if port:
+        # No web server of its own, as the worker (docs/operations.md lists the scrape targets).
+        metrics.serve(int(port))
     run_forever(sender)
 
 

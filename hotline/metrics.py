@@ -116,7 +116,8 @@ OUTBOUND_STATUSES = ("accepted", "rejected", "not_sent", "dead_letter", "retry")
 
 OUTBOUND_SENT = Counter(
     "hotline_outbound_sent",
-    "Outgoing bodies by what became of them at the sender "
+    "What became of outgoing messages at the sender: bodies Twilio accepted or rejected, "
+    "replies not sent or moved to the dead letters, and retries while Twilio was away "
     "(accepted, rejected, not_sent, dead_letter, retry)",
     ("status",),
 )

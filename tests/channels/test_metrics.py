@@ -10,10 +10,11 @@ import time
 
 import httpx
 import redis
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from channels import gateway
-from hotline import keys
+from hotline import conversations, ids, keys
 from hotline.ids import conversation_id
 from ops import processes
 from tests.channels.conftest import (
@@ -26,7 +27,7 @@ from tests.channels.conftest import (
     run_worker,
     wait_for,
 )
-from tests.conftest import SECRET
+from tests.conftest import FERNET_KEY, SECRET
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -155,6 +156,37 @@ def test_a_dead_letter_is_counted(servers: Servers, db: redis.Redis) -> None:
     output, samples = scrape(servers.gateway_url)
     assert value(samples, "hotline_dead_letters") == 1
     assert_nothing_personal(output, phone, "Where can I find a lawyer?")
+
+
+def test_the_sender_counts_what_twilio_took_and_refused_and_times_each_call(
+    servers: Servers, db: redis.Redis
+) -> None:
+    """The sender's own figures (served on HOTLINE_SENDER_METRICS_PORT): one reply taken, one
+    refused by Twilio (21610, the number opted out), one never sent (no address)."""
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = {
+        status: sample("hotline_outbound_sent_total", status=status)
+        for status in ("accepted", "rejected", "not_sent")
+    }
+    calls = {
+        outcome: sample("hotline_twilio_send_seconds_count", outcome=outcome)
+        for outcome in ("ok", "refused")
+    }
+    for number, text in (("+258840000961", "Ola."), ("+15005550004", "Hello.")):
+        address = f"{number}"
+        cid = conversation_id(address, SECRET)
+        conversations.remember(db, cid, channel="sms", sealed_address=ids.seal(address, FERNET_KEY))
+        conversations.queue_reply(db, cid, text, source="bot")
+    conversations.queue_reply(db, "c" * 32, "Nobody to send this to.", source="bot")
+    run_sender(servers.settings)
+
+    for status in ("accepted", "rejected", "not_sent"):
+        assert sample("hotline_outbound_sent_total", status=status) == before[status] + 1
+    for outcome in ("ok", "refused"):
+        assert sample("hotline_twilio_send_seconds_count", outcome=outcome) == calls[outcome] + 1
 
 
 def test_metrics_answer_while_redis_is_away(servers: Servers, settings_factory) -> None:
