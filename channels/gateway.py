@@ -26,6 +26,7 @@ from hotline.ids import conversation_id, seal
 from hotline.logs import setup_logging
 from hotline.rasa import RasaClient
 from hotline.settings import Settings, get_settings
+from hotline.slow_clients import BodyTimeout
 from hotline.store import connect, connect_async
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await metrics.render_in_thread(rasa, metrics.PipelineState(app.state.metrics_db))
 
     app.add_middleware(metrics.MetricsMiddleware, service="gateway", exposition=exposition)
+    # Added last, so outermost: a trickled body is cut before anything else waits on it.
+    app.add_middleware(BodyTimeout)
 
     @app.post("/twilio/messages")
     async def incoming_message(request: Request, gateway: GatewayDep) -> Response:

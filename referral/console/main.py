@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hotline import metrics
 from hotline.logs import setup_logging
 from hotline.settings import get_settings
+from hotline.slow_clients import BodyTimeout
 from referral.console import api, auth, cases, errors, events, supervisor
 from referral.console.deps import db_dep, settings_dep
 
@@ -106,6 +107,8 @@ def create_app() -> FastAPI:
 
     app.add_middleware(metrics.MetricsMiddleware, service="console", exposition=exposition)
     app.add_middleware(SecurityHeaders)
+    # Outermost: a trickled body is cut before a session or a page waits on it.
+    app.add_middleware(BodyTimeout)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
