@@ -25,6 +25,21 @@ AUTH_TOKEN = "test-twilio-auth-token-0123456789"
 ACTION_TOKEN = "test-action-token-0123456789"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashes() -> Iterator[None]:
+    """Argon2 at its production cost is half a second of CPU a hash, and most console tests
+    make an account and sign in: inside the test process the hashes are made at the lowest
+    cost (still argon2id, still verified). Processes the tests start hash at full cost."""
+    from argon2 import PasswordHasher
+
+    from referral import accounts
+
+    production = accounts._hasher
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    accounts._hasher = production
+
+
 class RedisServer:
     """A redis-server process we own, so tests can restart it."""
 
