@@ -176,17 +176,19 @@ def _certificate(folder: Path) -> Path:
     return pem
 
 
-def test_haproxy_accepts_the_config(tmp_path: Path) -> None:
-    haproxy = tool("haproxy")
+def _haproxy_accepts(tmp_path: Path, files: list[str], **variables: str) -> None:
+    """`haproxy -c` over the shipped files, with a certificate and allow list of the test's."""
     allow = tmp_path / "allow.lst"
     allow.write_text("127.0.0.1/32\n")
     env = {
         **os.environ,
         "HOTLINE_TLS_CERT": str(_certificate(tmp_path)),
         "HOTLINE_CONSOLE_ALLOW": str(allow),
+        **variables,
     }
+    options = [option for name in files for option in ("-f", str(DEPLOY / "haproxy" / name))]
     result = subprocess.run(
-        [haproxy, "-c", "-f", str(DEPLOY / "haproxy/haproxy.cfg")],
+        [tool("haproxy"), "-c", *options],
         check=False,
         env=env,
         capture_output=True,
@@ -196,6 +198,10 @@ def test_haproxy_accepts_the_config(tmp_path: Path) -> None:
     said = result.stdout + result.stderr
     assert result.returncode == 0, said
     assert "[WARNING]" not in said and "[ALERT]" not in said, said
+
+
+def test_haproxy_accepts_the_config(tmp_path: Path) -> None:
+    _haproxy_accepts(tmp_path, ["haproxy.cfg"])
 
 
 def test_haproxy_sends_only_twilios_paths_to_the_gateway() -> None:
@@ -393,36 +399,14 @@ def test_the_backup_unit_logs_in_as_ops_and_nothing_less_will_do(tmp_path: Path)
 def test_haproxy_accepts_the_redis_config_beside_the_main_one(tmp_path: Path) -> None:
     """Past one machine: deploy/haproxy/redis.cfg, loaded as the operator loads it (beside
     haproxy.cfg). tests/ops/test_replicas.py runs this same file against a real failover."""
-    haproxy = tool("haproxy")
-    allow = tmp_path / "allow.lst"
-    allow.write_text("127.0.0.1/32\n")
-    env = {
-        **os.environ,
-        "HOTLINE_TLS_CERT": str(_certificate(tmp_path)),
-        "HOTLINE_CONSOLE_ALLOW": str(allow),
-        "HOTLINE_REDIS_BIND": "127.0.0.1:6380",
-        "HOTLINE_REDIS_NODE1": "127.0.0.1:6379",
-        "HOTLINE_REDIS_NODE2": "127.0.0.1:6381",
-        "REDIS_PASSWORD": "not-a-real-one-0123456789",
-    }
-    result = subprocess.run(
-        [
-            haproxy,
-            "-c",
-            "-f",
-            str(DEPLOY / "haproxy/haproxy.cfg"),
-            "-f",
-            str(DEPLOY / "haproxy/redis.cfg"),
-        ],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    _haproxy_accepts(
+        tmp_path,
+        ["haproxy.cfg", "redis.cfg"],
+        HOTLINE_REDIS_BIND="127.0.0.1:6380",
+        HOTLINE_REDIS_NODE1="127.0.0.1:6379",
+        HOTLINE_REDIS_NODE2="127.0.0.1:6381",
+        REDIS_PASSWORD="not-a-real-one-0123456789",
     )
-    said = result.stdout + result.stderr
-    assert result.returncode == 0, said
-    assert "[WARNING]" not in said and "[ALERT]" not in said, said
     config = (DEPLOY / "haproxy/redis.cfg").read_text()
     # The password comes from the environment; the check finds the primary by its role.
     assert '"AUTH healthcheck ${REDIS_PASSWORD}\\r\\n"' in config
