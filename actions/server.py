@@ -4,7 +4,8 @@ The actions open cases and record the risk screen's verdicts for whatever conver
 they are sent, so only Rasa may call them: Rasa shows `HOTLINE_ACTION_TOKEN` in an
 Authorization header (endpoints.yml) and any other caller on the machine gets 401. A body
 is refused past `MAX_BODY_BYTES`, compressed or not (rasa-sdk inflates `deflate` bodies with
-no bound, so a few kilobytes could expand to gigabytes). `/health` stays open for probes.
+no bound, so a few kilobytes could expand to gigabytes). `/health` stays open for probes, and
+`/metrics` for Prometheus on the host (the time of each action by name; nothing a person said).
 
     python -m actions.server --port 5055
 """
@@ -15,7 +16,9 @@ import argparse
 import hmac
 import logging
 import os
+import time
 import zlib
+from typing import Any
 
 from rasa_sdk.endpoint import create_app
 from rasa_sdk.executor import ActionExecutor
@@ -24,6 +27,7 @@ from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from hotline import metrics
 from hotline.logs import setup_logging
 from hotline.settings import Settings, UnsafeSettings
 
@@ -32,7 +36,23 @@ log = logging.getLogger(__name__)
 # A tracker is compacted to its last 240 events past 256 KB (channels/history.py), and Rasa
 # sends it whole with each call: 4 MB leaves room for that and refuses anything absurd.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", metrics.PATH})
+
+
+class TimedExecutor(ActionExecutor):
+    """rasa-sdk's executor, timing every action it runs (hotline_action_seconds)."""
+
+    async def run(self, action_call: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        name = action_call.get("next_action") or ""
+        # Label values from a fixed set: the registered actions' names.
+        label = name if name in self.actions else "unknown"
+        started, outcome = time.perf_counter(), "error"
+        try:
+            result = await super().run(action_call, *args, **kwargs)
+            outcome = "ok"
+            return result
+        finally:
+            metrics.ACTION_SECONDS.labels(label, outcome).observe(time.perf_counter() - started)
 
 
 def _authorised(request: Request, token: str) -> bool:
@@ -53,7 +73,7 @@ def _inflate_bounded(body: bytes) -> bytes | None:
 def build_app(token: str) -> Sanic:
     if not token:
         raise UnsafeSettings("the action server refuses to start: HOTLINE_ACTION_TOKEN is empty")
-    executor = ActionExecutor()
+    executor = TimedExecutor()
     executor.register_package("actions")
     app = create_app(executor, cors_origins=None)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
@@ -63,6 +83,10 @@ def build_app(token: str) -> Sanic:
     @app.exception(PayloadTooLarge)
     async def too_large(request: Request, exception: Exception) -> HTTPResponse:
         return response.json({"error": "body too large"}, status=413)
+
+    @app.get(metrics.PATH)
+    async def exposition(request: Request) -> HTTPResponse:
+        return response.raw(metrics.render(), content_type=metrics.CONTENT_TYPE_LATEST)
 
     @app.on_request
     async def guard(request: Request) -> HTTPResponse | None:

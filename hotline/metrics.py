@@ -135,6 +135,18 @@ def serve(port: int, address: str = "127.0.0.1") -> None:
     start_http_server(port, addr=address)
 
 
+# ---------------------------------------------------------------- for the action server
+# rasa-sdk has no metrics of its own: actions.server times each call its executor runs.
+
+ACTION_SECONDS = Histogram(
+    "hotline_action_seconds",
+    "Time to run one custom action for Rasa, by action name and outcome (ok, error); "
+    "an unknown name counts as unknown",
+    ("action", "outcome"),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
 # ---------------------------------------------------------------- the state in Redis
 
 

@@ -94,6 +94,29 @@ def test_the_health_probe_needs_no_token(action_server: str) -> None:
     assert httpx.get(f"{action_server}/health", timeout=10).status_code == 200
 
 
+def test_prometheus_reads_each_actions_time_and_nothing_a_person_said(action_server: str) -> None:
+    def runs(text: str) -> float:
+        for line in text.splitlines():
+            if line.startswith(
+                'hotline_action_seconds_count{action="action_list_services",outcome="ok"}'
+            ):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = runs(httpx.get(f"{action_server}/metrics", timeout=10).text)
+    reply = _post(
+        action_server,
+        json.dumps(CALL).encode(),
+        Authorization=f"Bearer {ACTION_TOKEN}",
+        **{"Content-Type": "application/json"},
+    )
+    assert reply.status_code == 200
+    scraped = httpx.get(f"{action_server}/metrics", timeout=10)  # no token: loopback only
+    assert scraped.status_code == 200
+    assert runs(scraped.text) == before + 1
+    assert "shelter" not in scraped.text and "c-server-test" not in scraped.text
+
+
 def test_a_compressed_call_from_rasa_still_runs(action_server: str) -> None:
     reply = _post(
         action_server,
