@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from channels.twilio_adapter import sign
 from hotline.settings import Settings
+from hotline.store import login
 from ops import processes
 from referral import accounts
 from referral.queue import Referrals
@@ -285,7 +286,7 @@ def webhook_to_queue(rounds: int) -> list[float]:
 
     environment()
     settings = Settings()
-    db = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    db = redis.Redis.from_url(settings.redis_url, decode_responses=True, **login(settings))
     name = "bench-" + uuid.uuid4().hex[:8]
     accounts.add(db, name, "counsellor", PASSWORD, "en")
     webhook = settings.public_url.rstrip("/") + "/twilio/messages"

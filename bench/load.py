@@ -38,11 +38,14 @@ import redis.asyncio as aioredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from channels.sandbox.app import EVENTS
+from channels import keywords
+from channels.sandbox.app import EVENTS, message_key
 from channels.twilio_adapter import sign
+from hotline.language import LANGUAGES as HOTLINE_LANGUAGES
 from hotline.language import choose_language
 from hotline.settings import Settings
 from hotline.sms import join_messages
+from hotline.store import login
 
 # What people ask most, in each language; nothing here opens a case (the bot would go quiet).
 SCRIPTS = {
@@ -90,9 +93,13 @@ def environment() -> None:
         return
     try:
         from ops.launcher import environment as launcher_environment
+        from ops.launcher import operator_login
     except ImportError:
         return
-    for name, value in launcher_environment().items():
+    # The operator's Redis login (`make run` gives every process its own; a client without
+    # one is refused), read before the launcher's values, which name the Twilio account.
+    login = operator_login(os.environ)
+    for name, value in {**launcher_environment(), **login}.items():
         os.environ.setdefault(name, value)
 
 
@@ -121,6 +128,7 @@ class Phase:
     duplicated: int = 0
     expected_bodies: int = 0
     received_bodies: int = 0
+    received_notes: int = 0  # "we received your message" notes to people kept waiting
 
     def summary(self) -> dict:
         rate = self.messages / self.seconds if self.seconds else 0.0
@@ -132,6 +140,7 @@ class Phase:
             "e2e_p95_ms": round(percentile(self.latencies_ms, 0.95), 1),
             "lost": self.lost,
             "duplicated": self.duplicated,
+            "received_notes": self.received_notes,
         }
         if self.acks_ms:
             out |= {
@@ -157,11 +166,18 @@ def pooled(phases: list[Phase]) -> Phase:
     return total
 
 
+# The one "we received your message" note a person waiting in a backlog gets: a reply of its
+# own, not an answer, so it is counted apart (neither an answer's time nor a duplicate).
+_NOTES = keywords.load(ROOT / "data" / "keywords.yml")
+RECEIVED_NOTES = {_NOTES.note("received_will_answer", language) for language in HOTLINE_LANGUAGES}
+
+
 class Arrivals:
     """Replies reaching the sandbox, per number, timed by the sandbox itself."""
 
     def __init__(self, db: aioredis.Redis) -> None:
         self.db = db
+        self.notes: dict[str, int] = defaultdict(int)
         self.times: dict[str, list[float]] = defaultdict(list)
         self.changed: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._task: asyncio.Task | None = None
@@ -176,6 +192,10 @@ class Arrivals:
             if message.get("type") != "message":
                 continue
             event = json.loads(message["data"])
+            stored = await self.db.get(message_key(event["sid"]))
+            if stored and json.loads(stored).get("body") in RECEIVED_NOTES:
+                self.notes[event["to"]] += 1
+                continue
             self.times[event["to"]].append(float(event["at"]))
             self.changed[event["to"]].set()
 
@@ -344,6 +364,7 @@ class Bench:
         phase.seconds = time.perf_counter() - started
         await asyncio.sleep(self.args.settle)
         phase.received_bodies = sum(len(arrivals.times[c.number]) for c in conversations)
+        phase.received_notes = sum(arrivals.notes[c.number] for c in conversations)
         phase.duplicated = max(0, phase.received_bodies - phase.expected_bodies)
         return phase
 
@@ -356,7 +377,7 @@ async def run(args: argparse.Namespace) -> dict:
             "the benchmark times replies at the sandbox: run it in dev mode (no TWILIO_ACCOUNT_SID)"
         )
     bench = Bench(settings, args)
-    db = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    db = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, **login(settings))
     arrivals = Arrivals(db)
     await arrivals.start()
     try:
@@ -419,7 +440,7 @@ def report(result: dict) -> str:
             f"{result['conversations']} conversations x {result['messages_per_conversation']} messages, "
             f"{result['rounds']} rounds per path, {result['cpus']} CPUs"
         ),
-        f"{'':26}{'msg/s':>8}{'e2e p50':>10}{'e2e p95':>10}{'ack p50':>10}{'ack p99':>10}{'lost':>6}{'dup':>5}",
+        f"{'':26}{'msg/s':>8}{'e2e p50':>10}{'e2e p95':>10}{'ack p50':>10}{'ack p99':>10}{'lost':>6}{'dup':>5}{'notes':>7}",
     ]
     for name, p in (
         ("baseline (Rasa REST)", b),
@@ -429,7 +450,7 @@ def report(result: dict) -> str:
         lines.append(
             f"{name:<26}{p['msg_per_s']:>8.1f}{p['e2e_p50_ms']:>10.0f}{p['e2e_p95_ms']:>10.0f}"
             f"{p.get('ack_p50_ms', float('nan')):>10.1f}{p.get('ack_p99_ms', float('nan')):>10.1f}"
-            f"{p['lost']:>6}{p['duplicated']:>5}"
+            f"{p['lost']:>6}{p['duplicated']:>5}{p.get('received_notes', 0):>7}"
         )
     lines.append(
         f"throughput ratio {r['throughput_ratio']}  e2e p50 +{r['e2e_p50_over_baseline_ms']} ms  "

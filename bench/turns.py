@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from channels import history
 from hotline import keys
 from hotline.settings import Settings
+from hotline.store import login
 
 QUESTION = "quero voltar para Moçambique, como faço?"
 METADATA = {"language": "pt", "channel": "sms"}
@@ -88,8 +89,11 @@ def main() -> int:
     parser.add_argument("--turns", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--samples", type=int, default=3)
     args = parser.parse_args()
+    from bench.load import environment
+
+    environment()  # the running hotline's settings and the operator's Redis login
     settings = Settings()
-    db = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    db = redis.Redis.from_url(settings.redis_url, decode_responses=True, **login(settings))
     params = {"token": settings.rasa_token.get_secret_value()} if settings.rasa_token else {}
     with httpx.Client(base_url=settings.rasa_url, params=params) as client:
         try:
