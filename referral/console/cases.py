@@ -71,12 +71,15 @@ def queue_page(
     clock: ClockDep,
     tab: Tab = "waiting",
 ) -> Response:
+    # The position is taken before the rows are read: a change that lands while they are read
+    # is then followed (one reload too many) rather than skipped (a row left stale).
+    since = stream_position(db)
     return render(
         request,
         "queue.html",
         me=me,
         flash=_flash(request, db),
-        since=stream_position(db),
+        since=since,
         **_queue_context(work, tab, clock()),
     )
 
@@ -123,6 +126,9 @@ def case_page(
     clock: ClockDep,
 ) -> Response:
     now = clock()
+    # Before the transcript is read, as on the queue page: a delivery report that lands while
+    # the page is built (a reply's "delivered" comes within a second) must still reach it.
+    since = stream_position(db)
     context = _transcript_context(work, case_id, zone, now)
     case = context["case"]
     language = case.language or DEFAULT_LANGUAGE
@@ -131,7 +137,7 @@ def case_page(
         "case.html",
         me=me,
         flash=_flash(request, db),
-        since=stream_position(db),
+        since=since,
         **context,
         actions=permissions.actions_for(me, case),
         badge=casework.risk_badge(case),

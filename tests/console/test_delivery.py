@@ -127,6 +127,36 @@ def test_a_status_report_reaches_the_open_case_page_live(
     assert _statuses(fragment) == [("sent", "sent, not yet on the phone")]
 
 
+def test_a_status_report_landing_while_the_case_page_is_built_still_reaches_it(
+    sign_in, open_case, db: redis.Redis, monkeypatch
+) -> None:
+    # A reply's "delivered" comes within a second of the reply, often while the page the
+    # reply redirects to is being built: it must still reach that page, not be skipped.
+    case_id = open_case()
+    ana = sign_in("ana")
+    ana.post(f"/api/cases/{case_id}/claim")
+    ana.post(f"/api/cases/{case_id}/reply", json={"text": "Hello"})
+    ref = _line_ref(db, case_id, "Hello")
+    read_lines = casework.transcript_lines
+
+    def lines_then_a_report(case):
+        lines = read_lines(case)  # the page has read the transcript: still no status
+        _sent(db, case_id, ref, "SM10", "delivered")
+        return lines
+
+    monkeypatch.setattr(casework, "transcript_lines", lines_then_a_report)
+    page = ana.get(f"/cases/{case_id}").text
+    monkeypatch.setattr(casework, "transcript_lines", read_lines)
+    assert _statuses(page) == [("queued", "waiting to be sent")]
+
+    since = re.search(r'id="case" data-case-id="[^"]+" data-since="([^"]+)"', page).group(1)
+    with ana.client.stream("GET", f"/events?case={case_id}&since={since}") as response:
+        events = _events(response, 1)
+    assert [e["data"]["action"] for e in events] == ["delivery"]
+    fragment = ana.get(f"/cases/{case_id}/transcript").text
+    assert _statuses(fragment) == [("delivered", "delivered")]
+
+
 def test_a_reply_to_a_person_who_texted_stop_is_refused_with_the_reason(
     sign_in, open_case, db: redis.Redis
 ) -> None:

@@ -140,15 +140,28 @@
     return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
   }
 
+  // Fetch `url` into `target`, keeping only the newest answer: two reloads in flight can
+  // come back out of order, and the older one (a reply still "sent") must not win.
+  function reloader(target, url, after) {
+    let asked = 0;
+    return () => {
+      const mine = ++asked;
+      background(url())
+        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+        .then((html) => {
+          if (mine !== asked) return;
+          target.innerHTML = html;
+          if (after) after();
+        })
+        .catch(() => {});
+    };
+  }
+
   // ------------------------------------------------------------ the queue page
   const queue = document.getElementById("queue");
   if (queue) {
-    const refresh = debounce(() => {
-      background("/queue/rows?tab=" + encodeURIComponent(queue.dataset.tab))
-        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
-        .then((html) => { queue.innerHTML = html; })
-        .catch(() => {});
-    }, 150);
+    const refresh = debounce(
+      reloader(queue, () => "/queue/rows?tab=" + encodeURIComponent(queue.dataset.tab)), 150);
     follow({ since: queue.dataset.since }, (change) => {
       // A delivery report changes no row: only the case page shows it.
       if (change.action === "delivery") return;
@@ -174,12 +187,8 @@
       if (list) list.scrollTop = list.scrollHeight;
     };
     scrollDown();
-    const reloadTranscript = debounce(() => {
-      background(transcript.dataset.src)
-        .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
-        .then((html) => { transcript.innerHTML = html; scrollDown(); })
-        .catch(() => {});
-    }, 100);
+    const reloadTranscript = debounce(
+      reloader(transcript, () => transcript.dataset.src, scrollDown), 100);
     // New lines, and how far the sent ones got (the sender and Twilio's reports: "delivery").
     const messageActions = new Set(["message_received", "replied", "noted", "sent", "delivery"]);
     follow({ case: casePage.dataset.caseId, since: casePage.dataset.since }, (change) => {
