@@ -31,6 +31,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     start_http_server,
@@ -144,6 +145,32 @@ ACTION_SECONDS = Histogram(
     "an unknown name counts as unknown",
     ("action", "outcome"),
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+# ---------------------------------------------------------------- for housekeeping
+# Retention is a promise to the people who wrote (their data goes after N days): an operator
+# alerts when the last good purge is older than two rounds, not only when the process died.
+
+PURGE_OUTCOMES = ("ok", "redis_error")
+
+PURGE_ROUNDS = Counter(
+    "hotline_purge_rounds",
+    "Retention purges tried by housekeeping, by outcome (ok, redis_error)",
+    ("outcome",),
+)
+PURGE_CASES = Counter(
+    "hotline_purge_cases_anonymised",
+    "Closed cases past the retention period whose transcript and contact were erased",
+)
+PURGE_LAST_OK = Gauge(
+    "hotline_purge_last_ok_timestamp_seconds",
+    "When the last retention purge finished (Unix time; 0 until the first one)",
+)
+PURGE_SECONDS = Histogram(
+    "hotline_purge_seconds",
+    "Time of one retention purge",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 
 

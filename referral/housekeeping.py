@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 import redis
 
+from hotline import metrics
 from hotline.logs import setup_logging
 from hotline.settings import Settings, get_settings
 from hotline.store import connect
@@ -29,10 +31,20 @@ WAKE_EVERY_SECONDS = 60
 def tick(settings: Settings, db: redis.Redis, last_purge: float) -> float:
     """One round of housekeeping; returns when the last purge ran."""
     if time.time() - last_purge >= PURGE_EVERY_SECONDS:
-        purge(
-            db, settings.retention_days * 86400, fernet_key=settings.fernet_key.get_secret_value()
-        )
+        try:
+            with metrics.PURGE_SECONDS.time():
+                anonymised = purge(
+                    db,
+                    settings.retention_days * 86400,
+                    fernet_key=settings.fernet_key.get_secret_value(),
+                )
+        except redis.RedisError:
+            metrics.PURGE_ROUNDS.labels("redis_error").inc()
+            raise
+        metrics.PURGE_ROUNDS.labels("ok").inc()
+        metrics.PURGE_CASES.inc(anonymised)
         last_purge = time.time()
+        metrics.PURGE_LAST_OK.set(last_purge)
     return last_purge
 
 
@@ -54,6 +66,10 @@ def main() -> None:
     settings.require(
         "housekeeping"
     )  # refuses to start without its secrets (and, in prod, its login)
+    port = os.environ.get("HOTLINE_HOUSEKEEPING_METRICS_PORT")
+    if port:
+        # No web server of its own, as the worker and the sender (docs/operations.md).
+        metrics.serve(int(port))
     asyncio.run(run_forever(settings))
 
 
