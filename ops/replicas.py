@@ -26,6 +26,7 @@ claim to be the primary with stale data until a Sentinel told it otherwise).
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -168,6 +169,7 @@ class Topology:
         }
         self.nodes: list[RedisNode] = []
         self.sentinel_ports = [processes.free_port() for _ in range(3)]
+        self.sentinel_password = secrets.token_urlsafe(24)
         self.processes: dict[str, Process] = {}
 
     # ---------------------------------------------------------------- addresses
@@ -202,7 +204,12 @@ class Topology:
         )
 
     def sentinel(self, index: int = 0) -> redis.Redis:
-        return redis.Redis(port=self.sentinel_ports[index], decode_responses=True, socket_timeout=1)
+        return redis.Redis(
+            port=self.sentinel_ports[index],
+            password=self.sentinel_password,
+            decode_responses=True,
+            socket_timeout=1,
+        )
 
     def primary_port(self) -> int | None:
         """The primary's port as the Sentinels name it (the first that answers)."""
@@ -284,6 +291,8 @@ class Topology:
                         f"sentinel parallel-syncs {MASTER_NAME} 1",
                         f"sentinel auth-user {MASTER_NAME} sentinel",
                         f"sentinel auth-pass {MASTER_NAME} {self.password('sentinel')}",
+                        # As deploy/redis/sentinel.conf: the Sentinels' own port is closed too.
+                        f"requirepass {self.sentinel_password}",
                     ]
                 )
                 + "\n",

@@ -318,6 +318,7 @@ def test_secrets_are_made_root_only_never_printed_and_kept(tmp_path: Path) -> No
         "HOTLINE_FERNET_KEY",
         "RASA_TOKEN",
         "HOTLINE_ACTION_TOKEN",
+        "SENTINEL_PASSWORD",
         *(redis_users.secret_file(folder, user).stem for user in redis_users.RULES),
     }
     assert all(v not in first.stdout + first.stderr for v in values.values())
@@ -414,9 +415,10 @@ def test_haproxy_accepts_the_redis_config_beside_the_main_one(tmp_path: Path) ->
 
 
 def test_sentinel_watches_the_primary_with_its_own_login(tmp_path: Path) -> None:
-    """deploy/redis/sentinel.conf, with its password appended as docs/operations.md says,
+    """deploy/redis/sentinel.conf, with its passwords appended as docs/operations.md says,
     started as Debian's redis-sentinel is (redis-server --sentinel) against a Redis with
-    the hotline's users: it logs in as `sentinel` and reads the primary's INFO."""
+    the hotline's users: it logs in as `sentinel` and reads the primary's INFO, and its own
+    port answers nobody without the Sentinel password."""
     passwords = {user: redis_users.derived_password("k" * 32, user) for user in redis_users.RULES}
     acl = tmp_path / "users.acl"
     acl.write_text(redis_users.acl_file(passwords))
@@ -429,9 +431,12 @@ def test_sentinel_watches_the_primary_with_its_own_login(tmp_path: Path) -> None
     text = (DEPLOY / "redis/sentinel.conf").read_text()
     assert "sentinel monitor hotline 127.0.0.1 6379 2\n" in text
     assert "auth-pass" not in text.replace("sentinel auth-pass hotline %s", "")
+    assert "requirepass" not in text.replace("requirepass %s", "")
+    own_password = "the-sentinels-own-0123456789"
     conf.write_text(
         text.replace("127.0.0.1 6379 2", f"127.0.0.1 {port} 2")
         + f"sentinel auth-pass hotline {passwords['sentinel']}\n"
+        + f"requirepass {own_password}\n"
     )
     sentinel = subprocess.Popen(
         [
@@ -445,7 +450,9 @@ def test_sentinel_watches_the_primary_with_its_own_login(tmp_path: Path) -> None
         ],
         stdout=subprocess.DEVNULL,
     )
-    client = redis.Redis(port=sentinel_port, decode_responses=True, socket_timeout=1)
+    client = redis.Redis(
+        port=sentinel_port, password=own_password, decode_responses=True, socket_timeout=1
+    )
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -459,6 +466,12 @@ def test_sentinel_watches_the_primary_with_its_own_login(tmp_path: Path) -> None
             assert time.monotonic() < deadline, "Sentinel never read the primary's INFO"
             time.sleep(0.2)
         assert master["role-reported"] == "master", master
+        # Without its password the Sentinel tells nothing and takes no order.
+        stranger = redis.Redis(port=sentinel_port, decode_responses=True, socket_timeout=1)
+        with pytest.raises(redis.AuthenticationError):
+            stranger.sentinel_master("hotline")
+        with pytest.raises(redis.AuthenticationError):
+            stranger.execute_command("SENTINEL", "FAILOVER", "hotline")
     finally:
         sentinel.kill()
         sentinel.wait(10)
