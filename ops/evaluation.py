@@ -1,9 +1,10 @@
 """`make eval`: the risk screen and the NLU measured through the production path.
 
-Blind figures come first: tests/blind3/, tests/blind2/ and tests/blind/ were written by people
-who never saw the training data, the lexicon or the other sets, and frozen before any tuning.
-The newest is reported first, with the ablation; each older one's figures were read while
-the model was changed afterwards, so it is reported after it and counts for less. The tuning
+Blind figures come first: tests/blind4/ was written by people who never saw the training data,
+the lexicon or the other sets, and frozen before any tuning; it is reported with the ablation.
+The three blind sets before it were read while tuning, so their figures were retired and
+their messages became training data (data/nlu/*/independent.yml) and tuning conversations
+(tests/dev/from_blind.jsonl). The tuning
 sets (tests/dev/, tests/eval/, tests/nlu/) are what the thresholds were chosen on; their
 figures are printed last, marked as such, and are not results. `--calibrate` chooses the
 screen's thresholds on the tuning sets (never a blind one) and writes data/risk/screen.yml;
@@ -31,23 +32,9 @@ from hotline.settings import PROJECT_ROOT, Settings
 from ops.triage import RasaRefused, rasa_parser, read_conversation, triage_turns
 from protection import risk
 
-BLIND = PROJECT_ROOT / "tests" / "blind"
-# Newest first: each was committed before anything was tuned while it existed.
-BLIND_SETS = (
-    (
-        PROJECT_ROOT / "tests" / "blind4",
-        "never tuned on, never looked at while tuning",
-    ),
-    (
-        PROJECT_ROOT / "tests" / "blind3",
-        "never tuned on, but its errors were read to decide the 2026-12-03 changes",
-    ),
-    (
-        PROJECT_ROOT / "tests" / "blind2",
-        "never tuned on, but its aggregates decided which NLU data stays (2026-12-02)",
-    ),
-    (BLIND, "never tuned on, but its aggregates were read while tuning in earlier sessions"),
-)
+BLIND = PROJECT_ROOT / "tests" / "blind4"
+# Each was committed before anything was tuned while it existed; a new one goes first.
+BLIND_SETS = ((BLIND, "never tuned on, never looked at while tuning"),)
 EVAL = PROJECT_ROOT / "tests" / "eval"
 DEV = PROJECT_ROOT / "tests" / "dev"
 NLU_TESTS = PROJECT_ROOT / "tests" / "nlu"
@@ -316,6 +303,7 @@ GRID = {
     # Fixed by design rather than searched: a question or a figure of speech never counts fully.
     "question": (0.25, 0.5, 0.75),
     "figure_of_speech": (0.0, 0.3),
+    "offer_terms": (0.25, 0.5, 1.0),
 }
 
 
