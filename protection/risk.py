@@ -398,6 +398,11 @@ class Thresholds:
     # How much of the model's danger reading counts on a message the lexicon reads as a figure of
     # speech ("my battery is dying", "this heat is killing me", laughter).
     figure_of_speech: float = 0.3
+    # How much of the model's disclosure reading counts on a message followed, later in the
+    # conversation, by a question whether a job offer is safe: "they keep the passport, we pay
+    # the fare from the salary ... is it legit?" describes an offer's terms, not what happened.
+    # Danger now and the lexicon's phrases count in full whatever comes after.
+    offer_terms: float = 1.0
 
 
 def thresholds(path: Path | None = None) -> Thresholds:
@@ -526,11 +531,13 @@ def assess(
     emergency = elevated = False
     not_disclosed = 1.0  # the chance that no message so far is a disclosure, as the model reads it
     own = other = 0.0
+    turns = [_as_turn(raw) if use_model else Turn(_as_turn(raw).text, {}) for raw in messages]
+    # The last message that asks whether a job offer is safe: what came before it is the offer.
+    offer_question = max(
+        (i for i, t in enumerate(turns) if t.intent == "ask_job_offer_safety"), default=-1
+    )
 
-    for index, raw in enumerate(messages):
-        turn = _as_turn(raw)
-        if not use_model:
-            turn = Turn(turn.text, {})
+    for index, turn in enumerate(turns):
         reading = (
             read_message(turn.text, lex) if use_lexicon else MessageReading((), *([False] * 5))
         )
@@ -552,6 +559,8 @@ def assess(
             intents.append("emergency")
         # Danger the model half sees is a disclosure of something wrong all the same.
         message_disclosure = max(evidence.disclosure, evidence.danger)
+        if index < offer_question and not reading.harm:
+            message_disclosure = max(evidence.disclosure * limits.offer_terms, evidence.danger)
         not_disclosed *= 1.0 - message_disclosure
         if message_disclosure >= limits.high and turn.intent in DISCLOSURE_INTENTS:
             intents.append(turn.intent)

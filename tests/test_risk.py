@@ -256,6 +256,24 @@ def test_readings_that_are_mild_one_by_one_add_up_over_the_conversation() -> Non
     assert risk.assess(mild).level in ("high", "emergency")
 
 
+def test_the_terms_of_a_job_offer_asked_about_are_a_question_not_a_disclosure() -> None:
+    # The model reads an offer's terms as a disclosure; the question after them says they are
+    # an offer's. Something that happened, said after the question, counts in full.
+    limits = risk.Thresholds(emergency=0.5, high=0.5, elevated=0.25, offer_terms=0.25)
+    offer = [
+        risk.Turn("a man offers me work on a farm in Zambia", {"ask_job_offer_safety": 0.9}),
+        risk.Turn("they hold the papers there and we repay the bus", {"report_exploitation": 0.8}),
+        risk.Turn("is that safe?", {"ask_job_offer_safety": 0.8}),
+    ]
+    assert risk.assess(offer, limits=limits).level == "elevated"
+    assert risk.assess(offer[1:2], limits=limits).level == "high"  # without the question
+    went = [*offer, risk.Turn("I went, now they lock us in", {"report_exploitation": 0.8})]
+    assert risk.assess(went, limits=limits).level == "high"
+    # Danger now before the question is danger now all the same.
+    danger = [risk.Turn("he is beating me", {"emergency": 0.9}), offer[2]]
+    assert risk.assess(danger, limits=limits).level == "emergency"
+
+
 @pytest.mark.parametrize(
     ("texts", "intents"),
     [
