@@ -94,8 +94,10 @@ release: content-check train validate stories
 eval: setup train
 	@$(HOTLINE) eval
 
+# Every benchmark runs and prints its figures even when one before it failed a check; the
+# target fails at the end if any did.
 bench: setup train
-	@scripts/with-hotline bash -c '$(VENV)/bin/python bench/load.py && $(VENV)/bin/python bench/console.py && $(VENV)/bin/python bench/turns.py && $(VENV)/bin/python bench/durability.py'
+	@scripts/with-hotline bash -c 'failed=0; for b in load console turns durability; do $(VENV)/bin/python bench/$$b.py || { echo "bench/$$b.py: a check failed" >&2; failed=1; }; done; exit $$failed'
 
 bench-train: setup
 	@$(VENV)/bin/python bench/train.py

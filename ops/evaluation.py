@@ -350,7 +350,7 @@ def write_thresholds(limits: risk.Thresholds, f: Figures, n: int, path: Path = S
         "# Where the risk screen's evidence becomes a level (protection/risk.py, Thresholds).",
         "# Chosen on data by `hotline eval --calibrate [--folds 5]`, which sweeps them over the tuning",
         "# sets (tests/dev/, tests/eval/, tests/nlu/ and, with --folds, every training example read by a model",
-        "# trained without it), never tests/blind/, and writes this file; do not tune by hand.",
+        "# trained without it), never a blind set, and writes this file; do not tune by hand.",
         f"# On {n} tuning items when chosen (tuned on, not a result): emergency recall {f.emergency_recall:.3f},",
         f"# high-or-above recall {f.high_or_above_recall:.3f}, benign flagged {f.benign_flagged:.3f}.",
         "thresholds:",
