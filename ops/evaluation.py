@@ -284,15 +284,21 @@ def parse_latency(
 
 # The screen prefers a false alarm to a miss: a counsellor who checks a case that was not
 # one costs minutes, a person in danger left with the bot can cost a life. So the thresholds
-# are the ones that miss least on the tuning sets while flagging at most this share of benign
-# conversations high or above (DESIGN's bound is 0.05; the margin is for unseen words).
+# are the ones that miss least on the tuning sets while flagging at most BENIGN_LIMIT of benign
+# items high or above (the bound is BENIGN_BOUND, issue 10's; the margin is for unseen words).
+# When no thresholds keep within the margin, the bound still holds; when none keep within the
+# bound either, the fewest false alarms win: flooding the queue would bury real cases.
 BENIGN_LIMIT = 0.03
+BENIGN_BOUND = 0.05
 
 
 def _cost(f: Figures) -> tuple[int, float, float]:
-    """Missed emergencies weigh 10, missed disclosures 4; over the benign bound comes last."""
+    """Missed emergencies weigh 10, missed disclosures 4, within the tier of benign flags."""
     misses = 10 * (1 - f.emergency_recall) + 4 * (1 - f.high_or_above_recall)
-    return (int(f.benign_flagged > BENIGN_LIMIT), misses, f.benign_flagged)
+    benign = f.benign_flagged
+    if benign > BENIGN_BOUND + 1e-9:
+        return (2, benign, misses)
+    return (int(benign > BENIGN_LIMIT + 1e-9), misses, benign)
 
 
 GRID = {
