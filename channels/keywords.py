@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from hotline import yamlfiles
+from hotline import language_request, yamlfiles
 from hotline.language import LANGUAGES
+from hotline.language_request import LanguageRequests
 from hotline.text import fold
 
 Kind = Literal["stop", "start", "help", "language", "delete", "back"]
@@ -59,8 +60,7 @@ class Keywords:
     yes: frozenset[str]
     no: frozenset[str]
     texts: dict[str, dict[str, str]]
-    language_names: dict[str, str]  # normalised name -> the language it names
-    asking: frozenset[str]  # the words a request for a language may hold besides the name
+    requests: LanguageRequests  # a language asked for in words
 
     def match(self, text: str) -> Reserved | None:
         word = normalise(text)
@@ -81,21 +81,8 @@ class Keywords:
         return normalise(text) in self.no
 
     def language_request(self, text: str) -> str | None:
-        """The language a message asks for in words, or None.
-
-        Only a message that is nothing but the request counts: one language named, every other
-        word one of the asking words. A longer message is about something else and must reach
-        the bot and the risk screen whole.
-        """
-        words = [w for w in re.split(r"[^\w']+|'", fold(text)) if w]
-        if not words or len(words) > 12:
-            return None
-        named = {self.language_names[w] for w in words if w in self.language_names}
-        if len(named) != 1:
-            return None
-        if any(w not in self.language_names and w not in self.asking for w in words):
-            return None
-        return named.pop()
+        """The language a message asks for in words, or None (hotline/language_request.py)."""
+        return self.requests.asked_for(text)
 
     def note(self, name: str, language: str | None) -> str:
         variants = self.texts[name]
@@ -114,19 +101,12 @@ def parse(data: dict) -> Keywords:
     missing = [name for name in NOTES if name not in texts]
     if missing:
         raise ValueError(f"keywords.yml has no text for: {', '.join(missing)}")
-    requests = data.get("language_requests") or {}
-    names = {
-        fold(str(name)): language
-        for language in LANGUAGES
-        for name in (requests.get("names") or {}).get(language) or []
-    }
     return Keywords(
         words,
         _answers(data, "yes"),
         _answers(data, "no"),
         texts,
-        names,
-        frozenset(fold(str(word)) for word in _every_language(requests.get("asking"))),
+        language_request.parse(data),
     )
 
 

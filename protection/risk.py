@@ -14,6 +14,7 @@ from typing import Literal
 
 from hotline import yamlfiles
 from hotline.language import LANGUAGES
+from hotline.language_request import asked_for
 from hotline.settings import get_settings
 from hotline.text import fold_aligned
 
@@ -538,6 +539,10 @@ def assess(
     )
 
     for index, turn in enumerate(turns):
+        if asked_for(turn.text):
+            # "now I want to write in English please" asks for a language and nothing else:
+            # its "now" is not danger, and it must never open a case.
+            continue
         reading = (
             read_message(turn.text, lex) if use_lexicon else MessageReading((), *([False] * 5))
         )

@@ -275,6 +275,24 @@ def test_the_terms_of_a_job_offer_asked_about_are_a_question_not_a_disclosure() 
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "now I want to write in English please",
+        "nataka kuongea Kiswahili sasa",
+        "agora em português",
+    ],
+)
+def test_a_message_that_only_asks_for_a_language_is_no_risk_whatever_the_model_says(
+    text: str,
+) -> None:
+    # The model may hear danger in "now"; a language asked for must never open a case.
+    misread = risk.Turn(text, {"emergency": 0.6, "choose_language": 0.4})
+    assert risk.assess([misread]).level == "none"
+    said_more = risk.Turn(f"{text}, my boss is beating me", {"emergency": 0.6})
+    assert risk.assess([said_more]).level == "emergency"
+
+
+@pytest.mark.parametrize(
     ("texts", "intents"),
     [
         (
@@ -466,3 +484,18 @@ def test_risk_figures_on_the_labelled_set() -> None:
     # The lexicon alone must keep catching what builds up over turns, whatever the model says.
     assert alone["emergency_recall"] >= 0.90
     assert alone["high_or_above_recall"] >= 0.85
+
+
+def test_when_no_thresholds_keep_benign_flags_in_the_margin_the_bound_still_holds() -> None:
+    from collections import Counter
+
+    from ops.evaluation import Figures, _cost
+
+    def chosen(benign: float, emergency: float) -> Figures:
+        return Figures(100, 10, emergency, 0.98, benign, 0.9, 0.8, {"none": Counter()})
+
+    # Nothing within 3 %: the thresholds within 5 % win over lower ones that miss less.
+    assert _cost(chosen(0.05, 0.976)) < _cost(chosen(0.066, 0.982))
+    # Within the margin, fewer misses win; past the bound, fewer false alarms.
+    assert _cost(chosen(0.02, 0.99)) < _cost(chosen(0.01, 0.95))
+    assert _cost(chosen(0.07, 0.90)) < _cost(chosen(0.09, 1.0))
