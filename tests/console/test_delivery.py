@@ -13,6 +13,7 @@ import html
 import re
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -36,6 +37,15 @@ def _sent(db: redis.Redis, case_id: str, ref: str, sid: str, status: str, **fiel
 
 def _line_ref(db: redis.Redis, case_id: str, text: str) -> str:
     return next(m.ref for m in Referrals(db).transcript(case_id) if m.text == text)
+
+
+def _replied_hello(sign_in, open_case, db: redis.Redis) -> tuple[str, Any, str]:
+    """A case Ana claimed and answered "Hello" in: its id, Ana, and the reply's line."""
+    case_id = open_case()
+    ana = sign_in("ana")
+    ana.post(f"/api/cases/{case_id}/claim")
+    ana.post(f"/api/cases/{case_id}/reply", json={"text": "Hello"})
+    return case_id, ana, _line_ref(db, case_id, "Hello")
 
 
 def _statuses(page: str) -> list[tuple[str, str]]:
@@ -106,11 +116,7 @@ def test_each_outgoing_line_shows_how_far_it_got_in_the_counsellors_language(
 def test_a_status_report_reaches_the_open_case_page_live(
     sign_in, open_case, db: redis.Redis
 ) -> None:
-    case_id = open_case()
-    ana = sign_in("ana")
-    ana.post(f"/api/cases/{case_id}/claim")
-    ana.post(f"/api/cases/{case_id}/reply", json={"text": "Hello"})
-    ref = _line_ref(db, case_id, "Hello")
+    case_id, ana, ref = _replied_hello(sign_in, open_case, db)
 
     def reported() -> None:
         time.sleep(0.4)  # after the page started following
@@ -132,11 +138,7 @@ def test_a_status_report_landing_while_the_case_page_is_built_still_reaches_it(
 ) -> None:
     # A reply's "delivered" comes within a second of the reply, often while the page the
     # reply redirects to is being built: it must still reach that page, not be skipped.
-    case_id = open_case()
-    ana = sign_in("ana")
-    ana.post(f"/api/cases/{case_id}/claim")
-    ana.post(f"/api/cases/{case_id}/reply", json={"text": "Hello"})
-    ref = _line_ref(db, case_id, "Hello")
+    case_id, ana, ref = _replied_hello(sign_in, open_case, db)
     read_lines = casework.transcript_lines
 
     def lines_then_a_report(case):

@@ -21,19 +21,24 @@ from tests.conftest import FERNET_KEY, SECRET
 DAY = 86400
 
 
+def _closed_long_ago(db: redis.Redis, settings) -> str:
+    past = time.time() - (settings.retention_days + 5) * DAY
+    referrals = Referrals(db, clock=lambda: past)
+    case_id = referrals.open_case(
+        "c-metrics",
+        priority="high",
+        channel="sms",
+        language="en",
+        transcript=[(1.0, "person", "they took my passport")],
+    ).case_id
+    referrals.close(case_id, "ana", "referred_police")
+    return case_id
+
+
 def test_cases_closed_before_the_retention_period_are_purged_once_an_hour(
     db: redis.Redis, settings
 ) -> None:
-    past = {"t": time.time() - (settings.retention_days + 5) * DAY}
-    referrals = Referrals(db, clock=lambda: past["t"])
-    old = referrals.open_case(
-        "c-old",
-        priority="high",
-        channel="sms",
-        language="pt",
-        transcript=[(1.0, "person", "o patrão tirou o meu passaporte")],
-    ).case_id
-    referrals.close(old, "ana", "referred_police")
+    old = _closed_long_ago(db, settings)
 
     # Purged less than an hour ago: this round does nothing.
     recent = time.time() - 60
@@ -47,20 +52,6 @@ def test_cases_closed_before_the_retention_period_are_purged_once_an_hour(
 
 def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def _closed_long_ago(db: redis.Redis, settings) -> str:
-    past = time.time() - (settings.retention_days + 5) * DAY
-    referrals = Referrals(db, clock=lambda: past)
-    case_id = referrals.open_case(
-        "c-metrics",
-        priority="high",
-        channel="sms",
-        language="en",
-        transcript=[(1.0, "person", "they took my passport")],
-    ).case_id
-    referrals.close(case_id, "ana", "referred_police")
-    return case_id
 
 
 def test_each_purge_is_counted_and_its_time_kept_so_a_stalled_retention_alerts(
