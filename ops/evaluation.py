@@ -32,9 +32,12 @@ from hotline.settings import PROJECT_ROOT, Settings
 from ops.triage import RasaRefused, rasa_parser, read_conversation, triage_turns
 from protection import risk
 
-BLIND = PROJECT_ROOT / "tests" / "blind4"
+BLIND = PROJECT_ROOT / "tests" / "blind5"
 # Each was committed before anything was tuned while it existed; a new one goes first.
-BLIND_SETS = ((BLIND, "never tuned on, never looked at while tuning"),)
+BLIND_SETS = (
+    (BLIND, "never tuned on, never looked at while tuning"),
+    (PROJECT_ROOT / "tests" / "blind4", "never tuned on; its figures seen since 2026-12-04"),
+)
 EVAL = PROJECT_ROOT / "tests" / "eval"
 DEV = PROJECT_ROOT / "tests" / "dev"
 NLU_TESTS = PROJECT_ROOT / "tests" / "nlu"

@@ -66,7 +66,7 @@ def lexicon_entries(root: Path) -> Iterator[Source]:
 
 
 def measured_messages(root: Path) -> Iterator[Source]:
-    for folder in ("blind4", "dev", "eval"):
+    for folder in ("blind5", "blind4", "dev", "eval"):
         for path in sorted((root / "tests" / folder).glob("*.jsonl")):
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
