@@ -113,17 +113,15 @@ def read_jsonl(path: Path, source: str) -> list[Item]:
 
 
 def held_out(language: str) -> list[tuple[str, str]]:
-    """(text, intent) pairs from tests/nlu/<language>.yml."""
-    path = NLU_TESTS / f"{language}.yml"
-    if not path.exists():
-        return []
-    data = yamlfiles.read(path)
+    """(text, intent) pairs from tests/nlu/<language>.yml and <language>.*.yml (other writers)."""
+    paths = [NLU_TESTS / f"{language}.yml", *sorted(NLU_TESTS.glob(f"{language}.*.yml"))]
     pairs = []
-    for block in data.get("nlu", []):
-        for line in str(block.get("examples", "")).splitlines():
-            text = line.strip().removeprefix("- ").strip()
-            if text:
-                pairs.append((text, block["intent"]))
+    for path in (p for p in paths if p.exists()):
+        for block in yamlfiles.read(path).get("nlu", []):
+            for line in str(block.get("examples", "")).splitlines():
+                text = line.strip().removeprefix("- ").strip()
+                if text:
+                    pairs.append((text, block["intent"]))
     return pairs
 
 
