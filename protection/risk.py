@@ -506,6 +506,31 @@ def _turn_evidence(turn: Turn, reading: MessageReading, limits: Thresholds) -> _
 # ---------------------------------------------------------------- the conversation
 
 
+def _offer_question(turns: Sequence[Turn], lex: Lexicon | None) -> int:
+    """The last message that asks about a job offer the conversation is about, or -1.
+
+    Whatever came before it describes the offer: "a man offers farm work ... they keep the
+    passport, we repay the bus later ... should I go?". The question that closes it need not read
+    as ask_job_offer_safety ("is this trafficking?", "vous pensez que c'est sur?", "niende ama
+    nisiende?"): once a message has asked about an offer, any later question that is not itself a
+    disclosure or danger asks about the same offer.
+    """
+    asked = [i for i, t in enumerate(turns) if t.intent == "ask_job_offer_safety"]
+    if not asked:
+        return -1
+    last = asked[-1]
+    for index in range(asked[0] + 1, len(turns)):
+        turn = turns[index]
+        asks = "?" in turn.text or (lex is not None and read_message(turn.text, lex).question)
+        if (
+            asks
+            and turn.intent not in (*DISCLOSURE_INTENTS, "emergency")
+            and not asked_for(turn.text)
+        ):
+            last = max(last, index)
+    return last
+
+
 def assess(
     messages: Sequence[TurnLike],
     *,
@@ -533,10 +558,7 @@ def assess(
     not_disclosed = 1.0  # the chance that no message so far is a disclosure, as the model reads it
     own = other = 0.0
     turns = [_as_turn(raw) if use_model else Turn(_as_turn(raw).text, {}) for raw in messages]
-    # The last message that asks whether a job offer is safe: what came before it is the offer.
-    offer_question = max(
-        (i for i, t in enumerate(turns) if t.intent == "ask_job_offer_safety"), default=-1
-    )
+    offer_question = _offer_question(turns, lex if use_lexicon else None)
 
     for index, turn in enumerate(turns):
         if asked_for(turn.text):

@@ -274,6 +274,32 @@ def test_the_terms_of_a_job_offer_asked_about_are_a_question_not_a_disclosure() 
     assert risk.assess(danger, limits=limits).level == "emergency"
 
 
+def test_any_later_question_about_an_offer_closes_its_terms() -> None:
+    # The question after the terms need not read as ask_job_offer_safety: "is this trafficking?"
+    # or "should I go?" asks about the same offer. A question that itself discloses does not.
+    limits = risk.Thresholds(emergency=0.5, high=0.5, elevated=0.25, offer_terms=0.25)
+    offer = risk.Turn(
+        "a man at church recruits for a farm in Zambia", {"ask_job_offer_safety": 0.9}
+    )
+    terms = risk.Turn("he wants our voter cards before we leave", {"report_exploitation": 0.8})
+    for closing in (
+        risk.Turn("is this trafficking?", {"ask_trafficking_info": 0.9}),
+        risk.Turn("niende ama nisiende?", {"goodbye": 0.6}),
+    ):
+        assert risk.assess([offer, terms, closing], limits=limits).level == "elevated"
+    told = risk.Turn(
+        "now he keeps my card and won't give it, what do I do?", {"report_exploitation": 0.9}
+    )
+    assert risk.assess([offer, terms, told], limits=limits).level == "high"
+    # Without an offer asked about first, the same words are a disclosure.
+    assert (
+        risk.assess(
+            [terms, risk.Turn("is this trafficking?", {"ask_trafficking_info": 0.9})], limits=limits
+        ).level
+        == "high"
+    )
+
+
 @pytest.mark.parametrize(
     "text",
     [
